@@ -1,0 +1,1 @@
+"""Portfolio generator and benchmark harness."""

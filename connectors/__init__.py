@@ -1,0 +1,1 @@
+"""One sub-package per outside system. Connectors never import Prefect."""

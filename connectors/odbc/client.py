@@ -1,0 +1,131 @@
+"""The only module of this connector that talks to the database."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import pyodbc
+from pydantic import SecretStr
+
+from connectors.errors import FatalError, RetriableError
+from connectors.odbc.mapping import to_canonical
+from connectors.odbc.settings import OdbcSettings
+from ledger.ports import Cursor, Page
+from ledger.records import WriteBack, WriteResult
+
+_NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+
+
+def named_to_qmark(sql: str, params: Mapping[str, Any]) -> tuple[str, list[Any]]:
+    """Turn ``:name`` parameters into ODBC ``?`` markers with their values in order."""
+    order: list[str] = []
+
+    def repl(m: re.Match[str]) -> str:
+        order.append(m.group(1))
+        return "?"
+
+    out = _NAMED.sub(repl, sql)
+    missing = [n for n in order if n not in params]
+    if missing:
+        raise FatalError(f"query parameter(s) without a value: {', '.join(sorted(set(missing)))}")
+    return out, [params[n] for n in order]
+
+
+def _is_sqlite(conn_str: str) -> bool:
+    return "sqlite" in conn_str.lower()
+
+
+class _Connection:
+    def __init__(self, settings: OdbcSettings, password: SecretStr | None) -> None:
+        self.settings = settings
+        self._password = password
+
+    def connect(self) -> pyodbc.Connection:
+        conn_str = self.settings.connection_string
+        if self._password is not None:
+            conn_str = f"{conn_str.rstrip(';')};PWD={{{self._password.get_secret_value()}}}"
+        try:
+            conn = pyodbc.connect(conn_str, timeout=self.settings.login_timeout_seconds, autocommit=False)
+        except pyodbc.OperationalError as exc:
+            raise RetriableError(f"ODBC connect failed: {exc.args[0] if exc.args else 'error'}") from None
+        except pyodbc.Error as exc:
+            raise FatalError(f"ODBC connect refused: {exc.args[0] if exc.args else 'error'}") from None
+        conn.timeout = self.settings.query_timeout_seconds
+        return conn
+
+
+class OdbcReader(_Connection):
+    """``SourceReader`` over ODBC: streamed pages (``fetchmany``), watermark cursor."""
+
+    def __init__(self, settings: OdbcSettings, password: SecretStr | None = None, source: str = "odbc") -> None:
+        super().__init__(settings, password)
+        self.source = source
+
+    def read(self, entity: str, since: Cursor) -> Iterator[Page]:
+        spec = self.settings.entities.get(entity)  # type: ignore[call-overload]
+        if spec is None:
+            return
+        params = {"watermark": since.get("watermark", ""), "last_key": since.get("key", "")}
+        sql, values = named_to_qmark(spec.query, params)
+        conn = self.connect()
+        try:
+            cur = conn.cursor()
+            cur.execute(sql, values)
+            names = [d[0] for d in cur.description]
+            for col in (spec.key, spec.watermark):
+                if col not in names:
+                    raise FatalError(f"{self.source}.{entity}: the query returns no column {col!r}")
+            while True:
+                rows = cur.fetchmany(self.settings.page_size)
+                if not rows:
+                    break
+                records = [dict(zip(names, r, strict=True)) for r in rows]
+                frame = to_canonical(entity, records, spec.columns)
+                last = records[-1]
+                yield Page(frame, {"watermark": str(last[spec.watermark]), "key": str(last[spec.key])})
+        except pyodbc.OperationalError as exc:
+            raise RetriableError(f"{self.source}.{entity}: read failed: {exc.args[0] if exc.args else ''}") from None
+        finally:
+            conn.close()
+
+
+class OdbcWriter(_Connection):
+    """``StatusWriter`` over ODBC: parameterised UPDATEs in one transaction per batch.
+
+    A statement that touches no row means the record changed since we read it (its
+    version no longer matches) or is gone: reported as ``conflict``, never forced.
+    """
+
+    def write(self, changes: Sequence[WriteBack]) -> Sequence[WriteResult]:
+        if not changes:
+            return []
+        conn = self.connect()
+        results: list[WriteResult] = []
+        try:
+            cur = conn.cursor()
+            if self.settings.fast_executemany and not _is_sqlite(self.settings.connection_string):
+                cur.fast_executemany = True
+            for ch in changes:
+                stmt = self.settings.write_back.get(ch.entity)
+                if stmt is None:
+                    results.append(WriteResult(ch.change_id, "failed", f"no write_back statement for {ch.entity}"))
+                    continue
+                params = {**ch.values, "record_id": ch.record_id, "expected_version": ch.expected_version}
+                sql, values = named_to_qmark(stmt, params)
+                cur.execute(sql, values)
+                if cur.rowcount == 0:
+                    results.append(WriteResult(ch.change_id, "conflict", "record changed or missing in source"))
+                else:
+                    results.append(WriteResult(ch.change_id, "applied"))
+            conn.commit()
+        except pyodbc.OperationalError as exc:
+            conn.rollback()
+            raise RetriableError(f"write-back failed: {exc.args[0] if exc.args else ''}") from None
+        except pyodbc.Error as exc:
+            conn.rollback()
+            raise FatalError(f"write-back refused: {exc.args[0] if exc.args else ''}") from None
+        finally:
+            conn.close()
+        return results

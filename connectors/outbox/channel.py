@@ -1,0 +1,55 @@
+"""Files as a channel: ``<dir>/<channel>/<YYYY-MM-DD>/<message_id>.txt``."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from ledger.records import OutboundMessage, Receipt
+
+
+class OutboxSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["outbox"] = "outbox"
+    dir: str
+
+
+class OutboxChannel:
+    def __init__(self, name: str, settings: OutboxSettings) -> None:
+        self.name = name
+        self.root = Path(settings.dir) / name
+
+    def _path(self, msg_id: str) -> Path | None:
+        hits = list(self.root.glob(f"*/{msg_id}.txt"))
+        return hits[0] if hits else None
+
+    def send(self, batch: Sequence[OutboundMessage]) -> Sequence[Receipt]:
+        receipts = []
+        for m in batch:
+            day = (m.send_after.date().isoformat() if m.send_after else "undated")
+            folder = self.root / day
+            folder.mkdir(parents=True, exist_ok=True)
+            final = folder / f"{m.message_id}.txt"
+            tmp = folder / f".{m.message_id}.tmp"
+            head = {"message_id": m.message_id, "channel": self.name, "step": m.step, "to": m.to, "subject": m.subject}
+            with open(tmp, "w", encoding="utf-8") as fh:
+                fh.write(json.dumps(head, ensure_ascii=False) + "\n\n" + m.body_text)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, final)
+            receipts.append(Receipt(m.message_id, "sent", provider_id=str(final.relative_to(self.root))))
+        return receipts
+
+    def lookup(self, message_ids: Sequence[str]) -> Mapping[str, Receipt]:
+        out = {}
+        for mid in message_ids:
+            p = self._path(mid)
+            if p is not None:
+                out[mid] = Receipt(mid, "sent", provider_id=str(p.relative_to(self.root)))
+        return out

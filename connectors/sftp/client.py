@@ -1,0 +1,190 @@
+"""The only module of this connector that talks SFTP.
+
+Host keys are pinned (a configured SHA256 fingerprint or a known_hosts file) and never
+auto-added. Downloads land under a temporary name, are size-checked and hashed, and only
+then renamed into place, so a dropped connection leaves nothing half-read behind.
+"""
+
+from __future__ import annotations
+
+import base64
+import fnmatch
+import hashlib
+import io
+import posixpath
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import paramiko
+from pydantic import SecretStr
+
+from connectors.errors import FatalError, RetriableError
+from connectors.sftp.settings import SftpSettings
+
+
+def fingerprint_of(key: paramiko.PKey) -> str:
+    digest = hashlib.sha256(key.asbytes()).digest()
+    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+
+
+class _PinnedFingerprint(paramiko.MissingHostKeyPolicy):
+    def __init__(self, expected: str) -> None:
+        self.expected = expected.strip()
+
+    def missing_host_key(self, client: Any, hostname: str, key: paramiko.PKey) -> None:
+        got = fingerprint_of(key)
+        if got != self.expected:
+            raise FatalError(f"host key of {hostname} is {got}, expected {self.expected}: refusing to connect")
+
+
+@dataclass(frozen=True)
+class Downloaded:
+    remote_name: str
+    local_path: Path
+    sha256: str
+    size: int
+
+
+def _load_pkey(text: str) -> paramiko.PKey:
+    for cls in (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey):
+        try:
+            return cls.from_private_key(io.StringIO(text))
+        except (paramiko.SSHException, ValueError):
+            continue
+    raise FatalError("private key could not be read (ed25519, ecdsa or rsa expected)")
+
+
+class SftpClient:
+    def __init__(
+        self,
+        settings: SftpSettings,
+        password: SecretStr | None = None,
+        private_key: SecretStr | None = None,
+    ) -> None:
+        self.s = settings
+        self._password = password
+        self._key = private_key
+        self._ssh: paramiko.SSHClient | None = None
+        self._sftp: paramiko.SFTPClient | None = None
+
+    def __enter__(self) -> SftpClient:
+        self.connect()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def connect(self) -> None:
+        ssh = paramiko.SSHClient()
+        if self.s.known_hosts:
+            ssh.load_host_keys(str(Path(self.s.known_hosts).expanduser()))
+            ssh.set_missing_host_key_policy(paramiko.RejectPolicy())
+        else:
+            assert self.s.host_key_fingerprint
+            ssh.set_missing_host_key_policy(_PinnedFingerprint(self.s.host_key_fingerprint))
+        pkey = _load_pkey(self._key.get_secret_value()) if self._key else None
+        try:
+            ssh.connect(
+                self.s.host,
+                port=self.s.port,
+                username=self.s.username,
+                password=self._password.get_secret_value() if self._password else None,
+                pkey=pkey,
+                timeout=self.s.connect_timeout_seconds,
+                banner_timeout=self.s.banner_timeout_seconds,
+                auth_timeout=self.s.auth_timeout_seconds,
+                allow_agent=False,
+                look_for_keys=False,
+            )
+        except FatalError:
+            ssh.close()
+            raise
+        except paramiko.AuthenticationException:
+            ssh.close()
+            raise FatalError(f"SFTP authentication refused for user {self.s.username}") from None
+        except paramiko.BadHostKeyException as exc:
+            ssh.close()
+            raise FatalError(f"host key mismatch for {exc.hostname}: refusing to connect") from None
+        except paramiko.SSHException as exc:
+            ssh.close()
+            if "not found in known_hosts" in str(exc):
+                raise FatalError(f"host key of {self.s.host} not in known_hosts: refusing") from None
+            raise RetriableError(f"SFTP connection failed: {exc}") from None
+        except (OSError, socket.timeout) as exc:
+            ssh.close()
+            raise RetriableError(f"SFTP connection to {self.s.host}:{self.s.port} failed: {exc}") from None
+        sftp = ssh.open_sftp()
+        sftp.get_channel().settimeout(self.s.connect_timeout_seconds * 4)  # type: ignore[union-attr]
+        self._ssh, self._sftp = ssh, sftp
+
+    @property
+    def sftp(self) -> paramiko.SFTPClient:
+        if self._sftp is None:
+            raise FatalError("SFTP client is not connected")
+        return self._sftp
+
+    def close(self) -> None:
+        if self._sftp is not None:
+            self._sftp.close()
+        if self._ssh is not None:
+            self._ssh.close()
+        self._sftp = self._ssh = None
+
+    def list_new(self) -> list[str]:
+        """File names in ``remote_dir`` matching ``pattern``, oldest name first."""
+        try:
+            names = self.sftp.listdir(self.s.remote_dir)
+        except OSError as exc:
+            raise RetriableError(f"cannot list {self.s.remote_dir}: {exc}") from None
+        return sorted(n for n in names if fnmatch.fnmatch(n, self.s.pattern) and not n.startswith("."))
+
+    def download(self, name: str, local_dir: Path) -> Downloaded:
+        if "/" in name or name in (".", ".."):
+            raise FatalError(f"refusing remote file name {name!r}")
+        remote = posixpath.join(self.s.remote_dir, name)
+        local_dir.mkdir(parents=True, exist_ok=True)
+        tmp = local_dir / f".{name}.part"
+        try:
+            size = self.sftp.stat(remote).st_size or 0
+            if size > self.s.max_file_bytes:
+                raise FatalError(f"{name}: {size} bytes exceeds the {self.s.max_file_bytes} limit")
+            self.sftp.get(remote, str(tmp))
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            tmp.unlink(missing_ok=True)
+            raise RetriableError(f"download of {name} interrupted: {exc}") from None
+        got = tmp.stat().st_size
+        if got != size:
+            tmp.unlink(missing_ok=True)
+            raise RetriableError(f"{name}: got {got} of {size} bytes")
+        digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
+        final = local_dir / name
+        tmp.replace(final)
+        return Downloaded(name, final, digest, got)
+
+    def move(self, name: str, to_dir: str) -> None:
+        src = posixpath.join(self.s.remote_dir, name)
+        try:
+            self._ensure_dir(to_dir)
+            target = posixpath.join(to_dir, name)
+            try:
+                self.sftp.stat(target)
+                target = posixpath.join(to_dir, f"{name}.{hashlib.sha256(src.encode()).hexdigest()[:8]}")
+            except OSError:
+                pass
+            self.sftp.rename(src, target)
+        except OSError as exc:
+            raise RetriableError(f"cannot move {name} to {to_dir}: {exc}") from None
+
+    def upload(self, local: Path, remote_dir: str) -> None:
+        self._ensure_dir(remote_dir)
+        tmp = posixpath.join(remote_dir, f".{local.name}.part")
+        self.sftp.put(str(local), tmp)
+        self.sftp.rename(tmp, posixpath.join(remote_dir, local.name))
+
+    def _ensure_dir(self, path: str) -> None:
+        try:
+            self.sftp.stat(path)
+        except OSError:
+            self.sftp.mkdir(path)

@@ -1,0 +1,199 @@
+"""A small SFTP server on loopback, for the embedded default and the tests.
+
+Built on paramiko's server interface: one root folder, one user with a public key or a
+password, paths confined to the root (``..`` and absolute escapes refused). It is a real
+SFTP peer speaking the protocol over TCP, not a mock of the client.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from pathlib import Path
+from typing import Any
+
+import paramiko
+from paramiko.sftp import SFTP_FAILURE, SFTP_NO_SUCH_FILE, SFTP_OK, SFTP_PERMISSION_DENIED
+
+log = logging.getLogger(__name__)
+
+
+class _Handle(paramiko.SFTPHandle):
+    def stat(self) -> Any:
+        try:
+            return paramiko.SFTPAttributes.from_stat(os.fstat(self.readfile.fileno()))  # type: ignore[attr-defined]
+        except OSError as exc:
+            return paramiko.SFTPServer.convert_errno(exc.errno)
+
+
+class _Sftp(paramiko.SFTPServerInterface):
+    def __init__(self, server: Any, root: Path, *args: Any, **kwargs: Any) -> None:
+        super().__init__(server, *args, **kwargs)
+        self.root = root.resolve()
+
+    def _real(self, path: str) -> Path:
+        p = (self.root / path.lstrip("/")).resolve()
+        if p != self.root and self.root not in p.parents:
+            raise PermissionError(path)
+        return p
+
+    def _guard(self, fn: Any) -> Any:
+        try:
+            return fn()
+        except PermissionError:
+            return SFTP_PERMISSION_DENIED
+        except FileNotFoundError:
+            return SFTP_NO_SUCH_FILE
+        except OSError as exc:
+            return paramiko.SFTPServer.convert_errno(exc.errno) if exc.errno else SFTP_FAILURE
+
+    def canonicalize(self, path: str) -> str:
+        return "/" + str(Path("/", path).resolve()).lstrip("/")
+
+    def list_folder(self, path: str) -> Any:
+        def go() -> Any:
+            real = self._real(path)
+            out = []
+            for name in sorted(os.listdir(real)):
+                attr = paramiko.SFTPAttributes.from_stat(os.stat(real / name))
+                attr.filename = name
+                out.append(attr)
+            return out
+
+        return self._guard(go)
+
+    def stat(self, path: str) -> Any:
+        return self._guard(lambda: paramiko.SFTPAttributes.from_stat(os.stat(self._real(path))))
+
+    lstat = stat
+
+    def open(self, path: str, flags: int, attr: Any) -> Any:
+        def go() -> Any:
+            real = self._real(path)
+            fd = os.open(real, flags | getattr(os, "O_BINARY", 0), 0o644)
+            if flags & os.O_WRONLY:
+                mode = "ab" if flags & os.O_APPEND else "wb"
+            elif flags & os.O_RDWR:
+                mode = "a+b" if flags & os.O_APPEND else "r+b"
+            else:
+                mode = "rb"
+            f = os.fdopen(fd, mode)
+            h = _Handle(flags)
+            h.filename = str(real)
+            h.readfile = f
+            h.writefile = f
+            return h
+
+        return self._guard(go)
+
+    def remove(self, path: str) -> Any:
+        return self._guard(lambda: (os.remove(self._real(path)), SFTP_OK)[1])
+
+    def rename(self, oldpath: str, newpath: str) -> Any:
+        def go() -> Any:
+            new = self._real(newpath)
+            if new.exists():
+                return SFTP_FAILURE
+            os.rename(self._real(oldpath), new)
+            return SFTP_OK
+
+        return self._guard(go)
+
+    def posix_rename(self, oldpath: str, newpath: str) -> Any:
+        return self._guard(lambda: (os.replace(self._real(oldpath), self._real(newpath)), SFTP_OK)[1])
+
+    def mkdir(self, path: str, attr: Any) -> Any:
+        return self._guard(lambda: (os.mkdir(self._real(path)), SFTP_OK)[1])
+
+    def rmdir(self, path: str) -> Any:
+        return self._guard(lambda: (os.rmdir(self._real(path)), SFTP_OK)[1])
+
+
+class _Auth(paramiko.ServerInterface):
+    def __init__(self, username: str, password: str | None, public_key: paramiko.PKey | None) -> None:
+        self.username, self.password, self.public_key = username, password, public_key
+
+    def check_channel_request(self, kind: str, chanid: int) -> int:
+        return paramiko.OPEN_SUCCEEDED if kind == "session" else paramiko.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
+
+    def get_allowed_auths(self, username: str) -> str:
+        kinds = []
+        if self.public_key is not None:
+            kinds.append("publickey")
+        if self.password is not None:
+            kinds.append("password")
+        return ",".join(kinds)
+
+    def check_auth_password(self, username: str, password: str) -> int:
+        ok = self.password is not None and username == self.username and password == self.password
+        return paramiko.AUTH_SUCCESSFUL if ok else paramiko.AUTH_FAILED
+
+    def check_auth_publickey(self, username: str, key: paramiko.PKey) -> int:
+        ok = self.public_key is not None and username == self.username and key == self.public_key
+        return paramiko.AUTH_SUCCESSFUL if ok else paramiko.AUTH_FAILED
+
+
+class LocalSftpServer:
+    """Serve ``root`` over SFTP on 127.0.0.1; ``port=0`` picks a free port."""
+
+    def __init__(
+        self,
+        root: Path,
+        host_key: paramiko.PKey,
+        username: str,
+        password: str | None = None,
+        public_key: paramiko.PKey | None = None,
+        port: int = 0,
+    ) -> None:
+        self.root = Path(root)
+        self.host_key = host_key
+        self.auth = _Auth(username, password, public_key)
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", port))
+        self._sock.listen(16)
+        self._sock.settimeout(0.2)
+        self.port: int = self._sock.getsockname()[1]
+        self._stop = threading.Event()
+        self._transports: list[paramiko.Transport] = []
+        self._thread = threading.Thread(target=self._serve, name="local-sftp", daemon=True)
+
+    def __enter__(self) -> LocalSftpServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except (TimeoutError, OSError):
+                continue
+            t = paramiko.Transport(conn)
+            t.add_server_key(self.host_key)
+            t.set_subsystem_handler("sftp", paramiko.SFTPServer, _Sftp, self.root)
+            try:
+                t.start_server(server=self.auth)
+            except (paramiko.SSHException, EOFError, OSError):
+                t.close()
+                continue
+            self._transports.append(t)
+
+    def drop_connections(self) -> None:
+        """Kill every open session (to test resuming after a dropped connection)."""
+        for t in self._transports:
+            t.close()
+        self._transports.clear()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.drop_connections()
+        self._thread.join(timeout=5)
+        self._sock.close()

@@ -1,0 +1,218 @@
+"""The ``vangnet`` command line (typer). Heavy imports (Prefect, GX) happen inside the
+commands that need them, so quick commands stay quick."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sys
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="vangnet: social debt collection hub")
+statements_app = typer.Typer(no_args_is_help=True, help="Bank statements")
+reference_app = typer.Typer(no_args_is_help=True, help="Payment references (betalingskenmerk, RF)")
+fees_app = typer.Typer(no_args_is_help=True, help="Statutory fees")
+creditor_app = typer.Typer(no_args_is_help=True, help="Creditor operations")
+app.add_typer(statements_app, name="statements")
+app.add_typer(reference_app, name="reference")
+app.add_typer(fees_app, name="fees")
+app.add_typer(creditor_app, name="creditor")
+
+
+def _quiet_prefect() -> None:
+    """Local ephemeral Prefect by default, no telemetry."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+
+
+def _now(value: str | None) -> dt.datetime:
+    from transforms.contact_window import AMS
+
+    if value is None:
+        return dt.datetime.now(dt.UTC)
+    t = dt.datetime.fromisoformat(value)
+    return t if t.tzinfo else t.replace(tzinfo=AMS)
+
+
+def _fail(msg: str, code: int = 2) -> None:
+    typer.echo(msg, err=True)
+    raise typer.Exit(code)
+
+
+@app.command()
+def demo(
+    workdir: Path = typer.Option(Path("var/demo"), help="folder for the demo creditor (seeded on first use)"),
+    debtors: int = typer.Option(2000, min=10, help="portfolio size when seeding"),
+    as_json: bool = typer.Option(False, "--json", help="end with a JSON summary line"),
+    now: str | None = typer.Option(None, help="the cycle's clock (ISO 8601, Europe/Amsterdam if no zone)"),
+) -> None:
+    """Seed the demo creditor in WORKDIR (first use) and run the daily cycle on it."""
+    _quiet_prefect()
+    from flows.demo import seed, sftp_server
+
+    clock = _now(now)
+    from transforms.contact_window import AMS
+
+    cfg_path = seed(workdir, debtors, clock.astimezone(AMS).date())
+    summary = _run(cfg_path, clock, demo_dir=workdir)
+    _report(summary, as_json)
+
+
+@app.command()
+def run(
+    creditor: Path = typer.Option(..., help="the creditor's YAML file"),
+    as_json: bool = typer.Option(False, "--json"),
+    now: str | None = typer.Option(None, help="the cycle's clock (ISO 8601)"),
+) -> None:
+    """Run the daily cycle for a configured creditor."""
+    _quiet_prefect()
+    from flows.config import ConfigError, load
+
+    try:
+        load(creditor)
+    except ConfigError as exc:
+        _fail(str(exc))
+    _report(_run(creditor, _now(now)), as_json)
+
+
+def _run(cfg_path: Path, clock: dt.datetime, demo_dir: Path | None = None) -> dict[str, Any]:
+    from flows.cycle import daily_cycle
+
+    if demo_dir is not None:
+        from flows.demo import sftp_server
+
+        with sftp_server(demo_dir.resolve()) as server:
+            result = daily_cycle(str(cfg_path.resolve()), clock.isoformat(), server.port)
+    else:
+        result = daily_cycle(str(cfg_path.resolve()), clock.isoformat(), None)
+    return _summary(cfg_path, result)
+
+
+def _summary(cfg_path: Path, result: dict[str, Any]) -> dict[str, Any]:
+    from sqlalchemy import func, select
+
+    from flows.context import make_ctx
+    from ledger import schema as s
+
+    ctx = make_ctx(str(cfg_path.resolve()))
+    with ctx.engine.connect() as conn:
+        count = lambda t, *w: conn.execute(select(func.count()).select_from(t).where(t.c.creditor_id == ctx.creditor_id, *w)).scalar()  # noqa: E731
+        out = {
+            "creditor": result["creditor"],
+            "cycle_date": result["cycle_date"],
+            "debtors": count(s.debtors),
+            "invoices": count(s.invoices),
+            "quarantined": count(s.quarantine, s.quarantine.c.status == "open"),
+            "holds": count(s.holds, s.holds.c.lifted_at.is_(None)),
+            "payments_matched": result["reconcile"]["matched"],
+            "payments_unmatched": result["reconcile"]["unmatched"],
+            "segments": result["assess"]["segments"],
+            "planned": result["plan"]["planned"],
+            "messages_sent": {ch: r["sent"] for ch, r in result["send"].items()},
+            "messages_waiting": {ch: r["waiting"] for ch, r in result["send"].items()},
+            "write_backs": result["write_back"].get("applied", 0),
+            "write_back_conflicts": result["write_back"].get("conflict", 0),
+            "stopped": result["validate"]["stopped"],
+        }
+    return out
+
+
+def _report(summary: dict[str, Any], as_json: bool) -> None:
+    if not as_json:
+        from rich.console import Console
+        from rich.table import Table
+
+        t = Table(title=f"vangnet daily cycle: {summary['creditor']} {summary['cycle_date']}")
+        t.add_column("what")
+        t.add_column("result")
+        for k, v in summary.items():
+            t.add_row(k, json.dumps(v) if isinstance(v, dict) else str(v))
+        Console().print(t)
+    else:
+        sys.stdout.write(json.dumps(summary, sort_keys=True) + "\n")
+    if summary.get("stopped"):
+        raise typer.Exit(3)
+
+
+@creditor_app.command("resume")
+def creditor_resume(
+    creditor: Path = typer.Option(..., help="the creditor's YAML file"),
+    operator: str = typer.Option(..., help="who decides (an id, for the audit log)"),
+) -> None:
+    """Lift a stop after a broken export was looked at (audited)."""
+    from sqlalchemy import update
+
+    from flows.context import make_ctx
+    from ledger import schema as s
+    from ledger.store import audit
+
+    ctx = make_ctx(str(creditor))
+    with ctx.engine.begin() as conn:
+        conn.execute(update(s.creditors).where(s.creditors.c.creditor_id == ctx.creditor_id).values(stopped_reason=None))
+        audit(conn, ctx.creditor_id, operator, "creditor.resumed", ctx.creditor_id, {})
+    typer.echo(f"{ctx.creditor_id}: contact resumed")
+
+
+@statements_app.command("parse")
+def statements_parse(file: Path) -> None:
+    """Print one JSON object per booked entry (or per transaction of a batch entry)."""
+    from transforms.statements import StatementError, entries_as_json_rows, parse_camt053
+
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        _fail(f"{file}: {exc.strerror}")
+    try:
+        df = parse_camt053(data, file.name)
+    except StatementError as exc:
+        _fail(str(exc), 1)
+    for row in entries_as_json_rows(df):
+        sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+@reference_app.command("check")
+def reference_check(ref: str) -> None:
+    """Exit 0 when REF is a valid betalingskenmerk or RF reference, 1 otherwise."""
+    from transforms.references import is_valid_reference
+
+    ok = is_valid_reference(ref)
+    typer.echo("valid" if ok else "invalid")
+    raise typer.Exit(0 if ok else 1)
+
+
+@reference_app.command("new")
+def reference_new(number: str) -> None:
+    """The 16-digit betalingskenmerk for NUMBER (up to 15 digits)."""
+    from transforms.references import new_betalingskenmerk
+
+    try:
+        typer.echo(new_betalingskenmerk(number))
+    except ValueError as exc:
+        _fail(str(exc))
+
+
+@fees_app.command("wik")
+def fees_wik(amount: str, vat: bool = typer.Option(False, "--vat", help="add 21% VAT (creditor cannot deduct VAT)")) -> None:
+    """Statutory collection costs for a principal AMOUNT in euros, as JSON."""
+    from transforms.wik import collection_costs
+
+    try:
+        principal = Decimal(amount.replace(",", "."))
+    except ArithmeticError:
+        _fail(f"{amount!r} is not an amount")
+    costs = collection_costs(principal, Decimal("0.21") if vat else None)
+    typer.echo(json.dumps({"principal": f"{principal:.2f}", "collection_costs": f"{costs:.2f}"}))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

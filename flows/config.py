@@ -1,0 +1,187 @@
+"""Per-creditor configuration: one YAML file, validated by pydantic.
+
+Secrets are never in the file: they are named (Prefect Secret block, environment
+variable or a key file outside the repo) and resolved here, at the composition root.
+Relative paths in the file are relative to the file's folder.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from connectors.odbc.settings import OdbcSettings
+from connectors.outbox.channel import OutboxSettings
+from connectors.secrets import SecretRef
+from connectors.sftp.settings import SftpSettings
+
+Source = Annotated[OdbcSettings | SftpSettings, Field(discriminator="kind")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CreditorInfo(Strict):
+    id: str = Field(description="lowercase letters, digits and dashes, e.g. woonstichting-noord")
+    name: str
+    sector: Literal["housing", "energy", "water", "health_insurance", "municipality", "collection_agency", "other"]
+    language: Literal["nl", "en"] = "nl"
+
+    @field_validator("id")
+    @classmethod
+    def _slug(cls, v: str) -> str:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9-]{1,62}", v):
+            raise ValueError("use 2-63 lowercase letters, digits and dashes, e.g. woonstichting-noord")
+        return v
+
+
+class Branding(Strict):
+    display_name: str
+    phone: str = Field(description="how a debtor reaches a person")
+    email: str
+    website: str
+    payment_link: str = Field(
+        description="pattern with {reference} and {amount}, e.g. https://betaal.example.nl/?ref={reference}"
+    )
+    debt_help: str = Field(
+        "Geldfit helpt gratis en anoniem: www.geldfit.nl of bel 0800-8115.",
+        description="where to find debt help, in one sentence",
+    )
+
+
+class LedgerSettings(Strict):
+    url: str | None = Field(None, description="SQLAlchemy URL; default a SQLite file beside this config")
+    url_env: str | None = Field(None, description="environment variable holding the URL (production)")
+
+
+class WriteBackSettings(Strict):
+    target: str = Field(description="name of an odbc source under `sources` to write statuses into")
+
+
+class DebtHelpSettings(Strict):
+    inbox_dir: str | None = Field(None, description="folder with Schuldenknooppunt portal CSV downloads")
+
+
+class PolicySettings(Strict):
+    partitions: int = Field(4, description="a power of two up to 1024")
+    contacts_per_week: int = Field(2, ge=1, le=14)
+    quiet_start: dt.time = dt.time(20, 0)
+    quiet_end: dt.time = dt.time(7, 0)
+    send_hour: dt.time = dt.time(9, 30)
+    extra_closed_days: list[dt.date] = Field(default_factory=list)
+    max_reject_share: float = Field(0.5, gt=0, le=1, description="share of bad records that stops contact")
+    currencies: list[str] = Field(default_factory=lambda: ["EUR"])
+    vat_on_costs: Decimal | None = Field(None, description="e.g. 0.21, only for creditors that cannot deduct VAT")
+    segment_thresholds: dict[str, float] = Field(default_factory=dict)
+
+    @field_validator("partitions")
+    @classmethod
+    def _pow2(cls, v: int) -> int:
+        if v < 1 or v > 1024 or v & (v - 1):
+            raise ValueError("use a power of two between 1 and 1024 (1, 2, 4, ... 1024)")
+        return v
+
+
+class CreditorConfig(Strict):
+    creditor: CreditorInfo
+    branding: Branding
+    ledger: LedgerSettings = Field(default_factory=LedgerSettings)
+    sources: dict[str, Source]
+    write_back: WriteBackSettings | None = None
+    channels: dict[Literal["email", "sms", "letter"], OutboxSettings]
+    debt_help: DebtHelpSettings = Field(default_factory=DebtHelpSettings)
+    policy: PolicySettings = Field(default_factory=PolicySettings)
+
+    # set by load(): where the file lives and its hash
+    base_dir: Path = Field(default=Path("."), exclude=True)
+    sha256: str = Field(default="", exclude=True)
+
+    def path(self, p: str) -> Path:
+        q = Path(p).expanduser()
+        return q if q.is_absolute() else (self.base_dir / q)
+
+    def ledger_url(self) -> str:
+        import os
+
+        if self.ledger.url_env:
+            url = os.environ.get(self.ledger.url_env)
+            if not url:
+                raise ConfigError(f"ledger.url_env: environment variable {self.ledger.url_env} is not set")
+            return url
+        if self.ledger.url:
+            if self.ledger.url.startswith("sqlite:///") and not self.ledger.url.startswith("sqlite:////"):
+                return f"sqlite:///{self.path(self.ledger.url[len('sqlite:///'):])}"
+            return self.ledger.url
+        return f"sqlite:///{self.base_dir / 'ledger.sqlite'}"
+
+    def odbc_sources(self) -> dict[str, OdbcSettings]:
+        return {k: v for k, v in self.sources.items() if isinstance(v, OdbcSettings)}
+
+    def sftp_sources(self) -> dict[str, SftpSettings]:
+        return {k: v for k, v in self.sources.items() if isinstance(v, SftpSettings)}
+
+
+class ConfigError(ValueError):
+    """A configuration the hub refuses, with the field and the fix."""
+
+
+def _explain(exc: ValidationError, path: Path) -> str:
+    lines = [f"{path}: the configuration is not valid ({exc.error_count()} problem(s)):"]
+    for err in exc.errors(include_url=False):
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"].removeprefix("Value error, ")
+        fix = ""
+        if err["type"] == "missing":
+            fix = " - add this field"
+        elif err["type"] == "extra_forbidden":
+            fix = " - remove it or check its spelling"
+        elif err["type"] == "union_tag_invalid":
+            fix = " - set kind to odbc or sftp"
+        lines.append(f"  - {where}: {msg}{fix}")
+    return "\n".join(lines)
+
+
+def load(path: str | Path) -> CreditorConfig:
+    p = Path(path)
+    try:
+        raw_bytes = p.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read the configuration file ({exc.strerror})") from None
+    try:
+        raw = yaml.safe_load(raw_bytes)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{p}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{p}: expected a mapping with creditor, branding, sources, channels")
+    try:
+        cfg = CreditorConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc, p)) from None
+    cfg.base_dir = p.resolve().parent
+    cfg.sha256 = hashlib.sha256(raw_bytes).hexdigest()
+    return cfg
+
+
+def resolve_secret(ref: SecretRef | None) -> SecretStr | None:
+    """Env and file references directly; block references through Prefect."""
+    if ref is None:
+        return None
+    if ref.block:
+        from prefect.blocks.system import Secret
+
+        value: Any = Secret.load(ref.block).get()
+        return SecretStr(str(value))
+    return ref.resolve_local()
+
+
+__all__ = ["ConfigError", "CreditorConfig", "load", "resolve_secret"]

@@ -1,0 +1,70 @@
+"""What every stage needs: the creditor's configuration, the ledger and the clock."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from flows.config import CreditorConfig, load
+from ledger.store import ensure_creditor, open_ledger
+from transforms.contact_window import AMS
+
+_ENGINES: dict[str, Engine] = {}
+_LOCK = threading.Lock()
+
+
+def engine_for(url: str) -> Engine:
+    """One migrated engine per ledger URL per process."""
+    with _LOCK:
+        if url not in _ENGINES:
+            _ENGINES[url] = open_ledger(url)
+        return _ENGINES[url]
+
+
+@dataclass(frozen=True)
+class Ctx:
+    config_path: str
+    now_iso: str  # the cycle's clock, timezone-aware ISO 8601
+
+    @cached_property
+    def cfg(self) -> CreditorConfig:
+        return load(self.config_path)
+
+    @cached_property
+    def now(self) -> dt.datetime:
+        return dt.datetime.fromisoformat(self.now_iso)
+
+    @property
+    def today(self) -> dt.date:
+        return self.now.astimezone(AMS).date()
+
+    @property
+    def creditor_id(self) -> str:
+        return self.cfg.creditor.id
+
+    @cached_property
+    def engine(self) -> Engine:
+        eng = engine_for(self.cfg.ledger_url())
+        with eng.begin() as conn:
+            ensure_creditor(conn, self.creditor_id, self.cfg.creditor.name, self.cfg.creditor.sector, self.cfg.sha256)
+        return eng
+
+    def var_dir(self, *parts: str) -> Path:
+        p = Path(self.cfg.base_dir, "var", self.creditor_id, *parts)
+        p.mkdir(parents=True, exist_ok=True)
+        return p
+
+
+def make_ctx(config_path: str, now: dt.datetime | str | None = None) -> Ctx:
+    if now is None:
+        now = dt.datetime.now(dt.UTC)
+    if isinstance(now, str):
+        now = dt.datetime.fromisoformat(now)
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=AMS)
+    return Ctx(str(config_path), now.isoformat())

@@ -1,0 +1,215 @@
+"""The daily collection cycle as Prefect flows: a table of contents.
+
+Tasks get a config path, the cycle clock and a partition; they read what they need
+from the ledger (never large objects through Prefect). One task per source x entity,
+per partition or per channel; never one per record.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+from flows import stages
+from flows.context import Ctx, make_ctx
+from transforms.segments import LABELS_NL
+from transforms.validation import Validator
+
+RETRIES = {"retries": 2, "retry_delay_seconds": [5, 30]}
+
+
+def _key(stage: str, ctx: Ctx) -> str:
+    return f"{stage}-{ctx.creditor_id}"
+
+
+@task(name="ingest-entity", task_run_name="ingest-{source}-{entity}", **RETRIES)
+def ingest_entity(ctx: Ctx, source: str, entity: str) -> dict[str, Any]:
+    return stages.ingest_entity(ctx, source, entity)
+
+
+@task(name="validate-staged")
+def validate_staged(ctx: Ctx) -> dict[str, Any]:
+    return stages.validate_staged(ctx, Validator())
+
+
+@task(name="debt-help-inbox", **RETRIES)
+def debt_help_inbox(ctx: Ctx) -> dict[str, Any]:
+    return stages.debt_help_inbox(ctx)
+
+
+@task(name="fetch-statements", task_run_name="fetch-statements-{source}", **RETRIES)
+def fetch_statements(ctx: Ctx, source: str, port: int | None) -> dict[str, Any]:
+    return stages.fetch_statements(ctx, source, port)
+
+
+@task(name="match-payments")
+def match_payments(ctx: Ctx) -> dict[str, Any]:
+    return stages.match_new_payments(ctx)
+
+
+@task(name="assess-partition", task_run_name="assess-p{p}-of-{n}")
+def assess_partition(ctx: Ctx, p: int, n: int) -> dict[str, Any]:
+    return stages.assess_partition(ctx, p, n)
+
+
+@task(name="plan-partition", task_run_name="plan-p{p}-of-{n}")
+def plan_partition(ctx: Ctx, p: int, n: int) -> dict[str, Any]:
+    return stages.plan_partition(ctx, p, n)
+
+
+@task(name="send-channel", task_run_name="send-{channel}", **RETRIES)
+def send_channel(ctx: Ctx, channel: str) -> dict[str, Any]:
+    return stages.send_channel(ctx, channel)
+
+
+@task(name="write-back", **RETRIES)
+def write_back(ctx: Ctx) -> dict[str, Any]:
+    return stages.write_back(ctx)
+
+
+# ------------------------------------------------------------------------- stages
+@flow(name="ingest", flow_run_name="ingest-{ctx.creditor_id}")
+def ingest(ctx: Ctx) -> dict[str, Any]:
+    futures = [
+        ingest_entity.submit(ctx, src, ent)
+        for src, settings in ctx.cfg.odbc_sources().items()
+        for ent in stages.ENTITIES
+        if ent in settings.entities
+    ]
+    # debtors before invoices is not required here: both only land in staging
+    results = [f.result() for f in futures]
+    create_table_artifact(key=_key("ingest", ctx), table=results, description=f"Ingest {ctx.creditor_id} {ctx.today}")
+    return {"rows": sum(r["rows"] for r in results), "detail": results}
+
+
+@flow(name="validate", flow_run_name="validate-{ctx.creditor_id}")
+def validate(ctx: Ctx) -> dict[str, Any]:
+    out = validate_staged(ctx)
+    table = []
+    for entity, summ in out["entities"].items():
+        table.append({"entity": entity, "rule": "(all)", "checked": summ["checked"], "passed": summ["passed"], "quarantined": summ["quarantined"]})
+        for rule, n in sorted(summ["rules"].items()):
+            table.append({"entity": entity, "rule": rule, "checked": summ["checked"], "passed": summ["checked"] - n, "quarantined": n})
+    create_table_artifact(key=_key("validate", ctx), table=table, description="Checked, passed and quarantined per rule")
+    if out["stopped"]:
+        create_markdown_artifact(
+            key=_key("stopped", ctx),
+            markdown=f"# Contact stopped for {ctx.creditor_id}\n\n**{out['stopped']}**\n\nNo message goes out until an "
+            f"operator has looked at the export and run `vangnet creditor resume`.",
+        )
+        get_run_logger().error("creditor %s stopped: %s", ctx.creditor_id, out["stopped"])
+    return out
+
+
+@flow(name="debt-help", flow_run_name="debt-help-{ctx.creditor_id}")
+def debt_help(ctx: Ctx) -> dict[str, Any]:
+    out = debt_help_inbox(ctx)
+    create_table_artifact(key=_key("debt-help", ctx), table=[out], description="Schuldenknooppunt notices and holds")
+    return out
+
+
+@flow(name="reconcile", flow_run_name="reconcile-{ctx.creditor_id}")
+def reconcile(ctx: Ctx, sftp_port: int | None = None) -> dict[str, Any]:
+    fetched = [fetch_statements(ctx, src, sftp_port) for src in ctx.cfg.sftp_sources()]
+    matched = match_payments(ctx)
+    create_table_artifact(key=_key("reconcile", ctx), table=[{k: v for k, v in matched.items() if k != "unmatched_list"}],
+                          description="Payments matched to open items")
+    create_table_artifact(key=_key("unmatched-payments", ctx), table=matched["unmatched_list"] or [{"payment_id": "-", "reason": "none"}],
+                          description="Payments for review (no automatic match)")
+    return {"files": fetched, **{k: v for k, v in matched.items() if k != "unmatched_list"}}
+
+
+@flow(name="assess", flow_run_name="assess-{ctx.creditor_id}")
+def assess(ctx: Ctx) -> dict[str, Any]:
+    n = ctx.cfg.policy.partitions
+    results = [f.result() for f in [assess_partition.submit(ctx, p, n) for p in range(n)]]
+    totals: dict[str, int] = {}
+    for r in results:
+        for k, v in r["segments"].items():
+            totals[k] = totals.get(k, 0) + v
+    create_table_artifact(key=_key("segments", ctx), table=[{"segment": k, "label": LABELS_NL.get(k, k), "debtors": v} for k, v in sorted(totals.items())],
+                          description="Debtors per segment")
+    return {"debtors": sum(r["debtors"] for r in results), "segments": totals}
+
+
+@flow(name="plan", flow_run_name="plan-{ctx.creditor_id}")
+def plan(ctx: Ctx) -> dict[str, Any]:
+    n = ctx.cfg.policy.partitions
+    results = [f.result() for f in [plan_partition.submit(ctx, p, n) for p in range(n)]]
+    by_step: dict[str, int] = {}
+    for r in results:
+        for k, v in r.get("by_step", {}).items():
+            by_step[k] = by_step.get(k, 0) + v
+    rows = [dict(zip(("segment", "step", "channel"), k.split(":"), strict=True), planned=v) for k, v in sorted(by_step.items())]
+    create_table_artifact(key=_key("plan", ctx), table=rows or [{"segment": "-", "step": "-", "channel": "-", "planned": 0}],
+                          description="Planned steps per segment")
+    return {"planned": sum(r["planned"] for r in results), "by_step": by_step}
+
+
+@flow(name="send", flow_run_name="send-{ctx.creditor_id}")
+def send(ctx: Ctx) -> dict[str, Any]:
+    results = [f.result() for f in [send_channel.submit(ctx, ch) for ch in ctx.cfg.channels]]
+    create_table_artifact(key=_key("send", ctx), table=results, description="Messages per channel")
+    return {r["channel"]: r for r in results}
+
+
+@flow(name="write-back", flow_run_name="write-back-{ctx.creditor_id}")
+def write_back_stage(ctx: Ctx) -> dict[str, Any]:
+    out = write_back(ctx)
+    create_table_artifact(key=_key("write-back", ctx), table=[out], description="Statuses written into the creditor's system")
+    return out
+
+
+# ---------------------------------------------------------------------- the cycle
+def _cycle_run_name() -> str:
+    from prefect.runtime import flow_run
+
+    params = flow_run.parameters
+    ctx = make_ctx(params["creditor_file"], params.get("now"))
+    return f"daily-cycle-{ctx.creditor_id}-{ctx.today.isoformat()}"
+
+
+@flow(name="daily-cycle", flow_run_name=_cycle_run_name, log_prints=True)
+def daily_cycle(creditor_file: str, now: str | None = None, sftp_port: int | None = None) -> dict[str, Any]:
+    """ingest -> validate -> debt help -> reconcile -> assess -> plan -> send -> write back."""
+    ctx = make_ctx(creditor_file, now)
+    summary: dict[str, Any] = {"creditor": ctx.creditor_id, "cycle_date": ctx.today.isoformat()}
+    summary["ingest"] = ingest(ctx)
+    summary["validate"] = validate(ctx)
+    summary["debt_help"] = debt_help(ctx)
+    summary["reconcile"] = reconcile(ctx, sftp_port)
+    summary["assess"] = assess(ctx)
+    summary["plan"] = plan(ctx)
+    summary["send"] = send(ctx)
+    summary["write_back"] = write_back_stage(ctx)
+    create_markdown_artifact(key=_key("cycle", ctx), markdown=cycle_markdown(summary), description="Daily cycle summary")
+    return summary
+
+
+def cycle_markdown(summary: dict[str, Any]) -> str:
+    v = summary["validate"]["entities"]
+    sent = {ch: r["sent"] for ch, r in summary["send"].items()}
+    lines = [
+        f"# Daily cycle {summary['creditor']} {summary['cycle_date']}",
+        "",
+        "| stage | result |",
+        "|---|---|",
+        f"| ingest | {summary['ingest']['rows']} records read |",
+        f"| validate | " + ", ".join(f"{e}: {x['passed']} passed, {x['quarantined']} quarantined" for e, x in v.items()) + " |",
+        f"| debt help | {summary['debt_help']['holds']} new holds |",
+        f"| reconcile | {summary['reconcile']['matched']} of {summary['reconcile']['payments']} payments matched |",
+        f"| assess | " + ", ".join(f"{k} {n}" for k, n in sorted(summary['assess']['segments'].items())) + " |",
+        f"| plan | {summary['plan']['planned']} contacts planned |",
+        f"| send | " + ", ".join(f"{k} {n}" for k, n in sent.items()) + " |",
+        f"| write back | {summary['write_back'].get('applied', 0)} applied, {summary['write_back'].get('conflict', 0)} conflicts |",
+    ]
+    if summary["validate"].get("stopped"):
+        lines += ["", f"**Contact stopped: {summary['validate']['stopped']}**"]
+    return "\n".join(lines)
+
+
+def today_iso(now: dt.datetime | None = None) -> str:
+    return (now or dt.datetime.now(dt.UTC)).isoformat()

@@ -1,0 +1,103 @@
+"""Canonical records.
+
+Bulk data moves as pandas DataFrames with the column sets below (money in integer
+cents, dates as ``datetime.date``); single messages crossing a port are dataclasses.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+#: a debtor as every source maps it
+DEBTOR_COLUMNS = (
+    "debtor_id",
+    "name",
+    "email",
+    "phone",
+    "iban",
+    "street",
+    "postcode",
+    "city",
+    "language",
+    "source_version",
+)
+
+#: an invoice (open item or settled history) as every source maps it
+INVOICE_COLUMNS = (
+    "invoice_id",
+    "debtor_id",
+    "invoice_date",
+    "due_date",
+    "amount_cents",
+    "open_cents",
+    "currency",
+    "payment_reference",
+    "paid_date",
+    "prior_reminders",  # reminders the creditor's own system sent before vangnet
+    "source_version",
+)
+
+#: a booked bank statement entry (or one transaction of a batch entry)
+PAYMENT_COLUMNS = (
+    "payment_id",
+    "booking_date",
+    "value_date",
+    "amount_cents",
+    "currency",
+    "counterparty_iban",
+    "counterparty_name",
+    "remittance",
+    "structured_reference",
+    "end_to_end_id",
+    "bank_reference",
+    "reversal",
+    "return_reason",
+)
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    """One rendered message for one debtor on one channel."""
+
+    message_id: str
+    creditor_id: str
+    debtor_id: str
+    channel: str
+    step: str
+    to: str  # address, phone number or postal block, as the channel needs
+    subject: str
+    body_text: str
+    body_html: str | None = None
+    send_after: dt.datetime | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What a channel says about one message it was handed."""
+
+    message_id: str
+    status: str  # sent | failed | unknown
+    provider_id: str | None = None
+    error: str | None = None
+    retriable: bool = False
+
+
+@dataclass(frozen=True)
+class WriteBack:
+    """One change to write into a creditor's own system."""
+
+    change_id: str
+    entity: str
+    record_id: str
+    values: dict[str, Any]
+    expected_version: str | None = None
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    change_id: str
+    status: str  # applied | conflict | failed
+    error: str | None = None

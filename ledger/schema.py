@@ -1,0 +1,339 @@
+"""The ledger's tables (SQLAlchemy 2 Core).
+
+Every table carries ``creditor_id``: the hub serves many creditors from one store and a
+row never exists without its owner. Money is integer cents with an explicit currency;
+dates are ``Date``; timestamps are timezone-aware UTC.
+
+The Alembic migrations in ``ledger/migrations`` create exactly these tables; a test
+compares the two so they cannot drift.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata = MetaData(naming_convention=NAMING)
+
+TS = DateTime(timezone=True)
+
+creditors = Table(
+    "creditors",
+    metadata,
+    Column("creditor_id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("sector", String(32), nullable=False),
+    Column("config_sha256", String(64), nullable=False),
+    Column("stopped_reason", Text),  # set when a batch-level failure stops contact
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+)
+
+source_cursors = Table(
+    "source_cursors",
+    metadata,
+    Column("creditor_id", String(64), primary_key=True),
+    Column("source", String(64), primary_key=True),
+    Column("entity", String(32), primary_key=True),
+    Column("cursor", JSON, nullable=False),  # e.g. {"watermark": "...", "key": "..."}
+    Column("updated_at", TS, nullable=False),
+    ForeignKeyConstraint(["creditor_id"], ["creditors.creditor_id"]),
+)
+
+debtors = Table(
+    "debtors",
+    metadata,
+    Column("creditor_id", String(64), primary_key=True),
+    Column("debtor_id", String(64), primary_key=True),
+    Column("source", String(64), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("email", String(254)),
+    Column("phone", String(32)),  # E.164
+    Column("iban", String(34)),
+    Column("street", String(200)),
+    Column("postcode", String(7)),
+    Column("city", String(100)),
+    Column("language", String(5), nullable=False, server_default="nl"),
+    Column("bucket", Integer, nullable=False),  # hash(debtor_id) % 1024, for partitions
+    Column("source_version", String(64)),  # the source's modified marker when read
+    Column("updated_at", TS, nullable=False),
+    ForeignKeyConstraint(["creditor_id"], ["creditors.creditor_id"]),
+)
+
+invoices = Table(
+    "invoices",
+    metadata,
+    Column("creditor_id", String(64), primary_key=True),
+    Column("invoice_id", String(64), primary_key=True),
+    Column("debtor_id", String(64), nullable=False),
+    Column("source", String(64), nullable=False),
+    Column("invoice_date", Date, nullable=False),
+    Column("due_date", Date, nullable=False),
+    Column("amount_cents", BigInteger, nullable=False),
+    Column("open_cents", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("payment_reference", String(35)),
+    Column("paid_date", Date),
+    Column("prior_reminders", Integer, nullable=False, server_default="0"),
+    Column("status", String(16), nullable=False),  # open | partial | paid
+    Column("bucket", Integer, nullable=False),  # of its debtor
+    Column("source_version", String(64)),
+    Column("updated_at", TS, nullable=False),
+    ForeignKeyConstraint(["creditor_id"], ["creditors.creditor_id"]),
+    Index("ix_invoices_debtor", "creditor_id", "debtor_id"),
+    Index("ix_invoices_reference", "creditor_id", "payment_reference"),
+)
+
+statement_files = Table(
+    "statement_files",
+    metadata,
+    Column("creditor_id", String(64), primary_key=True),
+    Column("content_sha256", String(64), primary_key=True),
+    Column("source", String(64), nullable=False),
+    Column("file_name", String(255), nullable=False),
+    Column("format", String(16), nullable=False),
+    Column("entries", Integer, nullable=False),
+    Column("received_at", TS, nullable=False),
+    ForeignKeyConstraint(["creditor_id"], ["creditors.creditor_id"]),
+)
+
+payments = Table(
+    "payments",
+    metadata,
+    Column("creditor_id", String(64), primary_key=True),
+    Column("payment_id", String(96), primary_key=True),  # file hash + entry index
+    Column("source", String(64), nullable=False),
+    Column("booking_date", Date, nullable=False),
+    Column("value_date", Date),
+    Column("amount_cents", BigInteger, nullable=False),  # signed, credit positive
+    Column("currency", String(3), nullable=False),
+    Column("counterparty_iban", String(34)),
+    Column("counterparty_name", String(140)),
+    Column("remittance", Text),
+    Column("structured_reference", String(35)),
+    Column("end_to_end_id", String(64)),
+    Column("bank_reference", String(64)),
+    Column("reversal", Boolean, nullable=False, server_default="0"),
+    Column("return_reason", String(8)),
+    Column("status", String(16), nullable=False),  # new | matched | partial | unmatched
+    Column("unmatched_reason", Text),
+    Column("allocated_cents", BigInteger, nullable=False, server_default="0"),
+    Column("created_at", TS, nullable=False),
+    ForeignKeyConstraint(["creditor_id"], ["creditors.creditor_id"]),
+    Index("ix_payments_status", "creditor_id", "status"),
+)
+
+allocations = Table(
+    "allocations",
+    metadata,
+    Column("creditor_id", String(64), primary_key=True),
+    Column("payment_id", String(96), primary_key=True),
+    Column("invoice_id", String(64), primary_key=True),
+    Column("amount_cents", BigInteger, nullable=False),
+    Column("rule", String(32), nullable=False),  # which evidence matched
+    Column("created_at", TS, nullable=False),
+    ForeignKeyConstraint(["creditor_id"], ["creditors.creditor_id"]),
+)
+
+quarantine = Table(
+    "quarantine",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("creditor_id", String(64), nullable=False),
+    Column("source", String(64), nullable=False),
+    Column("entity", String(32), nullable=False),
+    Column("record_id", String(128), nullable=False),
+    Column("fingerprint", String(64), nullable=False),  # sha256 of the raw record
+    Column("failures", JSON, nullable=False),  # [{"rule":..., "column":..., "value": masked}]
+    Column("payload", JSON, nullable=False),  # the record as read (kept, never logged)
+    Column("status", String(16), nullable=False),  # open | released | discarded
+    Column("cycle_date", Date, nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("resolved_at", TS),
+    ForeignKeyConstraint(["creditor_id"], ["creditors.creditor_id"]),
+    UniqueConstraint("creditor_id", "source", "entity", "record_id", "fingerprint"),
+)
+
+signals = Table(
+    "signals",
+    metadata,
+    Column("creditor_id", String(64), primary_key=True),
+    Column("debtor_id", String(64), primary_key=True),
+    Column("signal", String(48), primary_key=True),
+    Column("value", JSON, nullable=False),
+    Column("first_fired", Date, nullable=False),
+    Column("last_seen", Date, nullable=False),
+    ForeignKeyConstraint(["creditor_id"], ["creditors.creditor_id"]),
+)
+
+segments = Table(
+    "segments",
+    metadata,
+    Column("creditor_id", String(64), primary_key=True),
+    Column("debtor_id", String(64), primary_key=True),
+    Column("as_of", Date, primary_key=True),  # history: one row per assessment day
+    Column("segment", String(24), nullable=False),
+    Column("score", Integer, nullable=False),
+    Column("reasons", JSON, nullable=False),
+    ForeignKeyConstraint(["creditor_id"], ["creditors.creditor_id"]),
+)
+
+holds = Table(
+    "holds",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("creditor_id", String(64), nullable=False),
+    Column("debtor_id", String(64), nullable=False),
+    Column("kind", String(32), nullable=False),  # debt_assistance | administration | wsnp | ...
+    Column("reason", Text, nullable=False),
+    Column("source_message_id", String(128)),
+    Column("starts_on", Date, nullable=False),
+    Column("ends_on", Date),
+    Column("lifted_at", TS),
+    Column("lifted_by", String(64)),
+    Column("created_at", TS, nullable=False),
+    ForeignKeyConstraint(["creditor_id"], ["creditors.creditor_id"]),
+    UniqueConstraint("creditor_id", "source_message_id"),
+    Index("ix_holds_debtor", "creditor_id", "debtor_id"),
+)
+
+preferences = Table(
+    "preferences",
+    metadata,
+    Column("creditor_id", String(64), primary_key=True),
+    Column("debtor_id", String(64), primary_key=True),
+    Column("channel", String(16)),
+    Column("preferred_day", Integer),  # day of month 1..28
+    Column("language", String(5)),
+    Column("source", String(32), nullable=False),  # portal | erp | operator
+    Column("updated_at", TS, nullable=False),
+    ForeignKeyConstraint(["creditor_id"], ["creditors.creditor_id"]),
+)
+
+contacts = Table(
+    "contacts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("creditor_id", String(64), nullable=False),
+    Column("debtor_id", String(64), nullable=False),
+    Column("dossier", String(64), nullable=False),
+    Column("step", String(32), nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("message_id", String(64), nullable=False, unique=True),  # ours, sent to providers
+    # planned | sending | sent | failed | ambiguous | cancelled
+    Column("status", String(16), nullable=False),
+    Column("segment", String(24), nullable=False),
+    Column("send_after", TS, nullable=False),
+    Column("cycle_date", Date, nullable=False),
+    Column("amount_cents", BigInteger, nullable=False),
+    Column("costs_cents", BigInteger, nullable=False, server_default="0"),
+    Column("invoice_ids", JSON, nullable=False),
+    Column("reasons", JSON, nullable=False),
+    Column("provider_id", String(128)),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("last_error", Text),
+    Column("sent_at", TS),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    ForeignKeyConstraint(["creditor_id"], ["creditors.creditor_id"]),
+    # exactly-once: one message per (creditor, debtor, dossier, step, channel)
+    UniqueConstraint("creditor_id", "debtor_id", "dossier", "step", "channel"),
+    Index("ix_contacts_status", "creditor_id", "status"),
+)
+
+contact_events = Table(
+    "contact_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("creditor_id", String(64), nullable=False),
+    Column("message_id", String(64), nullable=False),
+    Column("event", String(32), nullable=False),  # sent | delivered | opened | bounced | ...
+    Column("provider_event_id", String(128), nullable=False),
+    Column("occurred_at", TS, nullable=False),
+    Column("detail", JSON, nullable=False),
+    ForeignKeyConstraint(["creditor_id"], ["creditors.creditor_id"]),
+    UniqueConstraint("creditor_id", "provider_event_id"),
+)
+
+write_backs = Table(
+    "write_backs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("creditor_id", String(64), nullable=False),
+    Column("target", String(64), nullable=False),
+    Column("entity", String(32), nullable=False),
+    Column("record_id", String(64), nullable=False),
+    Column("change_id", String(64), nullable=False, unique=True),  # hash of target+record+values
+    Column("values", JSON, nullable=False),
+    Column("expected_version", String(64)),  # for the conflict check
+    # planned | sending | applied | conflict | failed
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("last_error", Text),
+    Column("created_at", TS, nullable=False),
+    Column("applied_at", TS),
+    ForeignKeyConstraint(["creditor_id"], ["creditors.creditor_id"]),
+    Index("ix_write_backs_status", "creditor_id", "status"),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("creditor_id", String(64), nullable=False),
+    Column("at", TS, nullable=False),
+    Column("actor", String(64), nullable=False),  # flow name, operator id, portal
+    Column("action", String(64), nullable=False),
+    Column("subject", String(128), nullable=False),  # ids only, never personal data
+    Column("detail", JSON, nullable=False),
+    Index("ix_audit_subject", "creditor_id", "subject"),
+)
+
+staging = Table(
+    "staging",
+    metadata,
+    # pages read from a source, committed before the source cursor moves; the validate
+    # stage promotes them to the canonical tables or to quarantine, then deletes them
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("creditor_id", String(64), nullable=False),
+    Column("source", String(64), nullable=False),
+    Column("entity", String(32), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("staged_at", TS, nullable=False),
+    ForeignKeyConstraint(["creditor_id"], ["creditors.creditor_id"]),
+    Index("ix_staging_entity", "creditor_id", "entity"),
+)
+
+cycle_runs = Table(
+    "cycle_runs",
+    metadata,
+    Column("creditor_id", String(64), primary_key=True),
+    Column("cycle_date", Date, primary_key=True),
+    Column("stage", String(32), primary_key=True),
+    Column("run_count", Integer, nullable=False),
+    Column("summary", JSON, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    ForeignKeyConstraint(["creditor_id"], ["creditors.creditor_id"]),
+)
+
+ALL_TABLES = tuple(metadata.sorted_tables)

@@ -1,0 +1,205 @@
+"""The ledger store: engine, migrations and the generic write helpers.
+
+SQLite file by default (WAL, busy timeout, foreign keys on); PostgreSQL by URL. The
+same Core statements run on both; the only dialect-specific piece is the upsert, for
+which both dialects offer ``INSERT .. ON CONFLICT``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Connection, Engine, Table, create_engine, event, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from ledger import schema
+
+_MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url``; SQLite gets WAL, a busy timeout and foreign keys."""
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 60}, future=True)
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=60000")
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, future=True)
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the ledger to the newest Alembic revision (idempotent)."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+def open_ledger(url: str) -> Engine:
+    engine = make_engine(url)
+    migrate(engine)
+    return engine
+
+
+def _insert(conn: Connection, table: Table) -> Any:
+    name = conn.dialect.name
+    if name == "postgresql":
+        return postgresql.insert(table)
+    if name == "sqlite":
+        return sqlite.insert(table)
+    raise NotImplementedError(f"ledger dialect {name!r} is not supported (sqlite, postgresql)")
+
+
+def upsert(
+    conn: Connection,
+    table: Table,
+    rows: Sequence[Mapping[str, Any]],
+    keys: Sequence[str],
+    update: Sequence[str] | None = None,
+    only_if_changed: Sequence[str] | None = None,
+) -> int:
+    """Insert rows; on a key conflict update ``update`` columns (or do nothing).
+
+    With ``only_if_changed`` the update happens only where one of those columns
+    differs, so re-reading an unchanged source writes nothing. Returns the number of
+    rows inserted or changed.
+    """
+    if not rows:
+        return 0
+    stmt = _insert(conn, table)
+    if update:
+        excluded = stmt.excluded
+        where = None
+        if only_if_changed:
+            for col in only_if_changed:
+                cond = table.c[col].is_distinct_from(excluded[col])
+                where = cond if where is None else (where | cond)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=list(keys), set_={c: excluded[c] for c in update}, where=where
+        )
+    else:
+        stmt = stmt.on_conflict_do_nothing(index_elements=list(keys))
+    total = 0
+    for chunk in _chunks(rows, 2000):
+        result = conn.execute(stmt, list(chunk))
+        total += max(result.rowcount, 0)
+    return total
+
+
+def insert_ignore(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> int:
+    """Insert rows, skipping any that collide with a unique constraint."""
+    if not rows:
+        return 0
+    stmt = _insert(conn, table).on_conflict_do_nothing()
+    total = 0
+    for chunk in _chunks(rows, 2000):
+        total += max(conn.execute(stmt, list(chunk)).rowcount, 0)
+    return total
+
+
+def _chunks(rows: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for i in range(0, len(rows), size):
+        yield rows[i : i + size]
+
+
+def frame(conn: Connection, stmt: Any) -> pd.DataFrame:
+    """Run a Core select and return a DataFrame with the statement's column names."""
+    result = conn.execute(stmt)
+    return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+
+
+def audit(
+    conn: Connection,
+    creditor_id: str,
+    actor: str,
+    action: str,
+    subject: str,
+    detail: Mapping[str, Any] | None = None,
+) -> None:
+    """Append to the audit log. ``subject`` and ``detail`` carry ids, never personal data."""
+    conn.execute(
+        insert(schema.audit_log).values(
+            creditor_id=creditor_id,
+            at=utcnow(),
+            actor=actor,
+            action=action,
+            subject=subject,
+            detail=dict(detail or {}),
+        )
+    )
+
+
+def ensure_creditor(
+    conn: Connection, creditor_id: str, name: str, sector: str, config_sha256: str
+) -> None:
+    now = utcnow()
+    upsert(
+        conn,
+        schema.creditors,
+        [
+            {
+                "creditor_id": creditor_id,
+                "name": name,
+                "sector": sector,
+                "config_sha256": config_sha256,
+                "created_at": now,
+                "updated_at": now,
+            }
+        ],
+        keys=["creditor_id"],
+        update=["name", "sector", "config_sha256", "updated_at"],
+        only_if_changed=["name", "sector", "config_sha256"],
+    )
+
+
+def get_cursor(conn: Connection, creditor_id: str, source: str, entity: str) -> dict[str, Any]:
+    t = schema.source_cursors
+    row = conn.execute(
+        select(t.c.cursor).where(
+            t.c.creditor_id == creditor_id, t.c.source == source, t.c.entity == entity
+        )
+    ).first()
+    return dict(row[0]) if row else {}
+
+
+def set_cursor(
+    conn: Connection, creditor_id: str, source: str, entity: str, cursor: Mapping[str, Any]
+) -> None:
+    upsert(
+        conn,
+        schema.source_cursors,
+        [
+            {
+                "creditor_id": creditor_id,
+                "source": source,
+                "entity": entity,
+                "cursor": dict(cursor),
+                "updated_at": utcnow(),
+            }
+        ],
+        keys=["creditor_id", "source", "entity"],
+        update=["cursor", "updated_at"],
+    )

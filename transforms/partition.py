@@ -1,0 +1,25 @@
+"""Stable partitioning of a creditor's portfolio by a hash of the debtor id.
+
+Each debtor gets a ``bucket`` (0..1023) when it enters the ledger; partition ``p`` of
+``n`` is every bucket with ``bucket % n == p`` (so ``n`` should divide 1024).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import pandas as pd
+
+BUCKETS = 1024
+
+
+def bucket_of(debtor_id: str) -> int:
+    digest = hashlib.blake2b(str(debtor_id).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % BUCKETS
+
+
+def bucket_column(ids: pd.Series) -> pd.Series:
+    return ids.astype(str).map(bucket_of).astype("int64")
+
+
+__all__ = ["BUCKETS", "bucket_column", "bucket_of"]

@@ -1,0 +1,267 @@
+"""Validation of incoming records with Great Expectations (GX Core 1.x).
+
+Each entity has a suite of named rules. GX evaluates them on the whole batch at once;
+the failing record ids per rule come back in ``unexpected_index_list``, so every failing
+record is quarantined with *every* rule it broke and its offending value (masked where
+personal), while the rest of the batch goes on. Checks GX has no expectation for (IBAN
+check digits, E.164 numbers, payment reference check digits) are computed as boolean
+columns by the ``derive_*`` functions and then expected true by the suite, so GX stays
+the single place that decides.
+
+One GX context per run (``Validator``), never per batch.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+import phonenumbers
+from schwifty import IBAN
+
+from transforms.masking import mask_value
+from transforms.references import is_valid_reference
+
+logging.getLogger("great_expectations").setLevel(logging.ERROR)
+
+EMAIL_RE = r"^[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}$"
+POSTCODE_RE = r"^[1-9][0-9]{3} ?[A-Z]{2}$"
+MAX_PLAUSIBLE_CENTS = 10_000_000  # EUR 100,000 for one consumer invoice
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str  # stable id shown to operations, e.g. "invoice.amount_positive"
+    column: str  # the column whose value is shown in quarantine
+    build: Callable[[], Any]  # returns a GX expectation
+    explain: str
+
+
+@dataclass
+class ValidationOutcome:
+    entity: str
+    checked: int
+    valid: pd.DataFrame
+    rejected: pd.DataFrame  # the rejected rows as read
+    failures: dict[str, list[dict[str, Any]]]  # record_id -> [{rule, column, value}]
+    per_rule: dict[str, int] = field(default_factory=dict)
+    batch_error: str | None = None
+
+
+def _valid_iban(value: Any) -> bool:
+    if value is None or (isinstance(value, float) and pd.isna(value)) or value == "":
+        return True  # optional
+    try:
+        IBAN(str(value))
+        return True
+    except ValueError:
+        return False
+
+
+def _valid_phone(value: Any) -> bool:
+    if value is None or (isinstance(value, float) and pd.isna(value)) or value == "":
+        return True
+    try:
+        num = phonenumbers.parse(str(value), "NL")
+    except phonenumbers.NumberParseException:
+        return False
+    return phonenumbers.is_valid_number(num) and str(value).startswith("+")
+
+
+def _valid_ref(value: Any) -> bool:
+    if value is None or (isinstance(value, float) and pd.isna(value)) or value == "":
+        return True
+    return is_valid_reference(str(value))
+
+
+def derive_debtor_checks(df: pd.DataFrame) -> pd.DataFrame:
+    out = df.copy()
+    out["iban_valid"] = [_valid_iban(v) for v in out["iban"]]
+    out["phone_valid"] = [_valid_phone(v) for v in out["phone"]]
+    has = lambda c: out[c].notna() & (out[c].astype("string").str.len() > 0)  # noqa: E731
+    out["reachable"] = has("email") | has("phone") | (has("street") & has("postcode"))
+    out["parse_ok"] = out["_errors"].isna() if "_errors" in out else True
+    return out
+
+
+def derive_invoice_checks(df: pd.DataFrame, known_debtors: Iterable[str]) -> pd.DataFrame:
+    out = df.copy()
+    out["reference_valid"] = [_valid_ref(v) for v in out["payment_reference"]]
+    known = set(known_debtors)
+    out["debtor_known"] = out["debtor_id"].isin(known)
+    out["open_within_amount"] = out["open_cents"].fillna(0) <= out["amount_cents"].fillna(0)
+    out["parse_ok"] = out["_errors"].isna() if "_errors" in out else True
+    return out
+
+
+def _gx() -> Any:
+    import great_expectations as gx
+
+    return gx
+
+
+def debtor_rules() -> list[Rule]:
+    E = _gx().expectations
+    return [
+        Rule("debtor.parseable", "_errors", lambda: E.ExpectColumnValuesToBeInSet(column="parse_ok", value_set=[True]), "every field could be read"),
+        Rule("debtor.id_present", "debtor_id", lambda: E.ExpectColumnValuesToNotBeNull(column="debtor_id"), "a debtor id is present"),
+        Rule("debtor.id_unique", "debtor_id", lambda: E.ExpectColumnValuesToBeUnique(column="debtor_id"), "debtor ids are unique in the batch"),
+        Rule("debtor.name_present", "name", lambda: E.ExpectColumnValuesToNotBeNull(column="name"), "a name is present"),
+        Rule("debtor.email_syntax", "email", lambda: E.ExpectColumnValuesToMatchRegex(column="email", regex=EMAIL_RE), "e-mail address syntax"),
+        Rule("debtor.postcode_format", "postcode", lambda: E.ExpectColumnValuesToMatchRegex(column="postcode", regex=POSTCODE_RE), "Dutch postcode 1234 AB"),
+        Rule("debtor.iban_valid", "iban", lambda: E.ExpectColumnValuesToBeInSet(column="iban_valid", value_set=[True]), "IBAN check digits (schwifty)"),
+        Rule("debtor.phone_e164", "phone", lambda: E.ExpectColumnValuesToBeInSet(column="phone_valid", value_set=[True]), "phone number valid E.164"),
+        Rule("debtor.reachable", "debtor_id", lambda: E.ExpectColumnValuesToBeInSet(column="reachable", value_set=[True]), "an e-mail, phone or postal address"),
+    ]
+
+
+def invoice_rules(currencies: tuple[str, ...] = ("EUR",)) -> list[Rule]:
+    E = _gx().expectations
+    cur = list(currencies)
+    return [
+        Rule("invoice.parseable", "_errors", lambda: E.ExpectColumnValuesToBeInSet(column="parse_ok", value_set=[True]), "every field could be read"),
+        Rule("invoice.id_present", "invoice_id", lambda: E.ExpectColumnValuesToNotBeNull(column="invoice_id"), "an invoice id is present"),
+        Rule("invoice.id_unique", "invoice_id", lambda: E.ExpectColumnValuesToBeUnique(column="invoice_id"), "invoice ids are unique in the batch"),
+        Rule("invoice.amount_present", "amount_cents", lambda: E.ExpectColumnValuesToNotBeNull(column="amount_cents"), "an amount is present"),
+        Rule("invoice.amount_positive", "amount_cents", lambda: E.ExpectColumnValuesToBeBetween(column="amount_cents", min_value=1, max_value=MAX_PLAUSIBLE_CENTS), "amount positive and plausible"),
+        Rule("invoice.open_not_negative", "open_cents", lambda: E.ExpectColumnValuesToBeBetween(column="open_cents", min_value=0), "open amount not negative"),
+        Rule("invoice.open_within_amount", "open_cents", lambda: E.ExpectColumnValuesToBeInSet(column="open_within_amount", value_set=[True]), "open amount not above the invoice amount"),
+        Rule("invoice.currency", "currency", lambda: E.ExpectColumnValuesToBeInSet(column="currency", value_set=cur), f"currency in {cur}"),
+        Rule("invoice.dates_present", "due_date", lambda: E.ExpectColumnValuesToNotBeNull(column="due_date"), "a due date is present"),
+        Rule("invoice.due_after_invoice", "due_date", lambda: E.ExpectColumnPairValuesAToBeGreaterThanB(column_A="due_date", column_B="invoice_date", or_equal=True), "due date on or after invoice date"),
+        Rule("invoice.reference_check_digit", "payment_reference", lambda: E.ExpectColumnValuesToBeInSet(column="reference_valid", value_set=[True]), "payment reference check digit"),
+        Rule("invoice.debtor_known", "debtor_id", lambda: E.ExpectColumnValuesToBeInSet(column="debtor_known", value_set=[True]), "the invoice's debtor is known"),
+    ]
+
+
+class Validator:
+    """Holds one GX context for a run; validates DataFrames against named rule sets."""
+
+    def __init__(self) -> None:
+        gx = _gx()
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        self._ctx = gx.get_context(mode="ephemeral")
+        self._ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
+        self._source = self._ctx.data_sources.add_pandas("vangnet")
+        self._batches: dict[str, Any] = {}
+        self._suites: dict[str, Any] = {}
+
+    def _suite(self, key: str, rules: list[Rule]) -> Any:
+        if key not in self._suites:
+            gx = _gx()
+            suite = self._ctx.suites.add(gx.ExpectationSuite(name=key))
+            for rule in rules:
+                exp = rule.build()
+                exp.meta = {"rule": rule.name}
+                suite.add_expectation(exp)
+            asset = self._source.add_dataframe_asset(key)
+            self._batches[key] = asset.add_batch_definition_whole_dataframe(key)
+            self._suites[key] = suite
+        return self._suites[key]
+
+    def validate(
+        self, entity: str, df: pd.DataFrame, rules: list[Rule], id_column: str, prepared: pd.DataFrame
+    ) -> ValidationOutcome:
+        """``df`` is the batch as read; ``prepared`` the same rows with derived columns."""
+        if df.empty:
+            return ValidationOutcome(entity, 0, df, df.iloc[0:0], {}, {r.name: 0 for r in rules})
+        key = f"{entity}-{len(rules)}"
+        suite = self._suite(key, rules)
+        frame = prepared.copy()
+        frame["_rid"] = [f"{i}" for i in range(len(frame))]  # row ids survive null record ids
+        batch = self._batches[key].get_batch(batch_parameters={"dataframe": frame})
+        result = batch.validate(
+            suite,
+            result_format={
+                "result_format": "COMPLETE",
+                "unexpected_index_column_names": ["_rid"],
+                "return_unexpected_index_query": False,
+            },
+        )
+        by_rule = {r.name: r for r in rules}
+        bad_rows: dict[int, list[dict[str, Any]]] = {}
+        per_rule = {r.name: 0 for r in rules}
+        for res in result.results:
+            rule = by_rule[res.expectation_config.meta["rule"]]
+            if res.exception_info and res.exception_info.get("raised_exception"):
+                raise RuntimeError(f"rule {rule.name} could not run: {res.exception_info.get('exception_message')}")
+            if res.success:
+                continue
+            rows = {int(u["_rid"]) for u in (res.result.get("unexpected_index_list") or [])}
+            per_rule[rule.name] = len(rows)
+            for i in rows:
+                raw = df.iloc[i].get(rule.column) if rule.column in df.columns else None
+                bad_rows.setdefault(i, []).append(
+                    {"rule": rule.name, "column": rule.column, "value": _jsonable(mask_value(rule.column, raw))}
+                )
+        mask = pd.Series(False, index=range(len(df)))
+        mask[list(bad_rows)] = True
+        mask.index = df.index
+        rejected = df[mask]
+        failures = {}
+        for i, fails in bad_rows.items():
+            rid = df.iloc[i][id_column]
+            failures[_record_key(rid, i)] = fails
+        return ValidationOutcome(entity, len(df), df[~mask], rejected, failures, per_rule)
+
+
+def _record_key(rid: Any, position: int) -> str:
+    if rid is None or (isinstance(rid, float) and pd.isna(rid)) or rid == "":
+        return f"<row {position}>"
+    return str(rid)
+
+
+def record_key(rid: Any, position: int) -> str:
+    return _record_key(rid, position)
+
+
+def _jsonable(v: Any) -> Any:
+    if v is None or (isinstance(v, float) and pd.isna(v)):
+        return None
+    if isinstance(v, (dt.date, dt.datetime)):
+        return v.isoformat()
+    if hasattr(v, "item"):
+        return v.item()
+    return v
+
+
+def batch_level_error(entity: str, outcome: ValidationOutcome, max_reject_share: float) -> str | None:
+    """A batch that is clearly broken stops the creditor's contact for this cycle."""
+    if outcome.checked >= 20 and len(outcome.rejected) / outcome.checked > max_reject_share:
+        share = len(outcome.rejected) / outcome.checked
+        return (
+            f"{entity}: {len(outcome.rejected)} of {outcome.checked} records ({share:.0%}) failed "
+            f"validation, above the {max_reject_share:.0%} limit: the export looks broken"
+        )
+    if entity == "invoices" and outcome.checked >= 20:
+        amounts = outcome.valid.get("amount_cents")
+        if amounts is not None and len(amounts) and (amounts.fillna(0) == 0).all():
+            return "invoices: every amount is zero: the export looks broken"
+    return None
+
+
+def postcode_normal(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    m = re.fullmatch(r"\s*([1-9][0-9]{3})\s*([A-Za-z]{2})\s*", value)
+    return f"{m.group(1)} {m.group(2).upper()}" if m else value
+
+
+__all__ = [
+    "Rule",
+    "ValidationOutcome",
+    "Validator",
+    "batch_level_error",
+    "debtor_rules",
+    "derive_debtor_checks",
+    "derive_invoice_checks",
+    "invoice_rules",
+    "postcode_normal",
+    "record_key",
+]
