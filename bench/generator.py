@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
+import unicodedata
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -37,31 +38,39 @@ class Portfolio:
     personas: pd.Series
 
 
+def _ascii(text: str) -> str:
+    return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+
+
 def _iban(rng: np.random.Generator) -> str:
     bank = BANKS[int(rng.integers(len(BANKS)))]
     account = f"{int(rng.integers(10**9, 10**10)):010d}"
     return str(IBAN.generate("NL", bank_code=bank, account_code=account))
 
 
-def generate(n_debtors: int, today: dt.date, seed: int = 7, broken_share: float = 0.004) -> Portfolio:
+def generate(
+    n_debtors: int, today: dt.date, seed: int = 7, broken_share: float = 0.004
+) -> Portfolio:
     rng = np.random.default_rng(seed)
     fake = Faker("nl_NL")
     fake.seed_instance(seed)
     persona = rng.choice(PERSONAS, size=n_debtors, p=PERSONA_SHARE)
     ids = [f"R{i:07d}" for i in range(1, n_debtors + 1)]
-    stamp = (dt.datetime.combine(today, dt.time(6, 0)) - dt.timedelta(days=1)).isoformat(timespec="seconds")
+    stamp = (dt.datetime.combine(today, dt.time(6, 0)) - dt.timedelta(days=1)).isoformat(
+        timespec="seconds"
+    )
     debtors = []
     for i, did in enumerate(ids):
         name = fake.name()
         has_email = rng.random() < 0.85
         has_phone = rng.random() < 0.75
-        local = name.lower().replace(" ", ".").replace("'", "")
+        local = _ascii(name.lower()).replace(" ", ".").replace("'", "")
         debtors.append(
             {
                 "relatienr": did,
                 "naam": name,
                 "email": f"{local}.{i}@example.nl" if has_email else None,
-                "telefoon": f"06{int(rng.integers(10_000_000, 99_999_999))}" if has_phone else None,
+                "telefoon": f"06{int(rng.integers(10_000_000, 64_999_999))}" if has_phone else None,
                 "iban": _iban(rng),
                 "straat": fake.street_address(),
                 "postcode": fake.postcode(),
@@ -116,9 +125,17 @@ def generate(n_debtors: int, today: dt.date, seed: int = 7, broken_share: float 
     return Portfolio(deb, inv, statement, notices, pd.Series(persona, index=ids))
 
 
-def _behaviour(p: str, rng: np.random.Generator, due: dt.date, age: int, rent: int, today: dt.date) -> tuple[dt.date | None, int, int]:
+def _behaviour(
+    p: str, rng: np.random.Generator, due: dt.date, age: int, rent: int, today: dt.date
+) -> tuple[dt.date | None, int, int]:
     """(paid date, open cents, reminders sent by the ERP) for one invoice."""
-    late = {"on_time": (0, 2), "forgetful": (4, 14), "cant_pay": (10, 35), "wont_pay": (30, 65), "protected": (15, 40)}[p]
+    late = {
+        "on_time": (0, 2),
+        "forgetful": (4, 14),
+        "cant_pay": (10, 35),
+        "wont_pay": (30, 65),
+        "protected": (15, 40),
+    }[p]
     days = int(rng.integers(late[0], late[1] + 1))
     if p in ("cant_pay", "protected") and age > -14 and age < 75:
         # the last months pile up; some are partly paid
@@ -133,10 +150,16 @@ def _behaviour(p: str, rng: np.random.Generator, due: dt.date, age: int, rent: i
     return None, rent, 0
 
 
-def _break_some(deb: pd.DataFrame, inv: pd.DataFrame, rng: np.random.Generator, share: float) -> None:
+def _break_some(
+    deb: pd.DataFrame, inv: pd.DataFrame, rng: np.random.Generator, share: float
+) -> None:
     """Mangle a few records the way real exports break."""
     n = max(1, int(len(inv) * share))
-    rows = rng.choice(inv.index[inv["betaaldatum"].isna()], size=min(n * 4, int((inv["betaaldatum"].isna()).sum())), replace=False)
+    rows = rng.choice(
+        inv.index[inv["betaaldatum"].isna()],
+        size=min(n * 4, int((inv["betaaldatum"].isna()).sum())),
+        replace=False,
+    )
     kinds = ["negative", "bad_date", "unknown_debtor", "bad_reference"]
     for i, idx in enumerate(rows):
         kind = kinds[i % len(kinds)]
@@ -157,9 +180,18 @@ def _break_some(deb: pd.DataFrame, inv: pd.DataFrame, rng: np.random.Generator, 
             deb.loc[idx, ["email", "telefoon", "straat", "postcode"]] = None
 
 
-def _statement(inv: pd.DataFrame, deb: pd.DataFrame, persona: pd.Series, rng: np.random.Generator, today: dt.date) -> pd.DataFrame:
+def _statement(
+    inv: pd.DataFrame,
+    deb: pd.DataFrame,
+    persona: pd.Series,
+    rng: np.random.Generator,
+    today: dt.date,
+) -> pd.DataFrame:
     """Today's credit entries: some overdue items paid, some partly, a few unmatched."""
-    open_ = inv[inv["betaaldatum"].isna() & (pd.to_datetime(inv["vervaldatum"], errors="coerce") < pd.Timestamp(today))]
+    open_ = inv[
+        inv["betaaldatum"].isna()
+        & (pd.to_datetime(inv["vervaldatum"], errors="coerce") < pd.Timestamp(today))
+    ]
     open_ = open_[~open_["bedrag"].astype(str).str.startswith("-")]
     names = deb.set_index("relatienr")["naam"]
     ibans = deb.set_index("relatienr")["iban"]
@@ -190,8 +222,16 @@ def _statement(inv: pd.DataFrame, deb: pd.DataFrame, persona: pd.Series, rng: np
             }
         )
     for k in range(max(2, len(rows) // 20)):
-        rows.append({"amount": f"{rng.integers(1000, 90000) / 100:.2f}", "name": "Onbekende betaler", "iban": _iban(rng),
-                     "structured": None, "text": f"gift {k}", "e2e": f"E2EX{k:07d}"})
+        rows.append(
+            {
+                "amount": f"{rng.integers(1000, 90000) / 100:.2f}",
+                "name": "Onbekende betaler",
+                "iban": _iban(rng),
+                "structured": None,
+                "text": f"gift {k}",
+                "e2e": f"E2EX{k:07d}",
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -225,7 +265,16 @@ def camt053(entries: pd.DataFrame, today: dt.date, account_iban: str = CREDITOR_
     for i, r in enumerate(entries.itertuples(index=False)):
         rmt = []
         if isinstance(r.structured, str):
-            rmt.append(E("Strd", E("CdtrRefInf", E("Tp", E("CdOrPrtry", E("Cd", "SCOR")), E("Issr", "CUR")), E("Ref", r.structured))))
+            rmt.append(
+                E(
+                    "Strd",
+                    E(
+                        "CdtrRefInf",
+                        E("Tp", E("CdOrPrtry", E("Cd", "SCOR")), E("Issr", "CUR")),
+                        E("Ref", r.structured),
+                    ),
+                )
+            )
         if isinstance(r.text, str):
             rmt.insert(0, E("Ustrd", r.text))
         tx = E(
@@ -236,21 +285,52 @@ def camt053(entries: pd.DataFrame, today: dt.date, account_iban: str = CREDITOR_
             *([E("RmtInf", *rmt)] if rmt else []),
         )
         ntries.append(
-            E("Ntry", E("Amt", str(r.amount), Ccy="EUR"), E("CdtDbtInd", "CRDT"), E("Sts", "BOOK"),
-              E("BookgDt", E("Dt", today.isoformat())), E("ValDt", E("Dt", today.isoformat())),
-              E("AcctSvcrRef", f"{today:%Y%m%d}{i:06d}"),
-              E("BkTxCd", E("Domn", E("Cd", "PMNT"), E("Fmly", E("Cd", "RCDT"), E("SubFmlyCd", "ESCT")))),
-              E("NtryDtls", tx))
+            E(
+                "Ntry",
+                E("Amt", str(r.amount), Ccy="EUR"),
+                E("CdtDbtInd", "CRDT"),
+                E("Sts", "BOOK"),
+                E("BookgDt", E("Dt", today.isoformat())),
+                E("ValDt", E("Dt", today.isoformat())),
+                E("AcctSvcrRef", f"{today:%Y%m%d}{i:06d}"),
+                E(
+                    "BkTxCd",
+                    E("Domn", E("Cd", "PMNT"), E("Fmly", E("Cd", "RCDT"), E("SubFmlyCd", "ESCT"))),
+                ),
+                E("NtryDtls", tx),
+            )
         )
     doc = E(
         "Document",
-        E("BkToCstmrStmt",
-          E("GrpHdr", E("MsgId", f"DEMO/{today:%Y%m%d}"), E("CreDtTm", f"{today.isoformat()}T06:00:00")),
-          E("Stmt", E("Id", f"DEMO/{today:%Y%m%d}/1"), E("CreDtTm", f"{today.isoformat()}T06:00:00"),
-            E("Acct", E("Id", E("IBAN", account_iban)), E("Ccy", "EUR")),
-            E("Bal", E("Tp", E("CdOrPrtry", E("Cd", "OPBD"))), E("Amt", "0.00", Ccy="EUR"), E("CdtDbtInd", "CRDT"), E("Dt", E("Dt", today.isoformat()))),
-            E("Bal", E("Tp", E("CdOrPrtry", E("Cd", "CLBD"))), E("Amt", f"{total:.2f}", Ccy="EUR"), E("CdtDbtInd", "CRDT"), E("Dt", E("Dt", today.isoformat()))),
-            *ntries)),
+        E(
+            "BkToCstmrStmt",
+            E(
+                "GrpHdr",
+                E("MsgId", f"DEMO/{today:%Y%m%d}"),
+                E("CreDtTm", f"{today.isoformat()}T06:00:00"),
+            ),
+            E(
+                "Stmt",
+                E("Id", f"DEMO/{today:%Y%m%d}/1"),
+                E("CreDtTm", f"{today.isoformat()}T06:00:00"),
+                E("Acct", E("Id", E("IBAN", account_iban)), E("Ccy", "EUR")),
+                E(
+                    "Bal",
+                    E("Tp", E("CdOrPrtry", E("Cd", "OPBD"))),
+                    E("Amt", "0.00", Ccy="EUR"),
+                    E("CdtDbtInd", "CRDT"),
+                    E("Dt", E("Dt", today.isoformat())),
+                ),
+                E(
+                    "Bal",
+                    E("Tp", E("CdOrPrtry", E("Cd", "CLBD"))),
+                    E("Amt", f"{total:.2f}", Ccy="EUR"),
+                    E("CdtDbtInd", "CRDT"),
+                    E("Dt", E("Dt", today.isoformat())),
+                ),
+                *ntries,
+            ),
+        ),
     )
     return bytes(etree.tostring(doc, xml_declaration=True, encoding="UTF-8", pretty_print=True))
 

@@ -28,10 +28,17 @@ class SecretRef(BaseModel):
         return self
 
     def describe(self) -> str:
-        return f"block:{self.block}" if self.block else f"env:{self.env}" if self.env else f"file:{self.file}"
+        return (
+            f"block:{self.block}"
+            if self.block
+            else f"env:{self.env}"
+            if self.env
+            else f"file:{self.file}"
+        )
 
-    def resolve_local(self) -> SecretStr:
-        """Resolve env/file references; block references need ``flows.secrets``."""
+    def resolve_local(self, base_dir: Path | None = None) -> SecretStr:
+        """Resolve env/file references (a relative file is taken from ``base_dir``);
+        block references are resolved by the flows, through Prefect."""
         if self.env:
             value = os.environ.get(self.env)
             if value is None:
@@ -39,6 +46,8 @@ class SecretRef(BaseModel):
             return SecretStr(value)
         if self.file:
             path = Path(self.file).expanduser()
+            if not path.is_absolute() and base_dir is not None:
+                path = base_dir / path
             if not path.is_file():
                 raise LookupError(f"secret file {path} does not exist")
             return SecretStr(path.read_text())

@@ -13,7 +13,9 @@ from typing import Any
 
 import typer
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="vangnet: social debt collection hub")
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="vangnet: social debt collection hub"
+)
 statements_app = typer.Typer(no_args_is_help=True, help="Bank statements")
 reference_app = typer.Typer(no_args_is_help=True, help="Payment references (betalingskenmerk, RF)")
 fees_app = typer.Typer(no_args_is_help=True, help="Statutory fees")
@@ -47,14 +49,18 @@ def _fail(msg: str, code: int = 2) -> None:
 
 @app.command()
 def demo(
-    workdir: Path = typer.Option(Path("var/demo"), help="folder for the demo creditor (seeded on first use)"),
+    workdir: Path = typer.Option(
+        Path("var/demo"), help="folder for the demo creditor (seeded on first use)"
+    ),
     debtors: int = typer.Option(2000, min=10, help="portfolio size when seeding"),
     as_json: bool = typer.Option(False, "--json", help="end with a JSON summary line"),
-    now: str | None = typer.Option(None, help="the cycle's clock (ISO 8601, Europe/Amsterdam if no zone)"),
+    now: str | None = typer.Option(
+        None, help="the cycle's clock (ISO 8601, Europe/Amsterdam if no zone)"
+    ),
 ) -> None:
     """Seed the demo creditor in WORKDIR (first use) and run the daily cycle on it."""
     _quiet_prefect()
-    from flows.demo import seed, sftp_server
+    from flows.demo import seed
 
     clock = _now(now)
     from transforms.contact_window import AMS
@@ -102,7 +108,15 @@ def _summary(cfg_path: Path, result: dict[str, Any]) -> dict[str, Any]:
 
     ctx = make_ctx(str(cfg_path.resolve()))
     with ctx.engine.connect() as conn:
-        count = lambda t, *w: conn.execute(select(func.count()).select_from(t).where(t.c.creditor_id == ctx.creditor_id, *w)).scalar()  # noqa: E731
+
+        def count(t: Any, *where: Any) -> int:
+            stmt = (
+                select(func.count())
+                .select_from(t)
+                .where(t.c.creditor_id == ctx.creditor_id, *where)
+            )
+            return int(conn.execute(stmt).scalar() or 0)
+
         out = {
             "creditor": result["creditor"],
             "cycle_date": result["cycle_date"],
@@ -154,7 +168,11 @@ def creditor_resume(
 
     ctx = make_ctx(str(creditor))
     with ctx.engine.begin() as conn:
-        conn.execute(update(s.creditors).where(s.creditors.c.creditor_id == ctx.creditor_id).values(stopped_reason=None))
+        conn.execute(
+            update(s.creditors)
+            .where(s.creditors.c.creditor_id == ctx.creditor_id)
+            .values(stopped_reason=None)
+        )
         audit(conn, ctx.creditor_id, operator, "creditor.resumed", ctx.creditor_id, {})
     typer.echo(f"{ctx.creditor_id}: contact resumed")
 
@@ -198,7 +216,10 @@ def reference_new(number: str) -> None:
 
 
 @fees_app.command("wik")
-def fees_wik(amount: str, vat: bool = typer.Option(False, "--vat", help="add 21% VAT (creditor cannot deduct VAT)")) -> None:
+def fees_wik(
+    amount: str,
+    vat: bool = typer.Option(False, "--vat", help="add 21% VAT (creditor cannot deduct VAT)"),
+) -> None:
     """Statutory collection costs for a principal AMOUNT in euros, as JSON."""
     from transforms.wik import collection_costs
 

@@ -32,14 +32,24 @@ class Strict(BaseModel):
 class CreditorInfo(Strict):
     id: str = Field(description="lowercase letters, digits and dashes, e.g. woonstichting-noord")
     name: str
-    sector: Literal["housing", "energy", "water", "health_insurance", "municipality", "collection_agency", "other"]
+    sector: Literal[
+        "housing",
+        "energy",
+        "water",
+        "health_insurance",
+        "municipality",
+        "collection_agency",
+        "other",
+    ]
     language: Literal["nl", "en"] = "nl"
 
     @field_validator("id")
     @classmethod
     def _slug(cls, v: str) -> str:
         if not re.fullmatch(r"[a-z0-9][a-z0-9-]{1,62}", v):
-            raise ValueError("use 2-63 lowercase letters, digits and dashes, e.g. woonstichting-noord")
+            raise ValueError(
+                "use 2-63 lowercase letters, digits and dashes, e.g. woonstichting-noord"
+            )
         return v
 
 
@@ -58,8 +68,12 @@ class Branding(Strict):
 
 
 class LedgerSettings(Strict):
-    url: str | None = Field(None, description="SQLAlchemy URL; default a SQLite file beside this config")
-    url_env: str | None = Field(None, description="environment variable holding the URL (production)")
+    url: str | None = Field(
+        None, description="SQLAlchemy URL; default a SQLite file beside this config"
+    )
+    url_env: str | None = Field(
+        None, description="environment variable holding the URL (production)"
+    )
 
 
 class WriteBackSettings(Strict):
@@ -67,7 +81,9 @@ class WriteBackSettings(Strict):
 
 
 class DebtHelpSettings(Strict):
-    inbox_dir: str | None = Field(None, description="folder with Schuldenknooppunt portal CSV downloads")
+    inbox_dir: str | None = Field(
+        None, description="folder with Schuldenknooppunt portal CSV downloads"
+    )
 
 
 class PolicySettings(Strict):
@@ -77,9 +93,13 @@ class PolicySettings(Strict):
     quiet_end: dt.time = dt.time(7, 0)
     send_hour: dt.time = dt.time(9, 30)
     extra_closed_days: list[dt.date] = Field(default_factory=list)
-    max_reject_share: float = Field(0.5, gt=0, le=1, description="share of bad records that stops contact")
+    max_reject_share: float = Field(
+        0.5, gt=0, le=1, description="share of bad records that stops contact"
+    )
     currencies: list[str] = Field(default_factory=lambda: ["EUR"])
-    vat_on_costs: Decimal | None = Field(None, description="e.g. 0.21, only for creditors that cannot deduct VAT")
+    vat_on_costs: Decimal | None = Field(
+        None, description="e.g. 0.21, only for creditors that cannot deduct VAT"
+    )
     segment_thresholds: dict[str, float] = Field(default_factory=dict)
 
     @field_validator("partitions")
@@ -114,11 +134,15 @@ class CreditorConfig(Strict):
         if self.ledger.url_env:
             url = os.environ.get(self.ledger.url_env)
             if not url:
-                raise ConfigError(f"ledger.url_env: environment variable {self.ledger.url_env} is not set")
+                raise ConfigError(
+                    f"ledger.url_env: environment variable {self.ledger.url_env} is not set"
+                )
             return url
         if self.ledger.url:
-            if self.ledger.url.startswith("sqlite:///") and not self.ledger.url.startswith("sqlite:////"):
-                return f"sqlite:///{self.path(self.ledger.url[len('sqlite:///'):])}"
+            if self.ledger.url.startswith("sqlite:///") and not self.ledger.url.startswith(
+                "sqlite:////"
+            ):
+                return f"sqlite:///{self.path(self.ledger.url[len('sqlite:///') :])}"
             return self.ledger.url
         return f"sqlite:///{self.base_dir / 'ledger.sqlite'}"
 
@@ -172,7 +196,7 @@ def load(path: str | Path) -> CreditorConfig:
     return cfg
 
 
-def resolve_secret(ref: SecretRef | None) -> SecretStr | None:
+def resolve_secret(ref: SecretRef | None, base_dir: Path | None = None) -> SecretStr | None:
     """Env and file references directly; block references through Prefect."""
     if ref is None:
         return None
@@ -181,7 +205,7 @@ def resolve_secret(ref: SecretRef | None) -> SecretStr | None:
 
         value: Any = Secret.load(ref.block).get()
         return SecretStr(str(value))
-    return ref.resolve_local()
+    return ref.resolve_local(base_dir)
 
 
 __all__ = ["ConfigError", "CreditorConfig", "load", "resolve_secret"]

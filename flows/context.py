@@ -51,7 +51,13 @@ class Ctx:
     def engine(self) -> Engine:
         eng = engine_for(self.cfg.ledger_url())
         with eng.begin() as conn:
-            ensure_creditor(conn, self.creditor_id, self.cfg.creditor.name, self.cfg.creditor.sector, self.cfg.sha256)
+            ensure_creditor(
+                conn,
+                self.creditor_id,
+                self.cfg.creditor.name,
+                self.cfg.creditor.sector,
+                self.cfg.sha256,
+            )
         return eng
 
     def var_dir(self, *parts: str) -> Path:

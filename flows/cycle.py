@@ -13,12 +13,29 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
+from connectors.errors import RetriableError
 from flows import stages
 from flows.context import Ctx, make_ctx
 from transforms.segments import LABELS_NL
 from transforms.validation import Validator
 
-RETRIES = {"retries": 2, "retry_delay_seconds": [5, 30]}
+
+def _retriable(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry only what the connectors call retriable (429, 5xx, timeouts, drops)."""
+    try:
+        state.result()
+    except RetriableError:
+        return True
+    except Exception:  # noqa: BLE001 - every other failure is final for this run
+        return False
+    return False
+
+
+RETRIES: dict[str, Any] = {
+    "retries": 2,
+    "retry_delay_seconds": [5, 30],
+    "retry_condition_fn": _retriable,
+}
 
 
 def _key(stage: str, ctx: Ctx) -> str:
@@ -81,7 +98,9 @@ def ingest(ctx: Ctx) -> dict[str, Any]:
     ]
     # debtors before invoices is not required here: both only land in staging
     results = [f.result() for f in futures]
-    create_table_artifact(key=_key("ingest", ctx), table=results, description=f"Ingest {ctx.creditor_id} {ctx.today}")
+    create_table_artifact(
+        key=_key("ingest", ctx), table=results, description=f"Ingest {ctx.creditor_id} {ctx.today}"
+    )
     return {"rows": sum(r["rows"] for r in results), "detail": results}
 
 
@@ -90,15 +109,36 @@ def validate(ctx: Ctx) -> dict[str, Any]:
     out = validate_staged(ctx)
     table = []
     for entity, summ in out["entities"].items():
-        table.append({"entity": entity, "rule": "(all)", "checked": summ["checked"], "passed": summ["passed"], "quarantined": summ["quarantined"]})
+        table.append(
+            {
+                "entity": entity,
+                "rule": "(all)",
+                "checked": summ["checked"],
+                "passed": summ["passed"],
+                "quarantined": summ["quarantined"],
+            }
+        )
         for rule, n in sorted(summ["rules"].items()):
-            table.append({"entity": entity, "rule": rule, "checked": summ["checked"], "passed": summ["checked"] - n, "quarantined": n})
-    create_table_artifact(key=_key("validate", ctx), table=table, description="Checked, passed and quarantined per rule")
+            table.append(
+                {
+                    "entity": entity,
+                    "rule": rule,
+                    "checked": summ["checked"],
+                    "passed": summ["checked"] - n,
+                    "quarantined": n,
+                }
+            )
+    create_table_artifact(
+        key=_key("validate", ctx),
+        table=table,
+        description="Checked, passed and quarantined per rule",
+    )
     if out["stopped"]:
         create_markdown_artifact(
             key=_key("stopped", ctx),
-            markdown=f"# Contact stopped for {ctx.creditor_id}\n\n**{out['stopped']}**\n\nNo message goes out until an "
-            f"operator has looked at the export and run `vangnet creditor resume`.",
+            markdown=f"# Contact stopped for {ctx.creditor_id}\n\n**{out['stopped']}**\n\n"
+            "No message goes out until an operator has looked at the export and run "
+            "`vangnet creditor resume`.",
         )
         get_run_logger().error("creditor %s stopped: %s", ctx.creditor_id, out["stopped"])
     return out
@@ -107,7 +147,9 @@ def validate(ctx: Ctx) -> dict[str, Any]:
 @flow(name="debt-help", flow_run_name="debt-help-{ctx.creditor_id}")
 def debt_help(ctx: Ctx) -> dict[str, Any]:
     out = debt_help_inbox(ctx)
-    create_table_artifact(key=_key("debt-help", ctx), table=[out], description="Schuldenknooppunt notices and holds")
+    create_table_artifact(
+        key=_key("debt-help", ctx), table=[out], description="Schuldenknooppunt notices and holds"
+    )
     return out
 
 
@@ -115,10 +157,16 @@ def debt_help(ctx: Ctx) -> dict[str, Any]:
 def reconcile(ctx: Ctx, sftp_port: int | None = None) -> dict[str, Any]:
     fetched = [fetch_statements(ctx, src, sftp_port) for src in ctx.cfg.sftp_sources()]
     matched = match_payments(ctx)
-    create_table_artifact(key=_key("reconcile", ctx), table=[{k: v for k, v in matched.items() if k != "unmatched_list"}],
-                          description="Payments matched to open items")
-    create_table_artifact(key=_key("unmatched-payments", ctx), table=matched["unmatched_list"] or [{"payment_id": "-", "reason": "none"}],
-                          description="Payments for review (no automatic match)")
+    create_table_artifact(
+        key=_key("reconcile", ctx),
+        table=[{k: v for k, v in matched.items() if k != "unmatched_list"}],
+        description="Payments matched to open items",
+    )
+    create_table_artifact(
+        key=_key("unmatched-payments", ctx),
+        table=matched["unmatched_list"] or [{"payment_id": "-", "reason": "none"}],
+        description="Payments for review (no automatic match)",
+    )
     return {"files": fetched, **{k: v for k, v in matched.items() if k != "unmatched_list"}}
 
 
@@ -130,8 +178,14 @@ def assess(ctx: Ctx) -> dict[str, Any]:
     for r in results:
         for k, v in r["segments"].items():
             totals[k] = totals.get(k, 0) + v
-    create_table_artifact(key=_key("segments", ctx), table=[{"segment": k, "label": LABELS_NL.get(k, k), "debtors": v} for k, v in sorted(totals.items())],
-                          description="Debtors per segment")
+    create_table_artifact(
+        key=_key("segments", ctx),
+        table=[
+            {"segment": k, "label": LABELS_NL.get(k, k), "debtors": v}
+            for k, v in sorted(totals.items())
+        ],
+        description="Debtors per segment",
+    )
     return {"debtors": sum(r["debtors"] for r in results), "segments": totals}
 
 
@@ -143,9 +197,15 @@ def plan(ctx: Ctx) -> dict[str, Any]:
     for r in results:
         for k, v in r.get("by_step", {}).items():
             by_step[k] = by_step.get(k, 0) + v
-    rows = [dict(zip(("segment", "step", "channel"), k.split(":"), strict=True), planned=v) for k, v in sorted(by_step.items())]
-    create_table_artifact(key=_key("plan", ctx), table=rows or [{"segment": "-", "step": "-", "channel": "-", "planned": 0}],
-                          description="Planned steps per segment")
+    rows = [
+        dict(zip(("segment", "step", "channel"), k.split(":"), strict=True), planned=v)
+        for k, v in sorted(by_step.items())
+    ]
+    create_table_artifact(
+        key=_key("plan", ctx),
+        table=rows or [{"segment": "-", "step": "-", "channel": "-", "planned": 0}],
+        description="Planned steps per segment",
+    )
     return {"planned": sum(r["planned"] for r in results), "by_step": by_step}
 
 
@@ -159,7 +219,11 @@ def send(ctx: Ctx) -> dict[str, Any]:
 @flow(name="write-back", flow_run_name="write-back-{ctx.creditor_id}")
 def write_back_stage(ctx: Ctx) -> dict[str, Any]:
     out = write_back(ctx)
-    create_table_artifact(key=_key("write-back", ctx), table=[out], description="Statuses written into the creditor's system")
+    create_table_artifact(
+        key=_key("write-back", ctx),
+        table=[out],
+        description="Statuses written into the creditor's system",
+    )
     return out
 
 
@@ -173,7 +237,9 @@ def _cycle_run_name() -> str:
 
 
 @flow(name="daily-cycle", flow_run_name=_cycle_run_name, log_prints=True)
-def daily_cycle(creditor_file: str, now: str | None = None, sftp_port: int | None = None) -> dict[str, Any]:
+def daily_cycle(
+    creditor_file: str, now: str | None = None, sftp_port: int | None = None
+) -> dict[str, Any]:
     """ingest -> validate -> debt help -> reconcile -> assess -> plan -> send -> write back."""
     ctx = make_ctx(creditor_file, now)
     summary: dict[str, Any] = {"creditor": ctx.creditor_id, "cycle_date": ctx.today.isoformat()}
@@ -185,26 +251,35 @@ def daily_cycle(creditor_file: str, now: str | None = None, sftp_port: int | Non
     summary["plan"] = plan(ctx)
     summary["send"] = send(ctx)
     summary["write_back"] = write_back_stage(ctx)
-    create_markdown_artifact(key=_key("cycle", ctx), markdown=cycle_markdown(summary), description="Daily cycle summary")
+    create_markdown_artifact(
+        key=_key("cycle", ctx), markdown=cycle_markdown(summary), description="Daily cycle summary"
+    )
     return summary
 
 
 def cycle_markdown(summary: dict[str, Any]) -> str:
     v = summary["validate"]["entities"]
     sent = {ch: r["sent"] for ch, r in summary["send"].items()}
+    rec, wb = summary["reconcile"], summary["write_back"]
     lines = [
         f"# Daily cycle {summary['creditor']} {summary['cycle_date']}",
         "",
         "| stage | result |",
         "|---|---|",
         f"| ingest | {summary['ingest']['rows']} records read |",
-        f"| validate | " + ", ".join(f"{e}: {x['passed']} passed, {x['quarantined']} quarantined" for e, x in v.items()) + " |",
+        "| validate | "
+        + ", ".join(
+            f"{e}: {x['passed']} passed, {x['quarantined']} quarantined" for e, x in v.items()
+        )
+        + " |",
         f"| debt help | {summary['debt_help']['holds']} new holds |",
-        f"| reconcile | {summary['reconcile']['matched']} of {summary['reconcile']['payments']} payments matched |",
-        f"| assess | " + ", ".join(f"{k} {n}" for k, n in sorted(summary['assess']['segments'].items())) + " |",
+        f"| reconcile | {rec['matched']} of {rec['payments']} payments matched |",
+        "| assess | "
+        + ", ".join(f"{k} {n}" for k, n in sorted(summary["assess"]["segments"].items()))
+        + " |",
         f"| plan | {summary['plan']['planned']} contacts planned |",
-        f"| send | " + ", ".join(f"{k} {n}" for k, n in sent.items()) + " |",
-        f"| write back | {summary['write_back'].get('applied', 0)} applied, {summary['write_back'].get('conflict', 0)} conflicts |",
+        "| send | " + ", ".join(f"{k} {n}" for k, n in sent.items()) + " |",
+        f"| write back | {wb.get('applied', 0)} applied, {wb.get('conflict', 0)} conflicts |",
     ]
     if summary["validate"].get("stopped"):
         lines += ["", f"**Contact stopped: {summary['validate']['stopped']}**"]

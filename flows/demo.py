@@ -123,9 +123,15 @@ def seed(workdir: Path, debtors: int, today: dt.date, seed_value: int = 7) -> Pa
     incoming = workdir / "sftp" / "statements" / "incoming"
     incoming.mkdir(parents=True, exist_ok=True)
     (incoming / f"camt053_{today:%Y%m%d}.xml").write_bytes(camt053(portfolio.statement, today))
-    write_notices(workdir / "debt-help-inbox" / f"kennisgevingen_{today:%Y%m%d}.csv", portfolio.notices)
+    write_notices(
+        workdir / "debt-help-inbox" / f"kennisgevingen_{today:%Y%m%d}.csv", portfolio.notices
+    )
     tmp = cfg.with_suffix(".tmp")
-    tmp.write_text(DEMO_YAML.format(erp=workdir / "erp.sqlite", user=SFTP_USER, fingerprint=fingerprint_of(host)))
+    tmp.write_text(
+        DEMO_YAML.format(
+            erp=workdir / "erp.sqlite", user=SFTP_USER, fingerprint=fingerprint_of(host)
+        )
+    )
     tmp.replace(cfg)  # the config appears last: its presence means the seed is complete
     return cfg
 
@@ -136,7 +142,11 @@ def _keygen(path: Path) -> Path:
         from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
         key = Ed25519PrivateKey.generate()
-        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption())
+        pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.OpenSSH,
+            serialization.NoEncryption(),
+        )
         path.write_bytes(pem)
         path.chmod(0o600)
     return path

@@ -26,6 +26,7 @@ from connectors.sftp import SftpClient
 from flows.config import resolve_secret
 from flows.context import Ctx
 from ledger import schema as s
+from ledger.ports import Channel, StatusWriter
 from ledger.records import DEBTOR_COLUMNS, INVOICE_COLUMNS, OutboundMessage, WriteBack
 from ledger.store import audit, frame, get_cursor, insert_ignore, set_cursor, upsert, utcnow
 from transforms import messages, segments, signals, treatment, validation
@@ -56,7 +57,9 @@ def ingest_entity(ctx: Ctx, source: str, entity: str) -> dict[str, Any]:
     """Read changed records page by page into staging; the cursor moves only with the
     page it belongs to, in the same transaction."""
     settings = ctx.cfg.odbc_sources()[source]
-    reader = OdbcReader(settings, resolve_secret(settings.password), source=source)
+    reader = OdbcReader(
+        settings, resolve_secret(settings.password, ctx.cfg.base_dir), source=source
+    )
     since = _get_cursor(ctx, source, entity)
     pages = rows = 0
     for page in reader.read(entity, since):
@@ -69,7 +72,13 @@ def ingest_entity(ctx: Ctx, source: str, entity: str) -> dict[str, Any]:
                 conn.execute(
                     s.staging.insert(),
                     [
-                        {"creditor_id": ctx.creditor_id, "source": source, "entity": entity, "payload": p, "staged_at": now}
+                        {
+                            "creditor_id": ctx.creditor_id,
+                            "source": source,
+                            "entity": entity,
+                            "payload": p,
+                            "staged_at": now,
+                        }
                         for p in payloads
                     ],
                 )
@@ -94,12 +103,18 @@ def validate_staged(ctx: Ctx, validator: validation.Validator | None = None) -> 
         with ctx.engine.connect() as conn:
             staged = frame(
                 conn,
-                select(s.staging.c.id, s.staging.c.source, s.staging.c.payload).where(
-                    s.staging.c.creditor_id == ctx.creditor_id, s.staging.c.entity == entity
-                ).order_by(s.staging.c.id),
+                select(s.staging.c.id, s.staging.c.source, s.staging.c.payload)
+                .where(s.staging.c.creditor_id == ctx.creditor_id, s.staging.c.entity == entity)
+                .order_by(s.staging.c.id),
             )
         if staged.empty:
-            out["entities"][entity] = {"checked": 0, "passed": 0, "quarantined": 0, "changed": 0, "rules": {}}
+            out["entities"][entity] = {
+                "checked": 0,
+                "passed": 0,
+                "quarantined": 0,
+                "changed": 0,
+                "rules": {},
+            }
             continue
         for source, part in staged.groupby("source", sort=True):
             summary, stop = _validate_part(ctx, validator, entity, str(source), part)
@@ -108,8 +123,19 @@ def validate_staged(ctx: Ctx, validator: validation.Validator | None = None) -> 
             out["stopped"] = out["stopped"] or stop
     if out["stopped"]:
         with ctx.engine.begin() as conn:
-            conn.execute(update(s.creditors).where(s.creditors.c.creditor_id == ctx.creditor_id).values(stopped_reason=out["stopped"]))
-            audit(conn, ctx.creditor_id, ACTOR, "creditor.stopped", ctx.creditor_id, {"reason": out["stopped"], "cycle_date": ctx.today.isoformat()})
+            conn.execute(
+                update(s.creditors)
+                .where(s.creditors.c.creditor_id == ctx.creditor_id)
+                .values(stopped_reason=out["stopped"])
+            )
+            audit(
+                conn,
+                ctx.creditor_id,
+                ACTOR,
+                "creditor.stopped",
+                ctx.creditor_id,
+                {"reason": out["stopped"], "cycle_date": ctx.today.isoformat()},
+            )
         log.error("creditor %s stopped: %s", ctx.creditor_id, out["stopped"])
     return out
 
@@ -121,7 +147,9 @@ def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     return {k: (a[k] + b[k] if k != "rules" else rules) for k in a}
 
 
-def _validate_part(ctx: Ctx, validator: validation.Validator, entity: str, source: str, part: pd.DataFrame) -> tuple[dict[str, Any], str | None]:
+def _validate_part(
+    ctx: Ctx, validator: validation.Validator, entity: str, source: str, part: pd.DataFrame
+) -> tuple[dict[str, Any], str | None]:
     cols = list(DEBTOR_COLUMNS if entity == "debtors" else INVOICE_COLUMNS) + ["_errors"]
     df = pd.DataFrame(list(part["payload"]), columns=cols)
     if entity == "debtors":
@@ -133,27 +161,46 @@ def _validate_part(ctx: Ctx, validator: validation.Validator, entity: str, sourc
             df[c] = pd.to_datetime(df[c], errors="coerce").dt.date
             df[c] = df[c].astype(object).where(df[c].notna(), None)
         with ctx.engine.connect() as conn:
-            known = set(conn.execute(select(s.debtors.c.debtor_id).where(s.debtors.c.creditor_id == ctx.creditor_id)).scalars())
+            known = set(
+                conn.execute(
+                    select(s.debtors.c.debtor_id).where(s.debtors.c.creditor_id == ctx.creditor_id)
+                ).scalars()
+            )
         prepared = validation.derive_invoice_checks(df, known)
         rules = validation.invoice_rules(tuple(ctx.cfg.policy.currencies))
         id_col = "invoice_id"
     outcome = validator.validate(entity, df, rules, id_col, prepared)
     stop = validation.batch_level_error(entity, outcome, ctx.cfg.policy.max_reject_share)
-    if entity == "invoices" and stop is None and len(df) >= 20 and (pd.to_numeric(df["amount_cents"], errors="coerce").fillna(0) == 0).all():
+    if (
+        entity == "invoices"
+        and stop is None
+        and len(df) >= 20
+        and (pd.to_numeric(df["amount_cents"], errors="coerce").fillna(0) == 0).all()
+    ):
         stop = "invoices: every amount is zero: the export looks broken"
     now = utcnow()
     with ctx.engine.begin() as conn:
         changed = _promote(conn, ctx, entity, source, outcome.valid, now)
         q_rows = []
-        for pos, rec in zip(range(len(outcome.rejected)), outcome.rejected.to_dict("records"), strict=True):
+        for pos, rec in zip(
+            range(len(outcome.rejected)), outcome.rejected.to_dict("records"), strict=True
+        ):
             rid = validation.record_key(rec.get(id_col), pos)
             payload = {k: _jsonable(v) for k, v in rec.items()}
             q_rows.append(
                 {
-                    "creditor_id": ctx.creditor_id, "source": source, "entity": entity, "record_id": rid,
-                    "fingerprint": hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest(),
-                    "failures": outcome.failures.get(rid, []), "payload": payload, "status": "open",
-                    "cycle_date": ctx.today, "created_at": now,
+                    "creditor_id": ctx.creditor_id,
+                    "source": source,
+                    "entity": entity,
+                    "record_id": rid,
+                    "fingerprint": hashlib.sha256(
+                        json.dumps(payload, sort_keys=True, default=str).encode()
+                    ).hexdigest(),
+                    "failures": outcome.failures.get(rid, []),
+                    "payload": payload,
+                    "status": "open",
+                    "cycle_date": ctx.today,
+                    "created_at": now,
                 }
             )
         new_q = insert_ignore(conn, s.quarantine, q_rows)
@@ -169,7 +216,9 @@ def _validate_part(ctx: Ctx, validator: validation.Validator, entity: str, sourc
     return summary, stop
 
 
-def _promote(conn: Any, ctx: Ctx, entity: str, source: str, valid: pd.DataFrame, now: dt.datetime) -> int:
+def _promote(
+    conn: Any, ctx: Ctx, entity: str, source: str, valid: pd.DataFrame, now: dt.datetime
+) -> int:
     if valid.empty:
         return 0
     v = valid.drop(columns=["_errors"]).copy()
@@ -178,29 +227,78 @@ def _promote(conn: Any, ctx: Ctx, entity: str, source: str, valid: pd.DataFrame,
     v["updated_at"] = now
     if entity == "debtors":
         v["bucket"] = bucket_column(v["debtor_id"])
-        rows = [{k: _jsonable(x) if k != "updated_at" else x for k, x in r.items()} for r in v.to_dict("records")]
-        upd = ["name", "email", "phone", "iban", "street", "postcode", "city", "language", "source_version", "updated_at", "source"]
-        return upsert(conn, s.debtors, rows, ["creditor_id", "debtor_id"], upd, only_if_changed=upd[:-2])
+        rows = [
+            {k: _jsonable(x) if k != "updated_at" else x for k, x in r.items()}
+            for r in v.to_dict("records")
+        ]
+        upd = [
+            "name",
+            "email",
+            "phone",
+            "iban",
+            "street",
+            "postcode",
+            "city",
+            "language",
+            "source_version",
+            "updated_at",
+            "source",
+        ]
+        return upsert(
+            conn, s.debtors, rows, ["creditor_id", "debtor_id"], upd, only_if_changed=upd[:-2]
+        )
     # invoices: the ledger's open amount is the source's minus what vangnet allocated
-    alloc = dict(
-        conn.execute(
-            select(s.allocations.c.invoice_id, func.sum(s.allocations.c.amount_cents))
-            .where(s.allocations.c.creditor_id == ctx.creditor_id, s.allocations.c.invoice_id.in_(list(v["invoice_id"])))
-            .group_by(s.allocations.c.invoice_id)
-        ).all()
-    ) if len(v) <= 50_000 else _all_allocations(conn, ctx)
-    v["open_cents"] = [max(int(o) - int(alloc.get(i, 0)), 0) for i, o in zip(v["invoice_id"], v["open_cents"], strict=True)]
-    v["status"] = ["paid" if o == 0 else ("partial" if o < a else "open") for o, a in zip(v["open_cents"], v["amount_cents"], strict=True)]
+    alloc = (
+        dict(
+            conn.execute(
+                select(s.allocations.c.invoice_id, func.sum(s.allocations.c.amount_cents))
+                .where(
+                    s.allocations.c.creditor_id == ctx.creditor_id,
+                    s.allocations.c.invoice_id.in_(list(v["invoice_id"])),
+                )
+                .group_by(s.allocations.c.invoice_id)
+            ).all()
+        )
+        if len(v) <= 50_000
+        else _all_allocations(conn, ctx)
+    )
+    v["open_cents"] = [
+        max(int(o) - int(alloc.get(i, 0)), 0)
+        for i, o in zip(v["invoice_id"], v["open_cents"], strict=True)
+    ]
+    v["status"] = [
+        "paid" if o == 0 else ("partial" if o < a else "open")
+        for o, a in zip(v["open_cents"], v["amount_cents"], strict=True)
+    ]
     v["bucket"] = bucket_column(v["debtor_id"])
     v["prior_reminders"] = v["prior_reminders"].fillna(0).astype(int)
-    rows = [{k: _jsonable(x) if k != "updated_at" else x for k, x in r.items()} for r in v.to_dict("records")]
+    rows = [
+        {k: _jsonable(x) if k != "updated_at" else x for k, x in r.items()}
+        for r in v.to_dict("records")
+    ]
     for r in rows:
         for c in ("invoice_date", "due_date", "paid_date"):
             if isinstance(r[c], str):
                 r[c] = dt.date.fromisoformat(r[c])
-    upd = ["debtor_id", "invoice_date", "due_date", "amount_cents", "open_cents", "currency", "payment_reference",
-           "paid_date", "prior_reminders", "status", "bucket", "source_version", "updated_at", "source"]
-    return upsert(conn, s.invoices, rows, ["creditor_id", "invoice_id"], upd, only_if_changed=upd[:-2])
+    upd = [
+        "debtor_id",
+        "invoice_date",
+        "due_date",
+        "amount_cents",
+        "open_cents",
+        "currency",
+        "payment_reference",
+        "paid_date",
+        "prior_reminders",
+        "status",
+        "bucket",
+        "source_version",
+        "updated_at",
+        "source",
+    ]
+    return upsert(
+        conn, s.invoices, rows, ["creditor_id", "invoice_id"], upd, only_if_changed=upd[:-2]
+    )
 
 
 def _all_allocations(conn: Any, ctx: Ctx) -> dict[str, int]:
@@ -232,45 +330,88 @@ def debt_help_inbox(ctx: Ctx) -> dict[str, Any]:
         with open(f, encoding="utf-8-sig", newline="") as fh:
             notices = list(csv.DictReader(fh, delimiter=";"))
         with ctx.engine.begin() as conn:
-            known = set(conn.execute(select(s.debtors.c.debtor_id).where(s.debtors.c.creditor_id == ctx.creditor_id)).scalars())
+            known = set(
+                conn.execute(
+                    select(s.debtors.c.debtor_id).where(s.debtors.c.creditor_id == ctx.creditor_id)
+                ).scalars()
+            )
             for n in notices:
                 out["notices"] += 1
                 mid, kind, debtor = n.get("BerichtId"), n.get("BerichtType"), n.get("KlantnummerSE")
                 if kind not in ("Kennisgeving", "Kennisgeving Publiek") or not mid:
-                    _quarantine_message(conn, ctx, f.name, mid or "<no id>", "skp.message_type", kind)
+                    _quarantine_message(
+                        conn, ctx, f.name, mid or "<no id>", "skp.message_type", kind
+                    )
                     continue
                 if debtor not in known:
                     out["unknown_debtor"] += 1
                     _quarantine_message(conn, ctx, f.name, mid, "skp.debtor_known", debtor)
                     continue
                 start = dt.date.fromisoformat(n.get("Datum") or ctx.today.isoformat())
-                added = insert_ignore(conn, s.holds, [{
-                    "creditor_id": ctx.creditor_id, "debtor_id": debtor, "kind": "debt_assistance",
-                    "reason": "Kennisgeving Schuldenknooppunt", "source_message_id": mid,
-                    "starts_on": start, "created_at": utcnow(),
-                }])
+                added = insert_ignore(
+                    conn,
+                    s.holds,
+                    [
+                        {
+                            "creditor_id": ctx.creditor_id,
+                            "debtor_id": debtor,
+                            "kind": "debt_assistance",
+                            "reason": "Kennisgeving Schuldenknooppunt",
+                            "source_message_id": mid,
+                            "starts_on": start,
+                            "created_at": utcnow(),
+                        }
+                    ],
+                )
                 if added:
                     out["holds"] += 1
-                    audit(conn, ctx.creditor_id, ACTOR, "hold.added", debtor, {"message_id": mid, "kind": "debt_assistance"})
-                out["cancelled_contacts"] += cancel_open_contacts(conn, ctx.creditor_id, debtor, "hold: debt assistance")
+                    audit(
+                        conn,
+                        ctx.creditor_id,
+                        ACTOR,
+                        "hold.added",
+                        debtor,
+                        {"message_id": mid, "kind": "debt_assistance"},
+                    )
+                out["cancelled_contacts"] += cancel_open_contacts(
+                    conn, ctx.creditor_id, debtor, "hold: debt assistance"
+                )
         done.mkdir(exist_ok=True)
         f.replace(done / f.name)  # only after the holds are committed
     return out
 
 
-def _quarantine_message(conn: Any, ctx: Ctx, file_name: str, mid: str, rule: str, value: Any) -> None:
-    insert_ignore(conn, s.quarantine, [{
-        "creditor_id": ctx.creditor_id, "source": "schuldenknooppunt", "entity": "skp_message", "record_id": mid,
-        "fingerprint": hashlib.sha256(f"{file_name}:{mid}".encode()).hexdigest(),
-        "failures": [{"rule": rule, "column": "message", "value": str(value)[:64]}],
-        "payload": {"file": file_name, "message_id": mid}, "status": "open", "cycle_date": ctx.today, "created_at": utcnow(),
-    }])
+def _quarantine_message(
+    conn: Any, ctx: Ctx, file_name: str, mid: str, rule: str, value: Any
+) -> None:
+    insert_ignore(
+        conn,
+        s.quarantine,
+        [
+            {
+                "creditor_id": ctx.creditor_id,
+                "source": "schuldenknooppunt",
+                "entity": "skp_message",
+                "record_id": mid,
+                "fingerprint": hashlib.sha256(f"{file_name}:{mid}".encode()).hexdigest(),
+                "failures": [{"rule": rule, "column": "message", "value": str(value)[:64]}],
+                "payload": {"file": file_name, "message_id": mid},
+                "status": "open",
+                "cycle_date": ctx.today,
+                "created_at": utcnow(),
+            }
+        ],
+    )
 
 
 def cancel_open_contacts(conn: Any, creditor_id: str, debtor_id: str, why: str) -> int:
     res = conn.execute(
         update(s.contacts)
-        .where(s.contacts.c.creditor_id == creditor_id, s.contacts.c.debtor_id == debtor_id, s.contacts.c.status == "planned")
+        .where(
+            s.contacts.c.creditor_id == creditor_id,
+            s.contacts.c.debtor_id == debtor_id,
+            s.contacts.c.status == "planned",
+        )
         .values(status="cancelled", last_error=why, updated_at=utcnow())
     )
     return int(res.rowcount or 0)
@@ -278,10 +419,15 @@ def cancel_open_contacts(conn: Any, creditor_id: str, debtor_id: str, why: str) 
 
 def active_holds(conn: Any, creditor_id: str, today: dt.date) -> pd.DataFrame:
     h = s.holds
-    return frame(conn, select(h.c.debtor_id).where(
-        h.c.creditor_id == creditor_id, h.c.lifted_at.is_(None), h.c.starts_on <= today,
-        (h.c.ends_on.is_(None)) | (h.c.ends_on >= today),
-    ))
+    return frame(
+        conn,
+        select(h.c.debtor_id).where(
+            h.c.creditor_id == creditor_id,
+            h.c.lifted_at.is_(None),
+            h.c.starts_on <= today,
+            (h.c.ends_on.is_(None)) | (h.c.ends_on >= today),
+        ),
+    )
 
 
 # ------------------------------------------------------------------------ reconcile
@@ -293,12 +439,20 @@ def fetch_statements(ctx: Ctx, source: str, server_port: int | None = None) -> d
         settings = settings.model_copy(update={"port": server_port})
     out = {"files": 0, "duplicates": 0, "failed": 0, "entries": 0}
     local = ctx.var_dir("statements")
-    with SftpClient(settings, resolve_secret(settings.password), resolve_secret(settings.private_key)) as client:
+    with SftpClient(
+        settings,
+        resolve_secret(settings.password, ctx.cfg.base_dir),
+        resolve_secret(settings.private_key, ctx.cfg.base_dir),
+    ) as client:
         for name in client.list_new():
             got = client.download(name, local)
             with ctx.engine.connect() as conn:
-                seen = conn.execute(select(s.statement_files.c.file_name).where(
-                    s.statement_files.c.creditor_id == ctx.creditor_id, s.statement_files.c.content_sha256 == got.sha256)).first()
+                seen = conn.execute(
+                    select(s.statement_files.c.file_name).where(
+                        s.statement_files.c.creditor_id == ctx.creditor_id,
+                        s.statement_files.c.content_sha256 == got.sha256,
+                    )
+                ).first()
             if seen:
                 out["duplicates"] += 1
                 client.move(name, settings.processed_dir)
@@ -308,11 +462,30 @@ def fetch_statements(ctx: Ctx, source: str, server_port: int | None = None) -> d
             except StatementError as exc:
                 out["failed"] += 1
                 with ctx.engine.begin() as conn:
-                    insert_ignore(conn, s.quarantine, [{
-                        "creditor_id": ctx.creditor_id, "source": source, "entity": "statement_file", "record_id": name,
-                        "fingerprint": got.sha256, "failures": [{"rule": "statement.parseable", "column": "file", "value": str(exc)[:300]}],
-                        "payload": {"file": name, "sha256": got.sha256}, "status": "open", "cycle_date": ctx.today, "created_at": utcnow(),
-                    }])
+                    insert_ignore(
+                        conn,
+                        s.quarantine,
+                        [
+                            {
+                                "creditor_id": ctx.creditor_id,
+                                "source": source,
+                                "entity": "statement_file",
+                                "record_id": name,
+                                "fingerprint": got.sha256,
+                                "failures": [
+                                    {
+                                        "rule": "statement.parseable",
+                                        "column": "file",
+                                        "value": str(exc)[:300],
+                                    }
+                                ],
+                                "payload": {"file": name, "sha256": got.sha256},
+                                "status": "open",
+                                "cycle_date": ctx.today,
+                                "created_at": utcnow(),
+                            }
+                        ],
+                    )
                 client.move(name, settings.failed_dir)
                 continue
             now = utcnow()
@@ -320,16 +493,40 @@ def fetch_statements(ctx: Ctx, source: str, server_port: int | None = None) -> d
             for r in entries.to_dict("records"):
                 row = {k: _jsonable(v) for k, v in r.items()}
                 row["booking_date"], row["value_date"] = r["booking_date"], r["value_date"]
-                row.update(creditor_id=ctx.creditor_id, source=source, status="new", allocated_cents=0, created_at=now)
+                row.update(
+                    creditor_id=ctx.creditor_id,
+                    source=source,
+                    status="new",
+                    allocated_cents=0,
+                    created_at=now,
+                )
                 row["reversal"] = bool(r["reversal"])
                 rows.append(row)
             with ctx.engine.begin() as conn:
                 insert_ignore(conn, s.payments, rows)
-                insert_ignore(conn, s.statement_files, [{
-                    "creditor_id": ctx.creditor_id, "content_sha256": got.sha256, "source": source, "file_name": name,
-                    "format": settings.format, "entries": len(rows), "received_at": now,
-                }])
-                audit(conn, ctx.creditor_id, ACTOR, "statement.received", name, {"sha256": got.sha256, "entries": len(rows)})
+                insert_ignore(
+                    conn,
+                    s.statement_files,
+                    [
+                        {
+                            "creditor_id": ctx.creditor_id,
+                            "content_sha256": got.sha256,
+                            "source": source,
+                            "file_name": name,
+                            "format": settings.format,
+                            "entries": len(rows),
+                            "received_at": now,
+                        }
+                    ],
+                )
+                audit(
+                    conn,
+                    ctx.creditor_id,
+                    ACTOR,
+                    "statement.received",
+                    name,
+                    {"sha256": got.sha256, "entries": len(rows)},
+                )
             client.move(name, settings.processed_dir)
             out["files"] += 1
             out["entries"] += len(rows)
@@ -339,36 +536,87 @@ def fetch_statements(ctx: Ctx, source: str, server_port: int | None = None) -> d
 def match_new_payments(ctx: Ctx) -> dict[str, Any]:
     """Allocate new payments to open items; plan the status write-backs that follow."""
     with ctx.engine.connect() as conn:
-        pay = frame(conn, select(s.payments).where(s.payments.c.creditor_id == ctx.creditor_id, s.payments.c.status == "new"))
+        pay = frame(
+            conn,
+            select(s.payments).where(
+                s.payments.c.creditor_id == ctx.creditor_id, s.payments.c.status == "new"
+            ),
+        )
         if pay.empty:
-            return {"payments": 0, "matched": 0, "unmatched": 0, "allocated_cents": 0, "write_backs_planned": 0, "unmatched_list": []}
-        items = frame(conn, select(s.invoices.c.invoice_id, s.invoices.c.debtor_id, s.invoices.c.open_cents,
-                                   s.invoices.c.payment_reference, s.invoices.c.due_date)
-                      .where(s.invoices.c.creditor_id == ctx.creditor_id, s.invoices.c.open_cents > 0))
+            return {
+                "payments": 0,
+                "matched": 0,
+                "unmatched": 0,
+                "allocated_cents": 0,
+                "write_backs_planned": 0,
+                "unmatched_list": [],
+            }
+        items = frame(
+            conn,
+            select(
+                s.invoices.c.invoice_id,
+                s.invoices.c.debtor_id,
+                s.invoices.c.open_cents,
+                s.invoices.c.payment_reference,
+                s.invoices.c.due_date,
+            ).where(s.invoices.c.creditor_id == ctx.creditor_id, s.invoices.c.open_cents > 0),
+        )
     result = match_payments(pay, items)
     now = utcnow()
     with ctx.engine.begin() as conn:
         if len(result.allocations):
-            insert_ignore(conn, s.allocations, [
-                {**{k: _jsonable(v) for k, v in r.items()}, "creditor_id": ctx.creditor_id, "created_at": now}
-                for r in result.allocations.to_dict("records")
-            ])
+            insert_ignore(
+                conn,
+                s.allocations,
+                [
+                    {
+                        **{k: _jsonable(v) for k, v in r.items()},
+                        "creditor_id": ctx.creditor_id,
+                        "created_at": now,
+                    }
+                    for r in result.allocations.to_dict("records")
+                ],
+            )
         for r in result.payments.itertuples(index=False):
-            conn.execute(update(s.payments).where(s.payments.c.creditor_id == ctx.creditor_id, s.payments.c.payment_id == r.payment_id)
-                         .values(status=r.status, allocated_cents=int(r.allocated_cents), unmatched_reason=r.unmatched_reason))
+            conn.execute(
+                update(s.payments)
+                .where(
+                    s.payments.c.creditor_id == ctx.creditor_id,
+                    s.payments.c.payment_id == r.payment_id,
+                )
+                .values(
+                    status=r.status,
+                    allocated_cents=int(r.allocated_cents),
+                    unmatched_reason=r.unmatched_reason,
+                )
+            )
         for r in result.invoices.itertuples(index=False):
-            conn.execute(update(s.invoices).where(s.invoices.c.creditor_id == ctx.creditor_id, s.invoices.c.invoice_id == r.invoice_id)
-                         .values(open_cents=int(r.open_cents), status=r.status, paid_date=ctx.today if r.status == "paid" else None, updated_at=now))
+            conn.execute(
+                update(s.invoices)
+                .where(
+                    s.invoices.c.creditor_id == ctx.creditor_id,
+                    s.invoices.c.invoice_id == r.invoice_id,
+                )
+                .values(
+                    open_cents=int(r.open_cents),
+                    status=r.status,
+                    paid_date=ctx.today if r.status == "paid" else None,
+                    updated_at=now,
+                )
+            )
         planned = _plan_status_write_backs(conn, ctx, list(result.invoices["invoice_id"]))
     unmatched = result.payments[result.payments["status"] == "unmatched"]
     return {
         "payments": len(pay),
         "matched": int((result.payments["status"].isin(["matched", "overpaid"])).sum()),
         "unmatched": len(unmatched),
-        "allocated_cents": int(result.allocations["amount_cents"].sum()) if len(result.allocations) else 0,
+        "allocated_cents": int(result.allocations["amount_cents"].sum())
+        if len(result.allocations)
+        else 0,
         "write_backs_planned": planned,
         "unmatched_list": [
-            {"payment_id": p, "reason": r} for p, r in zip(unmatched["payment_id"], unmatched["unmatched_reason"], strict=True)
+            {"payment_id": p, "reason": r}
+            for p, r in zip(unmatched["payment_id"], unmatched["unmatched_reason"], strict=True)
         ],
     }
 
@@ -380,15 +628,42 @@ def _plan_status_write_backs(conn: Any, ctx: Ctx, invoice_ids: list[str]) -> int
     wb = ctx.cfg.write_back
     if wb is None or not invoice_ids:
         return 0
-    inv = frame(conn, select(s.invoices.c.invoice_id, s.invoices.c.open_cents, s.invoices.c.status, s.invoices.c.source_version)
-                .where(s.invoices.c.creditor_id == ctx.creditor_id, s.invoices.c.invoice_id.in_(invoice_ids)))
+    inv = frame(
+        conn,
+        select(
+            s.invoices.c.invoice_id,
+            s.invoices.c.open_cents,
+            s.invoices.c.status,
+            s.invoices.c.source_version,
+        ).where(
+            s.invoices.c.creditor_id == ctx.creditor_id, s.invoices.c.invoice_id.in_(invoice_ids)
+        ),
+    )
     rows = []
     for r in inv.itertuples(index=False):
-        values = {"status": STATUS_NL.get(r.status, r.status), "open_amount": f"{int(r.open_cents) / 100:.2f}"}
-        change_id = hashlib.sha256(json.dumps([ctx.creditor_id, wb.target, "invoices", r.invoice_id, values], sort_keys=True).encode()).hexdigest()[:32]
-        rows.append({"creditor_id": ctx.creditor_id, "target": wb.target, "entity": "invoices", "record_id": r.invoice_id,
-                     "change_id": change_id, "values": values, "expected_version": r.source_version, "status": "planned",
-                     "attempts": 0, "created_at": utcnow()})
+        values = {
+            "status": STATUS_NL.get(r.status, r.status),
+            "open_amount": f"{int(r.open_cents) / 100:.2f}",
+        }
+        change_id = hashlib.sha256(
+            json.dumps(
+                [ctx.creditor_id, wb.target, "invoices", r.invoice_id, values], sort_keys=True
+            ).encode()
+        ).hexdigest()[:32]
+        rows.append(
+            {
+                "creditor_id": ctx.creditor_id,
+                "target": wb.target,
+                "entity": "invoices",
+                "record_id": r.invoice_id,
+                "change_id": change_id,
+                "values": values,
+                "expected_version": r.source_version,
+                "status": "planned",
+                "attempts": 0,
+                "created_at": utcnow(),
+            }
+        )
     return insert_ignore(conn, s.write_backs, rows)
 
 
@@ -399,44 +674,97 @@ def _partition_filter(table: Any, ctx: Ctx, p: int, n: int) -> Any:
 
 def assess_partition(ctx: Ctx, p: int, n: int) -> dict[str, Any]:
     with ctx.engine.connect() as conn:
-        deb = frame(conn, select(s.debtors.c.debtor_id).where(_partition_filter(s.debtors, ctx, p, n)))
-        inv = frame(conn, select(s.invoices.c.debtor_id, s.invoices.c.invoice_id, s.invoices.c.due_date, s.invoices.c.amount_cents,
-                                 s.invoices.c.open_cents, s.invoices.c.paid_date, s.invoices.c.prior_reminders)
-                    .where(_partition_filter(s.invoices, ctx, p, n)))
+        deb = frame(
+            conn, select(s.debtors.c.debtor_id).where(_partition_filter(s.debtors, ctx, p, n))
+        )
+        inv = frame(
+            conn,
+            select(
+                s.invoices.c.debtor_id,
+                s.invoices.c.invoice_id,
+                s.invoices.c.due_date,
+                s.invoices.c.amount_cents,
+                s.invoices.c.open_cents,
+                s.invoices.c.paid_date,
+                s.invoices.c.prior_reminders,
+            ).where(_partition_filter(s.invoices, ctx, p, n)),
+        )
         holds = active_holds(conn, ctx.creditor_id, ctx.today)
-        con = frame(conn, select(s.contacts.c.debtor_id, s.contacts.c.status, s.contacts.c.sent_at)
-                    .join(s.debtors, and_(s.debtors.c.creditor_id == s.contacts.c.creditor_id, s.debtors.c.debtor_id == s.contacts.c.debtor_id))
-                    .where(_partition_filter(s.debtors, ctx, p, n)))
+        con = frame(
+            conn,
+            select(s.contacts.c.debtor_id, s.contacts.c.status, s.contacts.c.sent_at)
+            .join(
+                s.debtors,
+                and_(
+                    s.debtors.c.creditor_id == s.contacts.c.creditor_id,
+                    s.debtors.c.debtor_id == s.contacts.c.debtor_id,
+                ),
+            )
+            .where(_partition_filter(s.debtors, ctx, p, n)),
+        )
     if deb.empty:
         return {"partition": p, "debtors": 0, "segments": {}}
     sig = signals.compute_signals(deb["debtor_id"], inv, holds, con, ctx.today)
     # reminders the creditor's own system sent count as contacts too
     prior = inv[inv["open_cents"] > 0].groupby("debtor_id")["prior_reminders"].max()
-    sig["contacts_unanswered"] = sig["contacts_unanswered"] + sig["debtor_id"].map(prior).fillna(0).astype(int)
+    sig["contacts_unanswered"] = sig["contacts_unanswered"] + sig["debtor_id"].map(prior).fillna(
+        0
+    ).astype(int)
     sig.loc[sig["open_overdue_count"] == 0, "contacts_unanswered"] = 0
     seg = segments.assign_segments(sig, ctx.cfg.policy.segment_thresholds)
     sig_rows = signals.signal_rows(ctx.creditor_id, sig, ctx.today)
     seg_rows = [
-        {"creditor_id": ctx.creditor_id, "debtor_id": r["debtor_id"], "as_of": ctx.today, "segment": r["segment"],
-         "score": int(r["score"]), "reasons": r["reasons"]}
+        {
+            "creditor_id": ctx.creditor_id,
+            "debtor_id": r["debtor_id"],
+            "as_of": ctx.today,
+            "segment": r["segment"],
+            "score": int(r["score"]),
+            "reasons": r["reasons"],
+        }
         for r in seg.to_dict("records")
     ]
     with ctx.engine.begin() as conn:
-        upsert(conn, s.signals, sig_rows, ["creditor_id", "debtor_id", "signal"], ["value", "last_seen"])
-        upsert(conn, s.segments, seg_rows, ["creditor_id", "debtor_id", "as_of"], ["segment", "score", "reasons"])
-    return {"partition": p, "debtors": len(deb), "segments": seg["segment"].value_counts().to_dict()}
+        upsert(
+            conn,
+            s.signals,
+            sig_rows,
+            ["creditor_id", "debtor_id", "signal"],
+            ["value", "last_seen"],
+        )
+        upsert(
+            conn,
+            s.segments,
+            seg_rows,
+            ["creditor_id", "debtor_id", "as_of"],
+            ["segment", "score", "reasons"],
+        )
+    return {
+        "partition": p,
+        "debtors": len(deb),
+        "segments": seg["segment"].value_counts().to_dict(),
+    }
 
 
 # ----------------------------------------------------------------------------- plan
 def _policy(ctx: Ctx) -> treatment.Policy:
     pol = ctx.cfg.policy
-    window = ContactWindow(start=pol.quiet_end, end=pol.quiet_start, extra_closed_days=pol.extra_closed_days)
-    return treatment.Policy(contacts_per_week=pol.contacts_per_week, window=window, send_hour=pol.send_hour, vat_rate=pol.vat_on_costs)
+    window = ContactWindow(
+        start=pol.quiet_end, end=pol.quiet_start, extra_closed_days=pol.extra_closed_days
+    )
+    return treatment.Policy(
+        contacts_per_week=pol.contacts_per_week,
+        window=window,
+        send_hour=pol.send_hour,
+        vat_rate=pol.vat_on_costs,
+    )
 
 
 def creditor_stopped(ctx: Ctx) -> str | None:
     with ctx.engine.connect() as conn:
-        return conn.execute(select(s.creditors.c.stopped_reason).where(s.creditors.c.creditor_id == ctx.creditor_id)).scalar()
+        return conn.execute(
+            select(s.creditors.c.stopped_reason).where(s.creditors.c.creditor_id == ctx.creditor_id)
+        ).scalar()
 
 
 def plan_partition(ctx: Ctx, p: int, n: int) -> dict[str, Any]:
@@ -447,25 +775,69 @@ def plan_partition(ctx: Ctx, p: int, n: int) -> dict[str, Any]:
         held = set(holds["debtor_id"])
         cancelled = sum(cancel_open_contacts(conn, ctx.creditor_id, d, "hold") for d in held)
     with ctx.engine.connect() as conn:
-        deb = frame(conn, select(s.debtors.c.debtor_id, s.debtors.c.email, s.debtors.c.phone, s.debtors.c.street, s.debtors.c.postcode)
-                    .where(_partition_filter(s.debtors, ctx, p, n)))
-        seg = frame(conn, select(s.segments.c.debtor_id, s.segments.c.segment)
-                    .where(s.segments.c.creditor_id == ctx.creditor_id, s.segments.c.as_of == ctx.today))
-        inv = frame(conn, select(s.invoices.c.debtor_id, s.invoices.c.invoice_id, s.invoices.c.due_date, s.invoices.c.open_cents)
-                    .where(_partition_filter(s.invoices, ctx, p, n), s.invoices.c.open_cents > 0))
-        pref = frame(conn, select(s.preferences.c.debtor_id, s.preferences.c.preferred_day, s.preferences.c.channel.label("preferred_channel"))
-                     .where(s.preferences.c.creditor_id == ctx.creditor_id))
-        hist = frame(conn, select(s.contacts.c.debtor_id, s.contacts.c.dossier, s.contacts.c.step, s.contacts.c.channel, s.contacts.c.status,
-                                  func.coalesce(s.contacts.c.sent_at, s.contacts.c.send_after).label("at"))
-                     .join(s.debtors, and_(s.debtors.c.creditor_id == s.contacts.c.creditor_id, s.debtors.c.debtor_id == s.contacts.c.debtor_id))
-                     .where(_partition_filter(s.debtors, ctx, p, n)))
+        deb = frame(
+            conn,
+            select(
+                s.debtors.c.debtor_id,
+                s.debtors.c.email,
+                s.debtors.c.phone,
+                s.debtors.c.street,
+                s.debtors.c.postcode,
+            ).where(_partition_filter(s.debtors, ctx, p, n)),
+        )
+        seg = frame(
+            conn,
+            select(s.segments.c.debtor_id, s.segments.c.segment).where(
+                s.segments.c.creditor_id == ctx.creditor_id, s.segments.c.as_of == ctx.today
+            ),
+        )
+        inv = frame(
+            conn,
+            select(
+                s.invoices.c.debtor_id,
+                s.invoices.c.invoice_id,
+                s.invoices.c.due_date,
+                s.invoices.c.open_cents,
+            ).where(_partition_filter(s.invoices, ctx, p, n), s.invoices.c.open_cents > 0),
+        )
+        pref = frame(
+            conn,
+            select(
+                s.preferences.c.debtor_id,
+                s.preferences.c.preferred_day,
+                s.preferences.c.channel.label("preferred_channel"),
+            ).where(s.preferences.c.creditor_id == ctx.creditor_id),
+        )
+        hist = frame(
+            conn,
+            select(
+                s.contacts.c.debtor_id,
+                s.contacts.c.dossier,
+                s.contacts.c.step,
+                s.contacts.c.channel,
+                s.contacts.c.status,
+                func.coalesce(s.contacts.c.sent_at, s.contacts.c.send_after).label("at"),
+            )
+            .join(
+                s.debtors,
+                and_(
+                    s.debtors.c.creditor_id == s.contacts.c.creditor_id,
+                    s.debtors.c.debtor_id == s.contacts.c.debtor_id,
+                ),
+            )
+            .where(_partition_filter(s.debtors, ctx, p, n)),
+        )
     if deb.empty:
         return {"partition": p, "planned": 0}
     d = deb.merge(seg, on="debtor_id", how="inner").merge(pref, on="debtor_id", how="left")
     d["has_email"] = d["email"].notna()
     d["has_phone"] = d["phone"].notna()
     d["has_address"] = d["street"].notna() & d["postcode"].notna()
-    failed = hist[hist["status"] == "failed"].groupby("debtor_id")["channel"].agg(set) if len(hist) else pd.Series(dtype=object)
+    failed = (
+        hist[hist["status"] == "failed"].groupby("debtor_id")["channel"].agg(set)
+        if len(hist)
+        else pd.Series(dtype=object)
+    )
     d["failed_channels"] = d["debtor_id"].map(failed)
     d["failed_channels"] = [x if isinstance(x, set) else set() for x in d["failed_channels"]]
     dossiers = treatment.overdue_dossiers(inv, ctx.today)
@@ -474,20 +846,40 @@ def plan_partition(ctx: Ctx, p: int, n: int) -> dict[str, Any]:
     rows = []
     for r in plan.to_dict("records"):
         key = f"{ctx.creditor_id}|{r['debtor_id']}|{r['dossier']}|{r['step']}|{r['channel']}"
-        rows.append({
-            "creditor_id": ctx.creditor_id, "debtor_id": r["debtor_id"], "dossier": r["dossier"], "step": r["step"],
-            "channel": r["channel"], "message_id": str(uuid.uuid5(uuid.NAMESPACE_URL, "vangnet:" + key)),
-            "status": "planned", "segment": r["segment"], "send_after": r["send_after"], "cycle_date": ctx.today,
-            "amount_cents": int(r["amount_cents"]), "costs_cents": int(r["costs_cents"]), "invoice_ids": list(r["invoice_ids"]),
-            "reasons": list(r["reasons"]), "attempts": 0, "created_at": now, "updated_at": now,
-        })
+        rows.append(
+            {
+                "creditor_id": ctx.creditor_id,
+                "debtor_id": r["debtor_id"],
+                "dossier": r["dossier"],
+                "step": r["step"],
+                "channel": r["channel"],
+                "message_id": str(uuid.uuid5(uuid.NAMESPACE_URL, "vangnet:" + key)),
+                "status": "planned",
+                "segment": r["segment"],
+                "send_after": r["send_after"],
+                "cycle_date": ctx.today,
+                "amount_cents": int(r["amount_cents"]),
+                "costs_cents": int(r["costs_cents"]),
+                "invoice_ids": list(r["invoice_ids"]),
+                "reasons": list(r["reasons"]),
+                "attempts": 0,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
     with ctx.engine.begin() as conn:
         added = insert_ignore(conn, s.contacts, rows)
     by_step: dict[str, int] = {}
     for r in rows:
         k = f"{r['segment']}:{r['step']}:{r['channel']}"
         by_step[k] = by_step.get(k, 0) + 1
-    return {"partition": p, "planned": added, "considered": len(rows), "cancelled_for_hold": cancelled, "by_step": by_step}
+    return {
+        "partition": p,
+        "planned": added,
+        "considered": len(rows),
+        "cancelled_for_hold": cancelled,
+        "by_step": by_step,
+    }
 
 
 # ----------------------------------------------------------------------------- send
@@ -497,103 +889,241 @@ def _channel(ctx: Ctx, name: str) -> OutboxChannel:
     return OutboxChannel(name, settings)
 
 
-def send_channel(ctx: Ctx, name: str, batch_size: int = 500) -> dict[str, Any]:
+def send_channel(
+    ctx: Ctx, name: str, batch_size: int = 500, channel: Channel | None = None
+) -> dict[str, Any]:
     """Exactly once: planned -> sending (committed) -> provider -> sent | failed.
     Rows left in ``sending`` by a crash become ``ambiguous`` and are resolved by asking
     the channel before anything is sent again."""
-    out = {"channel": name, "resolved_ambiguous": 0, "sent": 0, "failed": 0, "cancelled": 0, "waiting": 0, "stopped": False}
+    out = {
+        "channel": name,
+        "resolved_ambiguous": 0,
+        "sent": 0,
+        "failed": 0,
+        "cancelled": 0,
+        "waiting": 0,
+        "stopped": False,
+    }
     if name not in ctx.cfg.channels:
         return out
     if creditor_stopped(ctx):
         out["stopped"] = True
         return out
-    channel = _channel(ctx, name)
+    channel = channel or _channel(ctx, name)
     c = s.contacts
     base = and_(c.c.creditor_id == ctx.creditor_id, c.c.channel == name)
     with ctx.engine.begin() as conn:
-        conn.execute(update(c).where(base, c.c.status == "sending").values(status="ambiguous", updated_at=utcnow()))
-        amb = list(conn.execute(select(c.c.message_id).where(base, c.c.status == "ambiguous")).scalars())
+        conn.execute(
+            update(c)
+            .where(base, c.c.status == "sending")
+            .values(status="ambiguous", updated_at=utcnow())
+        )
+        amb = list(
+            conn.execute(select(c.c.message_id).where(base, c.c.status == "ambiguous")).scalars()
+        )
     if amb:
         known = channel.lookup(amb)
         with ctx.engine.begin() as conn:
             for mid in amb:
                 if mid in known:
-                    conn.execute(update(c).where(c.c.message_id == mid).values(status="sent", provider_id=known[mid].provider_id, sent_at=utcnow(), updated_at=utcnow()))
+                    conn.execute(
+                        update(c)
+                        .where(c.c.message_id == mid)
+                        .values(
+                            status="sent",
+                            provider_id=known[mid].provider_id,
+                            sent_at=utcnow(),
+                            updated_at=utcnow(),
+                        )
+                    )
                 else:
-                    conn.execute(update(c).where(c.c.message_id == mid).values(status="planned", updated_at=utcnow()))
+                    conn.execute(
+                        update(c)
+                        .where(c.c.message_id == mid)
+                        .values(status="planned", updated_at=utcnow())
+                    )
         out["resolved_ambiguous"] = len(amb)
     window = _policy(ctx).window
     if not window.is_open(ctx.now):
         with ctx.engine.connect() as conn:
-            out["waiting"] = conn.execute(select(func.count()).select_from(c).where(base, c.c.status == "planned")).scalar() or 0
+            out["waiting"] = (
+                conn.execute(
+                    select(func.count()).select_from(c).where(base, c.c.status == "planned")
+                ).scalar()
+                or 0
+            )
         out["quiet_hours"] = True
         return out
     while True:
         with ctx.engine.begin() as conn:
-            due = frame(conn, select(c).where(base, c.c.status == "planned", c.c.send_after <= ctx.now).order_by(c.c.id).limit(batch_size))
+            due = frame(
+                conn,
+                select(c)
+                .where(base, c.c.status == "planned", c.c.send_after <= ctx.now)
+                .order_by(c.c.id)
+                .limit(batch_size),
+            )
             if due.empty:
                 break
             held = set(active_holds(conn, ctx.creditor_id, ctx.today)["debtor_id"])
             still_open = _still_open(conn, ctx, due)
-            cancel = [m for m, d, ok in zip(due["message_id"], due["debtor_id"], still_open, strict=True) if d in held or not ok]
+            cancel = [
+                m
+                for m, d, ok in zip(due["message_id"], due["debtor_id"], still_open, strict=True)
+                if d in held or not ok
+            ]
             if cancel:
-                conn.execute(update(c).where(c.c.message_id.in_(cancel)).values(status="cancelled", last_error="hold or paid before sending", updated_at=utcnow()))
+                conn.execute(
+                    update(c)
+                    .where(c.c.message_id.in_(cancel))
+                    .values(
+                        status="cancelled",
+                        last_error="hold or paid before sending",
+                        updated_at=utcnow(),
+                    )
+                )
                 out["cancelled"] += len(cancel)
             due = due[~due["message_id"].isin(cancel)]
             if due.empty:
                 continue
-            conn.execute(update(c).where(c.c.message_id.in_(list(due["message_id"]))).values(status="sending", attempts=c.c.attempts + 1, updated_at=utcnow()))
+            conn.execute(
+                update(c)
+                .where(c.c.message_id.in_(list(due["message_id"])))
+                .values(status="sending", attempts=c.c.attempts + 1, updated_at=utcnow())
+            )
         msgs = _render(ctx, due, name)
         receipts = channel.send(msgs)
         with ctx.engine.begin() as conn:
             for rc in receipts:
                 if rc.status == "sent":
-                    conn.execute(update(c).where(c.c.message_id == rc.message_id).values(status="sent", provider_id=rc.provider_id, sent_at=utcnow(), updated_at=utcnow()))
+                    conn.execute(
+                        update(c)
+                        .where(c.c.message_id == rc.message_id)
+                        .values(
+                            status="sent",
+                            provider_id=rc.provider_id,
+                            sent_at=utcnow(),
+                            updated_at=utcnow(),
+                        )
+                    )
                     out["sent"] += 1
                 else:
-                    conn.execute(update(c).where(c.c.message_id == rc.message_id).values(status="planned" if rc.retriable else "failed", last_error=rc.error, updated_at=utcnow()))
+                    conn.execute(
+                        update(c)
+                        .where(c.c.message_id == rc.message_id)
+                        .values(
+                            status="planned" if rc.retriable else "failed",
+                            last_error=rc.error,
+                            updated_at=utcnow(),
+                        )
+                    )
                     out["failed"] += 0 if rc.retriable else 1
-            insert_ignore(conn, s.contact_events, [
-                {"creditor_id": ctx.creditor_id, "message_id": rc.message_id, "event": rc.status, "provider_event_id": f"{name}:{rc.message_id}:{rc.status}",
-                 "occurred_at": utcnow(), "detail": {"provider_id": rc.provider_id}} for rc in receipts
-            ])
+            insert_ignore(
+                conn,
+                s.contact_events,
+                [
+                    {
+                        "creditor_id": ctx.creditor_id,
+                        "message_id": rc.message_id,
+                        "event": rc.status,
+                        "provider_event_id": f"{name}:{rc.message_id}:{rc.status}",
+                        "occurred_at": utcnow(),
+                        "detail": {"provider_id": rc.provider_id},
+                    }
+                    for rc in receipts
+                ],
+            )
     with ctx.engine.connect() as conn:
-        out["waiting"] = conn.execute(select(func.count()).select_from(c).where(base, c.c.status == "planned")).scalar() or 0
+        out["waiting"] = (
+            conn.execute(
+                select(func.count()).select_from(c).where(base, c.c.status == "planned")
+            ).scalar()
+            or 0
+        )
     return out
 
 
 def _still_open(conn: Any, ctx: Ctx, due: pd.DataFrame) -> list[bool]:
     ids = sorted({i for lst in due["invoice_ids"] for i in lst})
-    open_ = set(conn.execute(select(s.invoices.c.invoice_id).where(
-        s.invoices.c.creditor_id == ctx.creditor_id, s.invoices.c.invoice_id.in_(ids), s.invoices.c.open_cents > 0)).scalars())
+    open_ = set(
+        conn.execute(
+            select(s.invoices.c.invoice_id).where(
+                s.invoices.c.creditor_id == ctx.creditor_id,
+                s.invoices.c.invoice_id.in_(ids),
+                s.invoices.c.open_cents > 0,
+            )
+        ).scalars()
+    )
     return [any(i in open_ for i in lst) for lst in due["invoice_ids"]]
 
 
 def _render(ctx: Ctx, due: pd.DataFrame, channel: str) -> list[OutboundMessage]:
     b = ctx.cfg.branding
     with ctx.engine.connect() as conn:
-        deb = frame(conn, select(s.debtors).where(s.debtors.c.creditor_id == ctx.creditor_id, s.debtors.c.debtor_id.in_(list(due["debtor_id"])))).set_index("debtor_id")
-        refs = dict(conn.execute(select(s.invoices.c.invoice_id, s.invoices.c.payment_reference).where(
-            s.invoices.c.creditor_id == ctx.creditor_id, s.invoices.c.invoice_id.in_(list(due["dossier"])))).all())
+        deb = frame(
+            conn,
+            select(s.debtors).where(
+                s.debtors.c.creditor_id == ctx.creditor_id,
+                s.debtors.c.debtor_id.in_(list(due["debtor_id"])),
+            ),
+        ).set_index("debtor_id")
+        refs = dict(
+            conn.execute(
+                select(s.invoices.c.invoice_id, s.invoices.c.payment_reference).where(
+                    s.invoices.c.creditor_id == ctx.creditor_id,
+                    s.invoices.c.invoice_id.in_(list(due["dossier"])),
+                )
+            ).all()
+        )
     out = []
     for r in due.itertuples(index=False):
         d = deb.loc[r.debtor_id]
         lang = d["language"] if d["language"] in ("nl", "en") else "nl"
         ref = refs.get(r.dossier) or r.dossier
         deadline = wik_deadline(ctx.today) if r.step == "wik_letter" else None
-        subject, body = messages.render(r.step, lang, {
-            "name": d["name"], "amount_cents": int(r.amount_cents), "costs_cents": int(r.costs_cents), "deadline": deadline,
-            "reference": ref, "payment_link": b.payment_link.format(reference=ref, amount=f"{int(r.amount_cents) / 100:.2f}"),
-            "phone": b.phone, "email": b.email, "debt_help": b.debt_help, "creditor_name": b.display_name,
-        })
-        to = {"email": d["email"], "sms": d["phone"], "letter": f"{d['name']}\n{d['street']}\n{d['postcode']} {d['city']}"}[channel]
-        out.append(OutboundMessage(r.message_id, ctx.creditor_id, r.debtor_id, channel, r.step, str(to), subject, body,
-                                   send_after=pd.Timestamp(r.send_after).to_pydatetime().astimezone(AMS)))
+        subject, body = messages.render(
+            r.step,
+            lang,
+            {
+                "name": d["name"],
+                "amount_cents": int(r.amount_cents),
+                "costs_cents": int(r.costs_cents),
+                "deadline": deadline,
+                "reference": ref,
+                "payment_link": b.payment_link.format(
+                    reference=ref, amount=f"{int(r.amount_cents) / 100:.2f}"
+                ),
+                "phone": b.phone,
+                "email": b.email,
+                "debt_help": b.debt_help,
+                "creditor_name": b.display_name,
+            },
+        )
+        to = {
+            "email": d["email"],
+            "sms": d["phone"],
+            "letter": f"{d['name']}\n{d['street']}\n{d['postcode']} {d['city']}",
+        }[channel]
+        out.append(
+            OutboundMessage(
+                r.message_id,
+                ctx.creditor_id,
+                r.debtor_id,
+                channel,
+                r.step,
+                str(to),
+                subject,
+                body,
+                send_after=pd.Timestamp(r.send_after).to_pydatetime().astimezone(AMS),
+            )
+        )
     return out
 
 
 # ----------------------------------------------------------------------- write back
-def write_back(ctx: Ctx, batch_size: int = 500) -> dict[str, Any]:
+def write_back(
+    ctx: Ctx, batch_size: int = 500, writer: StatusWriter | None = None
+) -> dict[str, Any]:
     """Planned changes -> sending (committed) -> the creditor's system -> applied |
     conflict | failed. Rows left in ``sending`` by a crash are simply sent again: the
     statements write absolute values under a version check, so applying twice is safe."""
@@ -601,24 +1131,52 @@ def write_back(ctx: Ctx, batch_size: int = 500) -> dict[str, Any]:
     wb = ctx.cfg.write_back
     if wb is None:
         return out
-    settings = ctx.cfg.odbc_sources()[wb.target]
-    writer = OdbcWriter(settings, resolve_secret(settings.password))
+    if writer is None:
+        settings = ctx.cfg.odbc_sources()[wb.target]
+        writer = OdbcWriter(settings, resolve_secret(settings.password, ctx.cfg.base_dir))
     w = s.write_backs
     base = and_(w.c.creditor_id == ctx.creditor_id, w.c.target == wb.target)
     while True:
         with ctx.engine.begin() as conn:
-            todo = frame(conn, select(w).where(base, w.c.status.in_(["planned", "sending"])).order_by(w.c.id).limit(batch_size))
+            todo = frame(
+                conn,
+                select(w)
+                .where(base, w.c.status.in_(["planned", "sending"]))
+                .order_by(w.c.id)
+                .limit(batch_size),
+            )
             if todo.empty:
                 break
-            conn.execute(update(w).where(w.c.id.in_([int(i) for i in todo["id"]])).values(status="sending", attempts=w.c.attempts + 1))
-        changes = [WriteBack(r.change_id, r.entity, r.record_id, dict(r.values), r.expected_version) for r in todo.itertuples(index=False)]
+            conn.execute(
+                update(w)
+                .where(w.c.id.in_([int(i) for i in todo["id"]]))
+                .values(status="sending", attempts=w.c.attempts + 1)
+            )
+        changes = [
+            WriteBack(r.change_id, r.entity, r.record_id, dict(r.values), r.expected_version)
+            for r in todo.itertuples(index=False)
+        ]
         results = writer.write(changes)
         with ctx.engine.begin() as conn:
             for res in results:
-                conn.execute(update(w).where(w.c.change_id == res.change_id).values(
-                    status=res.status, last_error=res.error, applied_at=utcnow() if res.status == "applied" else None))
+                conn.execute(
+                    update(w)
+                    .where(w.c.change_id == res.change_id)
+                    .values(
+                        status=res.status,
+                        last_error=res.error,
+                        applied_at=utcnow() if res.status == "applied" else None,
+                    )
+                )
                 out[res.status] = out.get(res.status, 0) + 1
-            audit(conn, ctx.creditor_id, ACTOR, "write_back.batch", wb.target, {k: v for k, v in out.items()})
+            audit(
+                conn,
+                ctx.creditor_id,
+                ACTOR,
+                "write_back.batch",
+                wb.target,
+                {k: v for k, v in out.items()},
+            )
     return out
 
 
@@ -629,7 +1187,11 @@ def iter_partitions(n: int) -> Iterator[int]:
 def resume_creditor(ctx: Ctx) -> None:
     """A new cycle starts unstopped; validation decides again."""
     with ctx.engine.begin() as conn:
-        conn.execute(update(s.creditors).where(s.creditors.c.creditor_id == ctx.creditor_id).values(stopped_reason=None))
+        conn.execute(
+            update(s.creditors)
+            .where(s.creditors.c.creditor_id == ctx.creditor_id)
+            .values(stopped_reason=None)
+        )
 
 
 def quarantine_path(ctx: Ctx) -> Path:

@@ -30,7 +30,7 @@ class MatchResult:
 
 def references_in_text(text: str | None) -> list[str]:
     """Valid payment references written anywhere in a free remittance text."""
-    if not text:
+    if not isinstance(text, str) or not text:
         return []
     found = [compact(m) for m in _RF.findall(text)]
     for m in _DIGIT_RUN.findall(text):
@@ -77,20 +77,31 @@ def match_payments(payments: pd.DataFrame, open_items: pd.DataFrame) -> MatchRes
                     invoice_id, rule = by_ref[ref], "reference_in_text"
                     break
         if invoice_id is None and isinstance(p.remittance, str):
-            hits = {by_number[t.upper()] for t in _TOKEN.findall(p.remittance) if t.upper() in by_number}
+            hits = {
+                by_number[t.upper()] for t in _TOKEN.findall(p.remittance) if t.upper() in by_number
+            }
             if len(hits) == 1:
                 invoice_id, rule = hits.pop(), "invoice_number_in_text"
             elif len(hits) > 1:
-                outcomes.append(_out(p.payment_id, "unmatched", 0, "names several invoices: review"))
+                outcomes.append(
+                    _out(p.payment_id, "unmatched", 0, "names several invoices: review")
+                )
                 continue
         if invoice_id is None:
-            outcomes.append(_out(p.payment_id, "unmatched", 0, "no reference or invoice number found"))
+            outcomes.append(
+                _out(p.payment_id, "unmatched", 0, "no reference or invoice number found")
+            )
             continue
         take = min(amount, open_cents[invoice_id])
         if take > 0:
             open_cents[invoice_id] -= take
             allocs.append(
-                {"payment_id": p.payment_id, "invoice_id": invoice_id, "amount_cents": take, "rule": rule}
+                {
+                    "payment_id": p.payment_id,
+                    "invoice_id": invoice_id,
+                    "amount_cents": take,
+                    "rule": rule,
+                }
             )
         status = "matched" if take == amount else ("overpaid" if take > 0 else "unmatched")
         reason = None
@@ -109,7 +120,9 @@ def match_payments(payments: pd.DataFrame, open_items: pd.DataFrame) -> MatchRes
         }
     )
     return MatchResult(
-        allocations=pd.DataFrame(allocs, columns=["payment_id", "invoice_id", "amount_cents", "rule"]),
+        allocations=pd.DataFrame(
+            allocs, columns=["payment_id", "invoice_id", "amount_cents", "rule"]
+        ),
         payments=pd.DataFrame(
             outcomes, columns=["payment_id", "status", "allocated_cents", "unmatched_reason"]
         ),
@@ -118,7 +131,12 @@ def match_payments(payments: pd.DataFrame, open_items: pd.DataFrame) -> MatchRes
 
 
 def _out(pid: str, status: str, allocated: int, reason: str | None) -> dict[str, object]:
-    return {"payment_id": pid, "status": status, "allocated_cents": allocated, "unmatched_reason": reason}
+    return {
+        "payment_id": pid,
+        "status": status,
+        "allocated_cents": allocated,
+        "unmatched_reason": reason,
+    }
 
 
 __all__ = ["MatchResult", "match_payments", "references_in_text"]

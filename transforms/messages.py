@@ -25,8 +25,13 @@ _ENV = Environment(
 )
 
 STEPS = (
-    "friendly_reminder", "second_reminder", "service_offer", "arrangement_offer",
-    "debt_help_referral", "wik_letter", "handover",
+    "friendly_reminder",
+    "second_reminder",
+    "service_offer",
+    "arrangement_offer",
+    "debt_help_referral",
+    "wik_letter",
+    "handover",
 )
 
 SUBJECTS = {

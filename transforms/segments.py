@@ -31,7 +31,9 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
 }
 
 
-def assign_segments(signals: pd.DataFrame, thresholds: Mapping[str, float] | None = None) -> pd.DataFrame:
+def assign_segments(
+    signals: pd.DataFrame, thresholds: Mapping[str, float] | None = None
+) -> pd.DataFrame:
     """debtor_id, segment, score, reasons (a list of {signal, value, rule}) per debtor."""
     t = {**DEFAULT_THRESHOLDS, **(thresholds or {})}
     s = signals
@@ -40,29 +42,59 @@ def assign_segments(signals: pd.DataFrame, thresholds: Mapping[str, float] | Non
         (
             "cant_pay",
             s["partial_payment"] | (s["open_overdue_count"] >= t["cant_pay_open_claims"]),
-            [("partial_payment", "is true"), ("open_overdue_count", f">= {t['cant_pay_open_claims']:g}")],
+            [
+                ("partial_payment", "is true"),
+                ("open_overdue_count", f">= {t['cant_pay_open_claims']:g}"),
+            ],
         ),
         (
             "wont_pay",
-            (s["max_days_overdue"] >= t["wont_pay_days_overdue"]) & (s["contacts_unanswered"] >= t["wont_pay_unanswered"]) & ~s["partial_payment"],
-            [("max_days_overdue", f">= {t['wont_pay_days_overdue']:g}"), ("contacts_unanswered", f">= {t['wont_pay_unanswered']:g}"), ("partial_payment", "is false")],
+            (s["max_days_overdue"] >= t["wont_pay_days_overdue"])
+            & (s["contacts_unanswered"] >= t["wont_pay_unanswered"])
+            & ~s["partial_payment"],
+            [
+                ("max_days_overdue", f">= {t['wont_pay_days_overdue']:g}"),
+                ("contacts_unanswered", f">= {t['wont_pay_unanswered']:g}"),
+                ("partial_payment", "is false"),
+            ],
         ),
         (
             "forgetful",
-            (s["avg_days_late"] >= t["forgetful_avg_days_late"]) | (s["late_history_count"] >= t["forgetful_late_count"]) | s["late_twice_in_a_row"],
-            [("avg_days_late", f">= {t['forgetful_avg_days_late']:g}"), ("late_history_count", f">= {t['forgetful_late_count']:g}"), ("late_twice_in_a_row", "is true")],
+            (s["avg_days_late"] >= t["forgetful_avg_days_late"])
+            | (s["late_history_count"] >= t["forgetful_late_count"])
+            | s["late_twice_in_a_row"],
+            [
+                ("avg_days_late", f">= {t['forgetful_avg_days_late']:g}"),
+                ("late_history_count", f">= {t['forgetful_late_count']:g}"),
+                ("late_twice_in_a_row", "is true"),
+            ],
         ),
     ]
     segment = np.select([c for _, c, _ in conds], [n for n, _, _ in conds], default="on_time")
     out = pd.DataFrame({"debtor_id": s["debtor_id"].to_numpy(), "segment": segment})
     # score orders debtors inside a segment: older and larger arrears first
-    out["score"] = (s["max_days_overdue"].clip(upper=365) * 10 + (s["overdue_cents"] // 10_000).clip(upper=1000)).astype(int).to_numpy()
+    out["score"] = (
+        (
+            s["max_days_overdue"].clip(upper=365) * 10
+            + (s["overdue_cents"] // 10_000).clip(upper=1000)
+        )
+        .astype(int)
+        .to_numpy()
+    )
     rules = {n: r for n, _, r in conds}
     records = s.to_dict("records")
     reasons: list[list[dict[str, Any]]] = []
     for rec, seg in zip(records, segment, strict=True):
         if seg == "on_time":
-            reasons.append([{"signal": "late_history_count", "value": int(rec["late_history_count"]), "rule": "no other segment rule held"}])
+            reasons.append(
+                [
+                    {
+                        "signal": "late_history_count",
+                        "value": int(rec["late_history_count"]),
+                        "rule": "no other segment rule held",
+                    }
+                ]
+            )
             continue
         reasons.append(
             [

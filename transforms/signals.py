@@ -58,7 +58,9 @@ def compute_signals(
 
     year_ago = today_ts - pd.Timedelta(days=365)
     hist = inv[paid.notna() & (paid >= year_ago)].copy()
-    hist["days_late"] = (pd.to_datetime(hist["paid_date"]) - pd.to_datetime(hist["due_date"])).dt.days.clip(lower=0)
+    hist["days_late"] = (
+        pd.to_datetime(hist["paid_date"]) - pd.to_datetime(hist["due_date"])
+    ).dt.days.clip(lower=0)
     hist["late"] = hist["days_late"] > LATE_GRACE_DAYS
     g_hist = hist.groupby("debtor_id")
     out["paid_history_count"] = g_hist.size()
@@ -66,9 +68,15 @@ def compute_signals(
     out["avg_days_late"] = g_hist["days_late"].mean().round(1)
     hist = hist.sort_values(["debtor_id", "paid_date"])
     last2 = hist.groupby("debtor_id").tail(2).groupby("debtor_id")["late"].agg(["sum", "size"])
-    earlier = hist.groupby("debtor_id", group_keys=False).apply(lambda d: d.iloc[:-2]["late"].mean() if len(d) > 2 else 1.0)
+    earlier = hist.groupby("debtor_id", group_keys=False).apply(
+        lambda d: d.iloc[:-2]["late"].mean() if len(d) > 2 else 1.0
+    )
     punctual_before = earlier <= 0.2
-    out["late_twice_in_a_row"] = (last2["sum"] == 2) & (last2["size"] == 2) & punctual_before.reindex(last2.index, fill_value=False)
+    out["late_twice_in_a_row"] = (
+        (last2["sum"] == 2)
+        & (last2["size"] == 2)
+        & punctual_before.reindex(last2.index, fill_value=False)
+    )
 
     if len(contacts):
         sent = contacts[contacts["status"] == "sent"]
@@ -77,7 +85,14 @@ def compute_signals(
         out["contacts_unanswered"] = 0
     out["in_debt_assistance"] = out.index.isin(set(active_holds["debtor_id"].astype(str)))
 
-    ints = ["open_overdue_count", "overdue_cents", "max_days_overdue", "paid_history_count", "late_history_count", "contacts_unanswered"]
+    ints = [
+        "open_overdue_count",
+        "overdue_cents",
+        "max_days_overdue",
+        "paid_history_count",
+        "late_history_count",
+        "contacts_unanswered",
+    ]
     for col in ints:
         out[col] = out[col].fillna(0).astype("int64")
     out["avg_days_late"] = out["avg_days_late"].fillna(0.0).astype(float)
@@ -96,8 +111,14 @@ def signal_rows(creditor_id: str, frame: pd.DataFrame, today: dt.date) -> list[d
         for debtor_id, value in zip(fired["debtor_id"], fired[col], strict=True):
             v = value.item() if hasattr(value, "item") else value
             rows.append(
-                {"creditor_id": creditor_id, "debtor_id": debtor_id, "signal": col, "value": v,
-                 "first_fired": today, "last_seen": today}
+                {
+                    "creditor_id": creditor_id,
+                    "debtor_id": debtor_id,
+                    "signal": col,
+                    "value": v,
+                    "first_fired": today,
+                    "last_seen": today,
+                }
             )
     return rows
 

@@ -29,7 +29,11 @@ class StatementError(ValueError):
 
 def _parser() -> etree.XMLParser:
     return etree.XMLParser(
-        resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False, dtd_validation=False
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        huge_tree=False,
+        dtd_validation=False,
     )
 
 
@@ -127,7 +131,13 @@ def parse_camt053(data: bytes, source_name: str = "statement") -> pd.DataFrame:
             value_date = _date(_child(entry, "ValDt"), where)
             sign = 1 if cdi == "CRDT" else -1
             bank_ref = _text(entry, "AcctSvcrRef")
-            txs = [t for d in entry if _local(d.tag) == "NtryDtls" for t in d if _local(t.tag) == "TxDtls"]
+            txs = [
+                t
+                for d in entry
+                if _local(d.tag) == "NtryDtls"
+                for t in d
+                if _local(t.tag) == "TxDtls"
+            ]
             if not txs:
                 txs = [None]
             for t_idx, tx in enumerate(txs):
@@ -160,11 +170,17 @@ def parse_camt053(data: bytes, source_name: str = "statement") -> pd.DataFrame:
                         "counterparty_name": name,
                         "remittance": ustrd,
                         "structured_reference": strd,
-                        "end_to_end_id": _text(tx, "Refs", "EndToEndId") if tx is not None else None,
-                        "bank_reference": (_text(tx, "Refs", "AcctSvcrRef") if tx is not None else None)
+                        "end_to_end_id": _text(tx, "Refs", "EndToEndId")
+                        if tx is not None
+                        else None,
+                        "bank_reference": (
+                            _text(tx, "Refs", "AcctSvcrRef") if tx is not None else None
+                        )
                         or bank_ref,
                         "reversal": reversal,
-                        "return_reason": _text(tx, "RtrInf", "Rsn", "Cd") if tx is not None else None,
+                        "return_reason": _text(tx, "RtrInf", "Rsn", "Cd")
+                        if tx is not None
+                        else None,
                     }
                 )
     return pd.DataFrame(rows, columns=list(PAYMENT_COLUMNS))

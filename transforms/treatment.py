@@ -63,16 +63,28 @@ class Policy:
 
 
 PLAN_COLUMNS = [
-    "debtor_id", "dossier", "step", "channel", "segment", "send_after",
-    "amount_cents", "costs_cents", "invoice_ids", "reasons",
+    "debtor_id",
+    "dossier",
+    "step",
+    "channel",
+    "segment",
+    "send_after",
+    "amount_cents",
+    "costs_cents",
+    "invoice_ids",
+    "reasons",
 ]
 
 
 def overdue_dossiers(invoices: pd.DataFrame, today: dt.date) -> pd.DataFrame:
     """Per debtor with overdue open items: dossier, invoice ids, sum and age."""
-    inv = invoices[(invoices["open_cents"] > 0) & (pd.to_datetime(invoices["due_date"]) < pd.Timestamp(today))]
+    inv = invoices[
+        (invoices["open_cents"] > 0) & (pd.to_datetime(invoices["due_date"]) < pd.Timestamp(today))
+    ]
     if inv.empty:
-        return pd.DataFrame(columns=["debtor_id", "dossier", "invoice_ids", "overdue_cents", "max_days_overdue"])
+        return pd.DataFrame(
+            columns=["debtor_id", "dossier", "invoice_ids", "overdue_cents", "max_days_overdue"]
+        )
     inv = inv.sort_values(["debtor_id", "due_date", "invoice_id"])
     g = inv.groupby("debtor_id", sort=False)
     out = pd.DataFrame(
@@ -107,7 +119,11 @@ def plan_next_steps(
     hist = history.copy()
     if len(hist):
         hist["at"] = pd.to_datetime(hist["at"], utc=True)
-    live = hist[hist["status"].isin(["planned", "sending", "sent", "ambiguous"])] if len(hist) else hist
+    live = (
+        hist[hist["status"].isin(["planned", "sending", "sent", "ambiguous"])]
+        if len(hist)
+        else hist
+    )
     d = dossiers.merge(debtors, on="debtor_id", how="inner")
     rows: list[dict[str, Any]] = []
     by_debtor = {k: v for k, v in live.groupby("debtor_id")} if len(live) else {}
@@ -185,4 +201,11 @@ def _choose_channel(step: Step, r: Any) -> str | None:
     return None
 
 
-__all__ = ["DEFAULT_LADDERS", "PLAN_COLUMNS", "Policy", "Step", "overdue_dossiers", "plan_next_steps"]
+__all__ = [
+    "DEFAULT_LADDERS",
+    "PLAN_COLUMNS",
+    "Policy",
+    "Step",
+    "overdue_dossiers",
+    "plan_next_steps",
+]

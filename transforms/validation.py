@@ -108,15 +108,60 @@ def _gx() -> Any:
 def debtor_rules() -> list[Rule]:
     E = _gx().expectations
     return [
-        Rule("debtor.parseable", "_errors", lambda: E.ExpectColumnValuesToBeInSet(column="parse_ok", value_set=[True]), "every field could be read"),
-        Rule("debtor.id_present", "debtor_id", lambda: E.ExpectColumnValuesToNotBeNull(column="debtor_id"), "a debtor id is present"),
-        Rule("debtor.id_unique", "debtor_id", lambda: E.ExpectColumnValuesToBeUnique(column="debtor_id"), "debtor ids are unique in the batch"),
-        Rule("debtor.name_present", "name", lambda: E.ExpectColumnValuesToNotBeNull(column="name"), "a name is present"),
-        Rule("debtor.email_syntax", "email", lambda: E.ExpectColumnValuesToMatchRegex(column="email", regex=EMAIL_RE), "e-mail address syntax"),
-        Rule("debtor.postcode_format", "postcode", lambda: E.ExpectColumnValuesToMatchRegex(column="postcode", regex=POSTCODE_RE), "Dutch postcode 1234 AB"),
-        Rule("debtor.iban_valid", "iban", lambda: E.ExpectColumnValuesToBeInSet(column="iban_valid", value_set=[True]), "IBAN check digits (schwifty)"),
-        Rule("debtor.phone_e164", "phone", lambda: E.ExpectColumnValuesToBeInSet(column="phone_valid", value_set=[True]), "phone number valid E.164"),
-        Rule("debtor.reachable", "debtor_id", lambda: E.ExpectColumnValuesToBeInSet(column="reachable", value_set=[True]), "an e-mail, phone or postal address"),
+        Rule(
+            "debtor.parseable",
+            "_errors",
+            lambda: E.ExpectColumnValuesToBeInSet(column="parse_ok", value_set=[True]),
+            "every field could be read",
+        ),
+        Rule(
+            "debtor.id_present",
+            "debtor_id",
+            lambda: E.ExpectColumnValuesToNotBeNull(column="debtor_id"),
+            "a debtor id is present",
+        ),
+        Rule(
+            "debtor.id_unique",
+            "debtor_id",
+            lambda: E.ExpectColumnValuesToBeUnique(column="debtor_id"),
+            "debtor ids are unique in the batch",
+        ),
+        Rule(
+            "debtor.name_present",
+            "name",
+            lambda: E.ExpectColumnValuesToNotBeNull(column="name"),
+            "a name is present",
+        ),
+        Rule(
+            "debtor.email_syntax",
+            "email",
+            lambda: E.ExpectColumnValuesToMatchRegex(column="email", regex=EMAIL_RE),
+            "e-mail address syntax",
+        ),
+        Rule(
+            "debtor.postcode_format",
+            "postcode",
+            lambda: E.ExpectColumnValuesToMatchRegex(column="postcode", regex=POSTCODE_RE),
+            "Dutch postcode 1234 AB",
+        ),
+        Rule(
+            "debtor.iban_valid",
+            "iban",
+            lambda: E.ExpectColumnValuesToBeInSet(column="iban_valid", value_set=[True]),
+            "IBAN check digits (schwifty)",
+        ),
+        Rule(
+            "debtor.phone_e164",
+            "phone",
+            lambda: E.ExpectColumnValuesToBeInSet(column="phone_valid", value_set=[True]),
+            "phone number valid E.164",
+        ),
+        Rule(
+            "debtor.reachable",
+            "debtor_id",
+            lambda: E.ExpectColumnValuesToBeInSet(column="reachable", value_set=[True]),
+            "an e-mail, phone or postal address",
+        ),
     ]
 
 
@@ -124,18 +169,82 @@ def invoice_rules(currencies: tuple[str, ...] = ("EUR",)) -> list[Rule]:
     E = _gx().expectations
     cur = list(currencies)
     return [
-        Rule("invoice.parseable", "_errors", lambda: E.ExpectColumnValuesToBeInSet(column="parse_ok", value_set=[True]), "every field could be read"),
-        Rule("invoice.id_present", "invoice_id", lambda: E.ExpectColumnValuesToNotBeNull(column="invoice_id"), "an invoice id is present"),
-        Rule("invoice.id_unique", "invoice_id", lambda: E.ExpectColumnValuesToBeUnique(column="invoice_id"), "invoice ids are unique in the batch"),
-        Rule("invoice.amount_present", "amount_cents", lambda: E.ExpectColumnValuesToNotBeNull(column="amount_cents"), "an amount is present"),
-        Rule("invoice.amount_positive", "amount_cents", lambda: E.ExpectColumnValuesToBeBetween(column="amount_cents", min_value=1, max_value=MAX_PLAUSIBLE_CENTS), "amount positive and plausible"),
-        Rule("invoice.open_not_negative", "open_cents", lambda: E.ExpectColumnValuesToBeBetween(column="open_cents", min_value=0), "open amount not negative"),
-        Rule("invoice.open_within_amount", "open_cents", lambda: E.ExpectColumnValuesToBeInSet(column="open_within_amount", value_set=[True]), "open amount not above the invoice amount"),
-        Rule("invoice.currency", "currency", lambda: E.ExpectColumnValuesToBeInSet(column="currency", value_set=cur), f"currency in {cur}"),
-        Rule("invoice.dates_present", "due_date", lambda: E.ExpectColumnValuesToNotBeNull(column="due_date"), "a due date is present"),
-        Rule("invoice.due_after_invoice", "due_date", lambda: E.ExpectColumnPairValuesAToBeGreaterThanB(column_A="due_date", column_B="invoice_date", or_equal=True), "due date on or after invoice date"),
-        Rule("invoice.reference_check_digit", "payment_reference", lambda: E.ExpectColumnValuesToBeInSet(column="reference_valid", value_set=[True]), "payment reference check digit"),
-        Rule("invoice.debtor_known", "debtor_id", lambda: E.ExpectColumnValuesToBeInSet(column="debtor_known", value_set=[True]), "the invoice's debtor is known"),
+        Rule(
+            "invoice.parseable",
+            "_errors",
+            lambda: E.ExpectColumnValuesToBeInSet(column="parse_ok", value_set=[True]),
+            "every field could be read",
+        ),
+        Rule(
+            "invoice.id_present",
+            "invoice_id",
+            lambda: E.ExpectColumnValuesToNotBeNull(column="invoice_id"),
+            "an invoice id is present",
+        ),
+        Rule(
+            "invoice.id_unique",
+            "invoice_id",
+            lambda: E.ExpectColumnValuesToBeUnique(column="invoice_id"),
+            "invoice ids are unique in the batch",
+        ),
+        Rule(
+            "invoice.amount_present",
+            "amount_cents",
+            lambda: E.ExpectColumnValuesToNotBeNull(column="amount_cents"),
+            "an amount is present",
+        ),
+        Rule(
+            "invoice.amount_positive",
+            "amount_cents",
+            lambda: E.ExpectColumnValuesToBeBetween(
+                column="amount_cents", min_value=1, max_value=MAX_PLAUSIBLE_CENTS
+            ),
+            "amount positive and plausible",
+        ),
+        Rule(
+            "invoice.open_not_negative",
+            "open_cents",
+            lambda: E.ExpectColumnValuesToBeBetween(column="open_cents", min_value=0),
+            "open amount not negative",
+        ),
+        Rule(
+            "invoice.open_within_amount",
+            "open_cents",
+            lambda: E.ExpectColumnValuesToBeInSet(column="open_within_amount", value_set=[True]),
+            "open amount not above the invoice amount",
+        ),
+        Rule(
+            "invoice.currency",
+            "currency",
+            lambda: E.ExpectColumnValuesToBeInSet(column="currency", value_set=cur),
+            f"currency in {cur}",
+        ),
+        Rule(
+            "invoice.dates_present",
+            "due_date",
+            lambda: E.ExpectColumnValuesToNotBeNull(column="due_date"),
+            "a due date is present",
+        ),
+        Rule(
+            "invoice.due_after_invoice",
+            "due_date",
+            lambda: E.ExpectColumnPairValuesAToBeGreaterThanB(
+                column_A="due_date", column_B="invoice_date", or_equal=True
+            ),
+            "due date on or after invoice date",
+        ),
+        Rule(
+            "invoice.reference_check_digit",
+            "payment_reference",
+            lambda: E.ExpectColumnValuesToBeInSet(column="reference_valid", value_set=[True]),
+            "payment reference check digit",
+        ),
+        Rule(
+            "invoice.debtor_known",
+            "debtor_id",
+            lambda: E.ExpectColumnValuesToBeInSet(column="debtor_known", value_set=[True]),
+            "the invoice's debtor is known",
+        ),
     ]
 
 
@@ -166,7 +275,12 @@ class Validator:
         return self._suites[key]
 
     def validate(
-        self, entity: str, df: pd.DataFrame, rules: list[Rule], id_column: str, prepared: pd.DataFrame
+        self,
+        entity: str,
+        df: pd.DataFrame,
+        rules: list[Rule],
+        id_column: str,
+        prepared: pd.DataFrame,
     ) -> ValidationOutcome:
         """``df`` is the batch as read; ``prepared`` the same rows with derived columns."""
         if df.empty:
@@ -190,7 +304,9 @@ class Validator:
         for res in result.results:
             rule = by_rule[res.expectation_config.meta["rule"]]
             if res.exception_info and res.exception_info.get("raised_exception"):
-                raise RuntimeError(f"rule {rule.name} could not run: {res.exception_info.get('exception_message')}")
+                raise RuntimeError(
+                    f"rule {rule.name} could not run: {res.exception_info.get('exception_message')}"
+                )
             if res.success:
                 continue
             rows = {int(u["_rid"]) for u in (res.result.get("unexpected_index_list") or [])}
@@ -198,7 +314,11 @@ class Validator:
             for i in rows:
                 raw = df.iloc[i].get(rule.column) if rule.column in df.columns else None
                 bad_rows.setdefault(i, []).append(
-                    {"rule": rule.name, "column": rule.column, "value": _jsonable(mask_value(rule.column, raw))}
+                    {
+                        "rule": rule.name,
+                        "column": rule.column,
+                        "value": _jsonable(mask_value(rule.column, raw)),
+                    }
                 )
         mask = pd.Series(False, index=range(len(df)))
         mask[list(bad_rows)] = True
@@ -231,7 +351,9 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
-def batch_level_error(entity: str, outcome: ValidationOutcome, max_reject_share: float) -> str | None:
+def batch_level_error(
+    entity: str, outcome: ValidationOutcome, max_reject_share: float
+) -> str | None:
     """A batch that is clearly broken stops the creditor's contact for this cycle."""
     if outcome.checked >= 20 and len(outcome.rejected) / outcome.checked > max_reject_share:
         share = len(outcome.rejected) / outcome.checked

@@ -49,7 +49,14 @@ def collection_costs_cents(principal_cents: int, vat_rate: Decimal | None = None
     return int(euros * 100)
 
 
-__all__ = ["MAXIMUM", "MINIMUM", "collection_costs", "collection_costs_cents", "expected_delivery", "wik_deadline"]
+__all__ = [
+    "MAXIMUM",
+    "MINIMUM",
+    "collection_costs",
+    "collection_costs_cents",
+    "expected_delivery",
+    "wik_deadline",
+]
 
 
 def expected_delivery(sent: dt.date, working_days: int = 2) -> dt.date:

@@ -7,4 +7,11 @@ from connectors.odbc.client import OdbcReader, OdbcWriter, named_to_qmark
 from connectors.odbc.mapping import to_canonical
 from connectors.odbc.settings import OdbcEntity, OdbcSettings
 
-__all__ = ["OdbcEntity", "OdbcReader", "OdbcSettings", "OdbcWriter", "named_to_qmark", "to_canonical"]
+__all__ = [
+    "OdbcEntity",
+    "OdbcReader",
+    "OdbcSettings",
+    "OdbcWriter",
+    "named_to_qmark",
+    "to_canonical",
+]

@@ -47,11 +47,17 @@ class _Connection:
         if self._password is not None:
             conn_str = f"{conn_str.rstrip(';')};PWD={{{self._password.get_secret_value()}}}"
         try:
-            conn = pyodbc.connect(conn_str, timeout=self.settings.login_timeout_seconds, autocommit=False)
+            conn = pyodbc.connect(
+                conn_str, timeout=self.settings.login_timeout_seconds, autocommit=False
+            )
         except pyodbc.OperationalError as exc:
-            raise RetriableError(f"ODBC connect failed: {exc.args[0] if exc.args else 'error'}") from None
+            raise RetriableError(
+                f"ODBC connect failed: {exc.args[0] if exc.args else 'error'}"
+            ) from None
         except pyodbc.Error as exc:
-            raise FatalError(f"ODBC connect refused: {exc.args[0] if exc.args else 'error'}") from None
+            raise FatalError(
+                f"ODBC connect refused: {exc.args[0] if exc.args else 'error'}"
+            ) from None
         conn.timeout = self.settings.query_timeout_seconds
         return conn
 
@@ -59,7 +65,9 @@ class _Connection:
 class OdbcReader(_Connection):
     """``SourceReader`` over ODBC: streamed pages (``fetchmany``), watermark cursor."""
 
-    def __init__(self, settings: OdbcSettings, password: SecretStr | None = None, source: str = "odbc") -> None:
+    def __init__(
+        self, settings: OdbcSettings, password: SecretStr | None = None, source: str = "odbc"
+    ) -> None:
         super().__init__(settings, password)
         self.source = source
 
@@ -84,9 +92,13 @@ class OdbcReader(_Connection):
                 records = [dict(zip(names, r, strict=True)) for r in rows]
                 frame = to_canonical(entity, records, spec.columns)
                 last = records[-1]
-                yield Page(frame, {"watermark": str(last[spec.watermark]), "key": str(last[spec.key])})
+                yield Page(
+                    frame, {"watermark": str(last[spec.watermark]), "key": str(last[spec.key])}
+                )
         except pyodbc.OperationalError as exc:
-            raise RetriableError(f"{self.source}.{entity}: read failed: {exc.args[0] if exc.args else ''}") from None
+            raise RetriableError(
+                f"{self.source}.{entity}: read failed: {exc.args[0] if exc.args else ''}"
+            ) from None
         finally:
             conn.close()
 
@@ -110,13 +122,23 @@ class OdbcWriter(_Connection):
             for ch in changes:
                 stmt = self.settings.write_back.get(ch.entity)
                 if stmt is None:
-                    results.append(WriteResult(ch.change_id, "failed", f"no write_back statement for {ch.entity}"))
+                    results.append(
+                        WriteResult(
+                            ch.change_id, "failed", f"no write_back statement for {ch.entity}"
+                        )
+                    )
                     continue
-                params = {**ch.values, "record_id": ch.record_id, "expected_version": ch.expected_version}
+                params = {
+                    **ch.values,
+                    "record_id": ch.record_id,
+                    "expected_version": ch.expected_version,
+                }
                 sql, values = named_to_qmark(stmt, params)
                 cur.execute(sql, values)
                 if cur.rowcount == 0:
-                    results.append(WriteResult(ch.change_id, "conflict", "record changed or missing in source"))
+                    results.append(
+                        WriteResult(ch.change_id, "conflict", "record changed or missing in source")
+                    )
                 else:
                     results.append(WriteResult(ch.change_id, "applied"))
             conn.commit()

@@ -27,6 +27,8 @@ def parse_cents(v: Any) -> int:
     if isinstance(v, float):
         v = repr(v)
     s = str(v).strip().replace("€", "").replace(" ", "")
+    if "E" in s.upper():
+        raise ValueError(f"{s[:40]!r} is in scientific notation: the export lost digits")
     if "," in s and "." in s and s.rfind(",") > s.rfind("."):
         s = s.replace(".", "").replace(",", ".")  # Dutch 1.234,56
     elif "," in s and "." not in s:
@@ -71,7 +73,9 @@ def _text(v: Any) -> str | None:
     return None if _blank(v) else str(v).strip()
 
 
-def to_canonical(entity: str, records: Sequence[Mapping[str, Any]], columns: Mapping[str, str]) -> pd.DataFrame:
+def to_canonical(
+    entity: str, records: Sequence[Mapping[str, Any]], columns: Mapping[str, str]
+) -> pd.DataFrame:
     if entity == "debtors":
         return _debtors(records, columns)
     if entity == "invoices":
@@ -113,22 +117,35 @@ def _debtors(records: Sequence[Mapping[str, Any]], columns: Mapping[str, str]) -
     return pd.DataFrame(rows, columns=[*DEBTOR_COLUMNS, "_errors"])
 
 
+def _convert(
+    rec: Mapping[str, Any],
+    columns: Mapping[str, str],
+    name: str,
+    fn: Any,
+    errors: list[str],
+    required: bool,
+) -> Any:
+    raw = _get(rec, columns, name)
+    if _blank(raw):
+        if required:
+            errors.append(f"{name}: missing")
+        return None
+    try:
+        return fn(raw)
+    except ValueError as exc:
+        errors.append(f"{name}: {exc}")
+        return None
+
+
 def _invoices(records: Sequence[Mapping[str, Any]], columns: Mapping[str, str]) -> pd.DataFrame:
     rows = []
     for rec in records:
         errors: list[str] = []
 
-        def conv(name: str, fn: Any, required: bool = True) -> Any:
-            raw = _get(rec, columns, name)
-            if _blank(raw):
-                if required:
-                    errors.append(f"{name}: missing")
-                return None
-            try:
-                return fn(raw)
-            except ValueError as exc:
-                errors.append(f"{name}: {exc}")
-                return None
+        def conv(
+            name: str, fn: Any, required: bool = True, rec: Any = rec, errors: list[str] = errors
+        ) -> Any:
+            return _convert(rec, columns, name, fn, errors, required)
 
         amount = conv("amount_cents", parse_cents)
         open_ = conv("open_cents", parse_cents, required=False)

@@ -25,7 +25,9 @@ class OdbcEntity(BaseModel):
     @classmethod
     def _params(cls, q: str) -> str:
         if ":watermark" not in q:
-            raise ValueError("the query must filter on :watermark (and :last_key) for incremental reads")
+            raise ValueError(
+                "the query must filter on :watermark (and :last_key) for incremental reads"
+            )
         if "order by" not in q.lower():
             raise ValueError("the query must ORDER BY the watermark and key columns")
         return q
@@ -53,5 +55,7 @@ class OdbcSettings(BaseModel):
     @classmethod
     def _no_password(cls, v: str) -> str:
         if re.search(r"(?i)\b(pwd|password)\s*=", v):
-            raise ValueError("put the password in `password:` (a secret reference), not in the connection string")
+            raise ValueError(
+                "put the password in `password:` (a secret reference), not in the connection string"
+            )
         return v

@@ -32,18 +32,26 @@ class OutboxChannel:
     def send(self, batch: Sequence[OutboundMessage]) -> Sequence[Receipt]:
         receipts = []
         for m in batch:
-            day = (m.send_after.date().isoformat() if m.send_after else "undated")
+            day = m.send_after.date().isoformat() if m.send_after else "undated"
             folder = self.root / day
             folder.mkdir(parents=True, exist_ok=True)
             final = folder / f"{m.message_id}.txt"
             tmp = folder / f".{m.message_id}.tmp"
-            head = {"message_id": m.message_id, "channel": self.name, "step": m.step, "to": m.to, "subject": m.subject}
+            head = {
+                "message_id": m.message_id,
+                "channel": self.name,
+                "step": m.step,
+                "to": m.to,
+                "subject": m.subject,
+            }
             with open(tmp, "w", encoding="utf-8") as fh:
                 fh.write(json.dumps(head, ensure_ascii=False) + "\n\n" + m.body_text)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, final)
-            receipts.append(Receipt(m.message_id, "sent", provider_id=str(final.relative_to(self.root))))
+            receipts.append(
+                Receipt(m.message_id, "sent", provider_id=str(final.relative_to(self.root)))
+            )
         return receipts
 
     def lookup(self, message_ids: Sequence[str]) -> Mapping[str, Receipt]:

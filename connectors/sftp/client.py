@@ -12,7 +12,6 @@ import fnmatch
 import hashlib
 import io
 import posixpath
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,9 @@ class _PinnedFingerprint(paramiko.MissingHostKeyPolicy):
     def missing_host_key(self, client: Any, hostname: str, key: paramiko.PKey) -> None:
         got = fingerprint_of(key)
         if got != self.expected:
-            raise FatalError(f"host key of {hostname} is {got}, expected {self.expected}: refusing to connect")
+            raise FatalError(
+                f"host key of {hostname} is {got}, expected {self.expected}: refusing to connect"
+            )
 
 
 @dataclass(frozen=True)
@@ -110,11 +111,15 @@ class SftpClient:
         except paramiko.SSHException as exc:
             ssh.close()
             if "not found in known_hosts" in str(exc):
-                raise FatalError(f"host key of {self.s.host} not in known_hosts: refusing") from None
+                raise FatalError(
+                    f"host key of {self.s.host} not in known_hosts: refusing"
+                ) from None
             raise RetriableError(f"SFTP connection failed: {exc}") from None
-        except (OSError, socket.timeout) as exc:
+        except (TimeoutError, OSError) as exc:
             ssh.close()
-            raise RetriableError(f"SFTP connection to {self.s.host}:{self.s.port} failed: {exc}") from None
+            raise RetriableError(
+                f"SFTP connection to {self.s.host}:{self.s.port} failed: {exc}"
+            ) from None
         sftp = ssh.open_sftp()
         sftp.get_channel().settimeout(self.s.connect_timeout_seconds * 4)  # type: ignore[union-attr]
         self._ssh, self._sftp = ssh, sftp
@@ -138,7 +143,9 @@ class SftpClient:
             names = self.sftp.listdir(self.s.remote_dir)
         except OSError as exc:
             raise RetriableError(f"cannot list {self.s.remote_dir}: {exc}") from None
-        return sorted(n for n in names if fnmatch.fnmatch(n, self.s.pattern) and not n.startswith("."))
+        return sorted(
+            n for n in names if fnmatch.fnmatch(n, self.s.pattern) and not n.startswith(".")
+        )
 
     def download(self, name: str, local_dir: Path) -> Downloaded:
         if "/" in name or name in (".", ".."):
@@ -170,7 +177,9 @@ class SftpClient:
             target = posixpath.join(to_dir, name)
             try:
                 self.sftp.stat(target)
-                target = posixpath.join(to_dir, f"{name}.{hashlib.sha256(src.encode()).hexdigest()[:8]}")
+                target = posixpath.join(
+                    to_dir, f"{name}.{hashlib.sha256(src.encode()).hexdigest()[:8]}"
+                )
             except OSError:
                 pass
             self.sftp.rename(src, target)

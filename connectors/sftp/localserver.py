@@ -18,6 +18,8 @@ import paramiko
 from paramiko.sftp import SFTP_FAILURE, SFTP_NO_SUCH_FILE, SFTP_OK, SFTP_PERMISSION_DENIED
 
 log = logging.getLogger(__name__)
+# the server side logs a client's ordinary disconnect as an error; it is not one here
+logging.getLogger("vangnet.localsftp").setLevel(logging.CRITICAL)
 
 
 class _Handle(paramiko.SFTPHandle):
@@ -102,7 +104,9 @@ class _Sftp(paramiko.SFTPServerInterface):
         return self._guard(go)
 
     def posix_rename(self, oldpath: str, newpath: str) -> Any:
-        return self._guard(lambda: (os.replace(self._real(oldpath), self._real(newpath)), SFTP_OK)[1])
+        return self._guard(
+            lambda: (os.replace(self._real(oldpath), self._real(newpath)), SFTP_OK)[1]
+        )
 
     def mkdir(self, path: str, attr: Any) -> Any:
         return self._guard(lambda: (os.mkdir(self._real(path)), SFTP_OK)[1])
@@ -112,11 +116,17 @@ class _Sftp(paramiko.SFTPServerInterface):
 
 
 class _Auth(paramiko.ServerInterface):
-    def __init__(self, username: str, password: str | None, public_key: paramiko.PKey | None) -> None:
+    def __init__(
+        self, username: str, password: str | None, public_key: paramiko.PKey | None
+    ) -> None:
         self.username, self.password, self.public_key = username, password, public_key
 
     def check_channel_request(self, kind: str, chanid: int) -> int:
-        return paramiko.OPEN_SUCCEEDED if kind == "session" else paramiko.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
+        return (
+            paramiko.OPEN_SUCCEEDED
+            if kind == "session"
+            else paramiko.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
+        )
 
     def get_allowed_auths(self, username: str) -> str:
         kinds = []
@@ -177,6 +187,7 @@ class LocalSftpServer:
             except (TimeoutError, OSError):
                 continue
             t = paramiko.Transport(conn)
+            t.set_log_channel("vangnet.localsftp")
             t.add_server_key(self.host_key)
             t.set_subsystem_handler("sftp", paramiko.SFTPServer, _Sftp, self.root)
             try:

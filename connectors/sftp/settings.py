@@ -18,8 +18,12 @@ class SftpSettings(BaseModel):
     username: str
     password: SecretRef | None = None
     private_key: SecretRef | None = None
-    host_key_fingerprint: str | None = Field(None, description="SHA256:... as ssh-keygen -lf prints it")
-    known_hosts: str | None = Field(None, description="path of a known_hosts file holding the host key")
+    host_key_fingerprint: str | None = Field(
+        None, description="SHA256:... as ssh-keygen -lf prints it"
+    )
+    known_hosts: str | None = Field(
+        None, description="path of a known_hosts file holding the host key"
+    )
     remote_dir: str = "incoming"
     pattern: str = "*.xml"
     processed_dir: str = "processed"

@@ -1,0 +1,100 @@
+"""Shared fixtures: real local peers (PostgreSQL, MariaDB) when their servers run."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "statements"
+if not CORPUS.exists():  # a clone elsewhere: the corpus may be beside the repo
+    CORPUS = Path(os.environ.get("VANGNET_CORPUS", CORPUS))
+
+PG_HOST, PG_PORT = "127.0.0.1", 5432
+MARIADB_HOST, MARIADB_PORT = "127.0.0.1", 3306
+
+
+def _listening(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def corpus() -> Path:
+    if not CORPUS.exists():
+        pytest.fail(f"statement corpus not found at {CORPUS} (set VANGNET_CORPUS)")
+    return CORPUS
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database on loopback; skipped only if no server runs."""
+    if not _listening(PG_HOST, PG_PORT):
+        pytest.skip("PostgreSQL is not running on 127.0.0.1:5432")
+    import psycopg2
+
+    name = f"vangnet_t_{uuid.uuid4().hex[:10]}"
+    admin = psycopg2.connect(host=PG_HOST, port=PG_PORT, user="postgres", dbname="postgres")
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql+psycopg2://postgres@{PG_HOST}:{PG_PORT}/{name}"
+    finally:
+        from sqlalchemy import Engine
+
+        from flows import context
+
+        for url, eng in list(context._ENGINES.items()):
+            if name in url:
+                eng.dispose()
+                context._ENGINES.pop(url)
+        _ = Engine
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@pytest.fixture
+def pg_odbc() -> Iterator[str]:
+    """A fresh PostgreSQL database reached through the psqlodbc driver."""
+    if not _listening(PG_HOST, PG_PORT):
+        pytest.skip("PostgreSQL is not running on 127.0.0.1:5432")
+    import psycopg2
+
+    name = f"vangnet_erp_{uuid.uuid4().hex[:10]}"
+    admin = psycopg2.connect(host=PG_HOST, port=PG_PORT, user="postgres", dbname="postgres")
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"DRIVER={{PostgreSQL Unicode}};Server={PG_HOST};Port={PG_PORT};Database={name};Uid=postgres"
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@pytest.fixture
+def mariadb_odbc() -> Iterator[str]:
+    """A fresh MariaDB database reached through the MariaDB ODBC driver."""
+    if not _listening(MARIADB_HOST, MARIADB_PORT):
+        pytest.skip("MariaDB is not running on 127.0.0.1:3306")
+    import pyodbc
+
+    name = f"vangnet_erp_{uuid.uuid4().hex[:10]}"
+    base = f"DRIVER={{MariaDB Unicode}};Server={MARIADB_HOST};Port={MARIADB_PORT};Uid=root"
+    admin = pyodbc.connect(base, autocommit=True)
+    admin.execute(f"CREATE DATABASE `{name}`")
+    try:
+        yield f"{base};Database={name}"
+    finally:
+        admin.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        admin.close()

@@ -1,0 +1,56 @@
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from flows.config import ConfigError, load
+from flows.demo import seed
+
+
+@pytest.fixture(scope="module")
+def demo_cfg(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return seed(tmp_path_factory.mktemp("demo"), 20, dt.date(2026, 11, 23))
+
+
+def test_demo_config_loads(demo_cfg: Path) -> None:
+    cfg = load(demo_cfg)
+    assert cfg.creditor.id == "demo-woonstichting"
+    assert cfg.ledger_url() == f"sqlite:///{demo_cfg.parent / 'ledger.sqlite'}"
+    assert set(cfg.odbc_sources()) == {"erp"} and set(cfg.sftp_sources()) == {"bank"}
+
+
+def _broken(demo_cfg: Path, tmp_path: Path, old: str, new: str) -> Path:
+    text = demo_cfg.read_text()
+    assert old in text
+    p = tmp_path / "creditor.yaml"
+    p.write_text(text.replace(old, new, 1))
+    return p
+
+
+def test_a_password_in_the_connection_string_is_refused(demo_cfg: Path, tmp_path: Path) -> None:
+    p = _broken(demo_cfg, tmp_path, 'connection_string: "DRIVER', 'connection_string: "PWD=geheim;DRIVER')
+    with pytest.raises(ConfigError) as err:
+        load(p)
+    assert "sources.erp.odbc.connection_string" in str(err.value)
+    assert "put the password in `password:`" in str(err.value)
+    assert "geheim" not in str(err.value).split("connection_string:")[0]
+
+
+def test_unpinned_sftp_is_refused(demo_cfg: Path, tmp_path: Path) -> None:
+    p = _broken(demo_cfg, tmp_path, "host_key_fingerprint:", "# host_key_fingerprint:")
+    with pytest.raises(ConfigError, match=r"sources.bank.sftp: .*pin the server's host key"):
+        load(p)
+
+
+def test_misspelled_and_missing_fields_name_the_fix(demo_cfg: Path, tmp_path: Path) -> None:
+    p = _broken(demo_cfg, tmp_path, "  sector: housing", "  sektor: housing")
+    msg = str(pytest.raises(ConfigError, load, p).value)
+    assert "creditor.sector: Field required - add this field" in msg
+    assert "creditor.sektor: Extra inputs are not permitted - remove it or check its spelling" in msg
+
+
+def test_bad_partitions_and_yaml_errors(demo_cfg: Path, tmp_path: Path) -> None:
+    p = _broken(demo_cfg, tmp_path, "partitions: 4", "partitions: 3")
+    assert "policy.partitions: use a power of two" in str(pytest.raises(ConfigError, load, p).value)
+    p.write_text("creditor: [unclosed")
+    assert "not valid YAML at line 1" in str(pytest.raises(ConfigError, load, p).value)

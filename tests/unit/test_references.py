@@ -1,0 +1,47 @@
+from hypothesis import given
+from hypothesis import strategies as st
+
+from transforms.references import (
+    is_valid_betalingskenmerk,
+    is_valid_reference,
+    new_betalingskenmerk,
+)
+
+
+def test_domain_example_is_valid() -> None:
+    assert is_valid_betalingskenmerk("5000056789012345")  # DOMAIN.md example
+
+
+def test_wrong_check_digit_is_invalid() -> None:
+    assert not is_valid_betalingskenmerk("6000056789012345")
+
+
+def test_seven_digits_have_no_check_digit() -> None:
+    assert is_valid_betalingskenmerk("1234567")
+
+
+def test_lengths_outside_the_standard_are_invalid() -> None:
+    assert not is_valid_betalingskenmerk("12345678901234567")
+    assert not is_valid_betalingskenmerk("12345a7890123456")
+
+
+def test_rf_references() -> None:
+    assert is_valid_reference("RF18539007547034")
+    assert not is_valid_reference("RF19539007547034")
+
+
+@given(st.integers(min_value=0, max_value=10**15 - 1))
+def test_new_references_always_validate(n: int) -> None:
+    ref = new_betalingskenmerk(n)
+    assert len(ref) == 16 and is_valid_betalingskenmerk(ref)
+
+
+@given(st.integers(min_value=0, max_value=10**15 - 1), st.integers(min_value=1, max_value=15), st.integers(1, 9))
+def test_a_changed_digit_is_detected(n: int, pos: int, delta: int) -> None:
+    ref = new_betalingskenmerk(n)
+    digits = list(ref)
+    digits[pos] = str((int(digits[pos]) + delta) % 10)
+    # the weights are coprime with 11, so one changed digit always changes A mod 11;
+    # only the standard's "10 -> 1" rule folds two residues onto check digit 1
+    if is_valid_betalingskenmerk("".join(digits)):
+        assert ref[0] == "1"

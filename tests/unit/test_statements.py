@@ -1,0 +1,61 @@
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bench.generator import camt053
+from transforms.statements import StatementError, entries_as_json_rows, parse_camt053
+
+import pandas as pd
+
+
+def test_oca_camt053_sample(corpus: Path) -> None:
+    df = parse_camt053((corpus / "oca-test-camt053.xml").read_bytes(), "oca")
+    # three entries; the batch entry with NbOfTxs 2 is split into its transactions
+    assert len(df) == 4
+    assert list(df["amount_cents"]) == [-75425, -56405, -10000, 140531]
+    rev = df[df["reversal"]]
+    assert len(rev) == 2 and set(rev["return_reason"]) == {"AC06"}
+    assert df.iloc[0]["end_to_end_id"] == "435005714488-ABNO33052620"
+    assert df.iloc[0]["counterparty_iban"] == "NL46ABNA0499998748"  # the creditor of a debit
+
+
+def test_json_rows_have_signed_decimal_strings(corpus: Path) -> None:
+    rows = entries_as_json_rows(parse_camt053((corpus / "oca-test-camt053.xml").read_bytes()))
+    assert rows[0]["amount"] == "-754.25" and rows[0]["booking_date"] == "2014-01-05"
+    assert rows[3]["amount"] == "1405.31"
+
+
+def test_entity_expansion_is_refused() -> None:
+    bomb = b'<?xml version="1.0"?><!DOCTYPE d [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;">]><Document>&b;</Document>'
+    with pytest.raises(StatementError, match="DOCTYPE/ENTITY"):
+        parse_camt053(bomb, "bomb.xml")
+
+
+def test_broken_xml_names_the_line() -> None:
+    with pytest.raises(StatementError, match=r"broken.xml: line 2"):
+        parse_camt053(b"<Document>\n<BkToCstmrStmt></Document>", "broken.xml")
+
+
+def test_bad_amount_names_the_entry() -> None:
+    doc = camt053(pd.DataFrame([{"amount": "12.50", "name": "A", "iban": None, "structured": None, "text": "x", "e2e": "E"}]), dt.date(2026, 11, 23))
+    doc = doc.replace(b">12.50<", b">12,50<")  # balance and entry alike
+    with pytest.raises(StatementError, match=r"s.xml: Stmt\[1\]/Ntry\[1\]: Amt .12,50. is not a decimal"):
+        parse_camt053(doc, "s.xml")
+
+
+amounts = st.decimals(min_value="0.01", max_value="99999.99", places=2)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(amounts, st.text(st.characters(blacklist_categories=("Cc", "Cs")), max_size=40)), min_size=1, max_size=20))
+def test_round_trip_of_generated_statements(rows: list) -> None:
+    frame = pd.DataFrame(
+        [{"amount": f"{a:.2f}", "name": "N", "iban": "NL91ABNA0417164300", "structured": None,
+          "text": t or None, "e2e": f"E{i}"} for i, (a, t) in enumerate(rows)]
+    )
+    df = parse_camt053(camt053(frame, dt.date(2026, 1, 5)))
+    assert len(df) == len(rows)
+    assert list(df["amount_cents"]) == [int(a * 100) for a, _ in rows]

@@ -1,0 +1,102 @@
+"""Every rule has at least one record that breaks it and one that just passes."""
+
+import datetime as dt
+
+import pandas as pd
+import pytest
+
+from ledger.records import DEBTOR_COLUMNS, INVOICE_COLUMNS
+from transforms import validation as v
+
+GOOD_DEBTOR = {"debtor_id": "R1", "name": "A. Jansen", "email": "a@example.nl", "phone": "+31612345678",
+               "iban": "NL91ABNA0417164300", "street": "Dorpsstraat 1", "postcode": "1234 AB", "city": "Urk",
+               "language": "nl", "source_version": "1", "_errors": None}
+GOOD_INVOICE = {"invoice_id": "F1", "debtor_id": "R1", "invoice_date": dt.date(2026, 1, 1),
+                "due_date": dt.date(2026, 1, 1), "amount_cents": 1, "open_cents": 1, "currency": "EUR",
+                "payment_reference": "5000056789012345", "paid_date": None, "prior_reminders": 0,
+                "source_version": "1", "_errors": None}
+
+DEBTOR_CASES = {
+    "debtor.parseable": {"_errors": "phone: unreadable"},
+    "debtor.id_present": {"debtor_id": None},
+    "debtor.name_present": {"name": None},
+    "debtor.email_syntax": {"email": "a@b"},
+    "debtor.postcode_format": {"postcode": "0123 AB"},
+    "debtor.iban_valid": {"iban": "NL00INGB0001234567"},
+    "debtor.phone_e164": {"phone": "0612"},
+    "debtor.reachable": {"email": None, "phone": None, "street": None},
+}
+INVOICE_CASES = {
+    "invoice.parseable": {"_errors": "due_date: bad"},
+    "invoice.id_present": {"invoice_id": None},
+    "invoice.amount_present": {"amount_cents": None, "open_cents": 0},
+    "invoice.amount_positive": {"amount_cents": 0, "open_cents": 0},
+    "invoice.open_not_negative": {"open_cents": -1},
+    "invoice.open_within_amount": {"open_cents": 2},
+    "invoice.currency": {"currency": "USD"},
+    "invoice.dates_present": {"due_date": None},
+    "invoice.due_after_invoice": {"due_date": dt.date(2025, 12, 31)},
+    "invoice.reference_check_digit": {"payment_reference": "6000056789012345"},
+    "invoice.debtor_known": {"debtor_id": "R404"},
+}
+
+
+@pytest.fixture(scope="module")
+def validator() -> v.Validator:
+    return v.Validator()
+
+
+def _debtors(rows: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    df = pd.DataFrame(rows, columns=[*DEBTOR_COLUMNS, "_errors"])
+    return df, v.derive_debtor_checks(df)
+
+
+def _invoices(rows: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    df = pd.DataFrame(rows, columns=[*INVOICE_COLUMNS, "_errors"])
+    df["amount_cents"] = df["amount_cents"].astype("Int64")
+    df["open_cents"] = df["open_cents"].astype("Int64")
+    return df, v.derive_invoice_checks(df, {"R1"})
+
+
+@pytest.mark.parametrize("rule", sorted(DEBTOR_CASES))
+def test_debtor_rule_breaks_and_passes(validator: v.Validator, rule: str) -> None:
+    bad = {**GOOD_DEBTOR, "debtor_id": "R2", **DEBTOR_CASES[rule]}
+    df, prepared = _debtors([GOOD_DEBTOR, bad])
+    out = validator.validate("debtors", df, v.debtor_rules(), "debtor_id", prepared)
+    assert list(out.valid["debtor_id"]) == ["R1"]  # the rest of the batch goes on
+    key = next(iter(out.failures))
+    assert rule in {f["rule"] for f in out.failures[key]}
+    assert out.per_rule[rule] == 1
+
+
+def test_duplicate_debtor_ids_are_both_held(validator: v.Validator) -> None:
+    df, prepared = _debtors([GOOD_DEBTOR, dict(GOOD_DEBTOR)])
+    out = validator.validate("debtors", df, v.debtor_rules(), "debtor_id", prepared)
+    assert out.valid.empty and out.per_rule["debtor.id_unique"] == 2
+
+
+@pytest.mark.parametrize("rule", sorted(INVOICE_CASES))
+def test_invoice_rule_breaks_and_passes(validator: v.Validator, rule: str) -> None:
+    bad = {**GOOD_INVOICE, "invoice_id": "F2", **INVOICE_CASES[rule]}
+    df, prepared = _invoices([GOOD_INVOICE, bad])
+    out = validator.validate("invoices", df, v.invoice_rules(), "invoice_id", prepared)
+    assert list(out.valid["invoice_id"]) == ["F1"]
+    fails = next(iter(out.failures.values()))
+    assert rule in {f["rule"] for f in fails}
+
+
+def test_personal_values_are_masked_in_failures(validator: v.Validator) -> None:
+    bad = {**GOOD_DEBTOR, "debtor_id": "R2", "iban": "NL00INGB0001234567", "email": "jan@x"}
+    df, prepared = _debtors([bad])
+    out = validator.validate("debtors", df, v.debtor_rules(), "debtor_id", prepared)
+    values = {f["rule"]: f["value"] for f in out.failures["R2"]}
+    assert values["debtor.iban_valid"] == "NL** **** **** **45 67"
+    assert values["debtor.email_syntax"] == "j***@x"
+
+
+def test_a_mostly_broken_batch_stops_the_creditor(validator: v.Validator) -> None:
+    rows = [{**GOOD_INVOICE, "invoice_id": f"F{i}", "currency": "USD" if i % 3 else "EUR"} for i in range(30)]
+    df, prepared = _invoices(rows)
+    out = validator.validate("invoices", df, v.invoice_rules(), "invoice_id", prepared)
+    msg = v.batch_level_error("invoices", out, 0.5)
+    assert msg is not None and "20 of 30" in msg and "looks broken" in msg
