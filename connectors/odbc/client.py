@@ -33,17 +33,37 @@ def named_to_qmark(sql: str, params: Mapping[str, Any]) -> tuple[str, list[Any]]
     return out, [params[n] for n in order]
 
 
+def _set_query_timeout(conn: pyodbc.Connection, seconds: int) -> None:
+    """Every query gets a timeout; psqlodbc lacks the ODBC attribute, so PostgreSQL gets
+    ``statement_timeout`` instead."""
+    try:
+        conn.timeout = seconds
+        return
+    except pyodbc.Error:
+        pass
+    driver = str(conn.getinfo(pyodbc.SQL_DRIVER_NAME)).lower()
+    if "psql" in driver:
+        conn.execute(f"SET statement_timeout = {int(seconds) * 1000}")
+        return
+    raise FatalError(f"the ODBC driver {driver} cannot set a query timeout")
+
+
 def _is_sqlite(conn_str: str) -> bool:
     return "sqlite" in conn_str.lower()
 
 
 class _Connection:
-    def __init__(self, settings: OdbcSettings, password: SecretStr | None) -> None:
+    def __init__(self, settings: OdbcSettings, password: SecretStr | None = None) -> None:
         self.settings = settings
         self._password = password
 
     def connect(self) -> pyodbc.Connection:
         conn_str = self.settings.connection_string
+        low = conn_str.lower()
+        if ("mariadb" in low or "mysql" in low) and "option=" not in low:
+            # FOUND_ROWS: rowcount = rows matched, not rows changed, so re-applying the
+            # same write-back is not mistaken for a conflict
+            conn_str = f"{conn_str.rstrip(';')};OPTION=2"
         if self._password is not None:
             conn_str = f"{conn_str.rstrip(';')};PWD={{{self._password.get_secret_value()}}}"
         try:
@@ -58,7 +78,7 @@ class _Connection:
             raise FatalError(
                 f"ODBC connect refused: {exc.args[0] if exc.args else 'error'}"
             ) from None
-        conn.timeout = self.settings.query_timeout_seconds
+        _set_query_timeout(conn, self.settings.query_timeout_seconds)
         return conn
 
 

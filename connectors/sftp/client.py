@@ -12,6 +12,8 @@ import fnmatch
 import hashlib
 import io
 import posixpath
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,6 +57,15 @@ def _load_pkey(text: str) -> paramiko.PKey:
         except (paramiko.SSHException, ValueError):
             continue
     raise FatalError("private key could not be read (ed25519, ecdsa or rsa expected)")
+
+
+def _join_prefetch_threads(timeout: float = 5.0) -> None:
+    """paramiko prefetches in a background thread that dies on its own when the
+    connection drops; wait for it so the failure is over when ``download`` returns."""
+    for t in threading.enumerate():
+        target = getattr(t, "_target", None)
+        if getattr(target, "__name__", "") == "_prefetch_thread":
+            t.join(timeout)
 
 
 class SftpClient:
@@ -147,7 +158,9 @@ class SftpClient:
             n for n in names if fnmatch.fnmatch(n, self.s.pattern) and not n.startswith(".")
         )
 
-    def download(self, name: str, local_dir: Path) -> Downloaded:
+    def download(
+        self, name: str, local_dir: Path, progress: Callable[[int, int], object] | None = None
+    ) -> Downloaded:
         if "/" in name or name in (".", ".."):
             raise FatalError(f"refusing remote file name {name!r}")
         remote = posixpath.join(self.s.remote_dir, name)
@@ -157,10 +170,11 @@ class SftpClient:
             size = self.sftp.stat(remote).st_size or 0
             if size > self.s.max_file_bytes:
                 raise FatalError(f"{name}: {size} bytes exceeds the {self.s.max_file_bytes} limit")
-            self.sftp.get(remote, str(tmp))
+            self.sftp.get(remote, str(tmp), callback=progress)
         except (OSError, EOFError, paramiko.SSHException) as exc:
+            _join_prefetch_threads()
             tmp.unlink(missing_ok=True)
-            raise RetriableError(f"download of {name} interrupted: {exc}") from None
+            raise RetriableError(f"download of {name} interrupted: {exc!r}") from None
         got = tmp.stat().st_size
         if got != size:
             tmp.unlink(missing_ok=True)

@@ -14,9 +14,17 @@ TODAY = dt.date(2026, 11, 23)
 NOW = dt.datetime(2026, 11, 23, 10, 0, tzinfo=AMS)
 
 
-def inv(debtor: str, n: int, due: dt.date, amount: int, open_: int, paid: dt.date | None = None) -> dict:
-    return {"debtor_id": debtor, "invoice_id": f"{debtor}-{n}", "due_date": due, "amount_cents": amount,
-            "open_cents": open_, "paid_date": paid}
+def inv(
+    debtor: str, n: int, due: dt.date, amount: int, open_: int, paid: dt.date | None = None
+) -> dict:
+    return {
+        "debtor_id": debtor,
+        "invoice_id": f"{debtor}-{n}",
+        "due_date": due,
+        "amount_cents": amount,
+        "open_cents": open_,
+        "paid_date": paid,
+    }
 
 
 def history(debtor: str, late_days: list[int]) -> list[dict]:
@@ -29,41 +37,80 @@ def history(debtor: str, late_days: list[int]) -> list[dict]:
 
 def portfolio() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     rows = (
-        history("ontime", [0, 1, 0, 0]) + [inv("ontime", 9, TODAY - dt.timedelta(days=4), 70000, 70000)]
-        + history("forget", [6, 9, 8, 7]) + [inv("forget", 9, TODAY - dt.timedelta(days=5), 70000, 70000)]
-        + history("cant", [20, 25]) + [inv("cant", 8, TODAY - dt.timedelta(days=40), 70000, 60000),
-                                       inv("cant", 9, TODAY - dt.timedelta(days=10), 70000, 70000)]
-        + history("wont", [40, 50]) + [inv("wont", 9, TODAY - dt.timedelta(days=60), 70000, 70000)]
-        + history("prot", [0]) + [inv("prot", 9, TODAY - dt.timedelta(days=60), 70000, 70000)]
+        history("ontime", [0, 1, 0, 0])
+        + [inv("ontime", 9, TODAY - dt.timedelta(days=4), 70000, 70000)]
+        + history("forget", [6, 9, 8, 7])
+        + [inv("forget", 9, TODAY - dt.timedelta(days=5), 70000, 70000)]
+        + history("cant", [20, 25])
+        + [
+            inv("cant", 8, TODAY - dt.timedelta(days=40), 70000, 60000),
+            inv("cant", 9, TODAY - dt.timedelta(days=10), 70000, 70000),
+        ]
+        + history("wont", [40, 50])
+        + [inv("wont", 9, TODAY - dt.timedelta(days=60), 70000, 70000)]
+        + history("prot", [0])
+        + [inv("prot", 9, TODAY - dt.timedelta(days=60), 70000, 70000)]
     )
     invoices = pd.DataFrame(rows)
     holds = pd.DataFrame({"debtor_id": ["prot"]})
-    contacts = pd.DataFrame({"debtor_id": ["wont", "wont"], "status": ["sent", "sent"], "sent_at": [NOW, NOW]})
+    contacts = pd.DataFrame(
+        {"debtor_id": ["wont", "wont"], "status": ["sent", "sent"], "sent_at": [NOW, NOW]}
+    )
     return invoices, holds, contacts
 
 
 def test_segments_are_assigned_with_reasons() -> None:
     invoices, holds, contacts = portfolio()
-    sig = compute_signals(pd.Series(["ontime", "forget", "cant", "wont", "prot"]), invoices, holds, contacts, TODAY)
+    sig = compute_signals(
+        pd.Series(["ontime", "forget", "cant", "wont", "prot"]), invoices, holds, contacts, TODAY
+    )
     seg = assign_segments(sig).set_index("debtor_id")
-    assert seg["segment"].to_dict() == {"ontime": "on_time", "forget": "forgetful", "cant": "cant_pay",
-                                        "wont": "wont_pay", "prot": "protected"}
-    assert {"signal": "partial_payment", "value": True, "rule": "partial_payment is true"} in seg.loc["cant", "reasons"]
-    assert {r["signal"] for r in seg.loc["wont", "reasons"]} == {"max_days_overdue", "contacts_unanswered", "partial_payment"}
+    assert seg["segment"].to_dict() == {
+        "ontime": "on_time",
+        "forget": "forgetful",
+        "cant": "cant_pay",
+        "wont": "wont_pay",
+        "prot": "protected",
+    }
+    assert {
+        "signal": "partial_payment",
+        "value": True,
+        "rule": "partial_payment is true",
+    } in seg.loc["cant", "reasons"]
+    assert {r["signal"] for r in seg.loc["wont", "reasons"]} == {
+        "max_days_overdue",
+        "contacts_unanswered",
+        "partial_payment",
+    }
     s = sig.set_index("debtor_id")
     assert s.loc["forget", "avg_days_late"] == 7.5 and s.loc["cant", "open_overdue_count"] == 2
 
 
 def test_late_twice_in_a_row_after_a_punctual_history() -> None:
     invoices = pd.DataFrame(history("x", [0, 0, 1, 0, 8, 9]))
-    sig = compute_signals(pd.Series(["x"]), invoices, pd.DataFrame({"debtor_id": []}), pd.DataFrame(), TODAY)
+    sig = compute_signals(
+        pd.Series(["x"]), invoices, pd.DataFrame({"debtor_id": []}), pd.DataFrame(), TODAY
+    )
     assert bool(sig.iloc[0]["late_twice_in_a_row"])
 
 
 def _debtors(ids: list[str], segment: str = "wont_pay", **extra) -> pd.DataFrame:
-    return pd.DataFrame([{"debtor_id": d, "segment": segment, "has_email": True, "has_phone": True,
-                          "has_address": True, "preferred_day": None, "preferred_channel": None,
-                          "failed_channels": set(), **extra} for d in ids])
+    return pd.DataFrame(
+        [
+            {
+                "debtor_id": d,
+                "segment": segment,
+                "has_email": True,
+                "has_phone": True,
+                "has_address": True,
+                "preferred_day": None,
+                "preferred_channel": None,
+                "failed_channels": set(),
+                **extra,
+            }
+            for d in ids
+        ]
+    )
 
 
 NO_HISTORY = pd.DataFrame(columns=["debtor_id", "dossier", "step", "channel", "status", "at"])
@@ -74,9 +121,21 @@ def test_ladder_climbs_one_step_after_the_wait() -> None:
     dossiers = overdue_dossiers(invoices, TODAY)
     first = plan_next_steps(_debtors(["d"]), dossiers, NO_HISTORY, set(), NOW, Policy())
     assert list(first["step"]) == ["second_reminder"] and first.iloc[0]["costs_cents"] == 0
-    hist = pd.DataFrame([{"debtor_id": "d", "dossier": "d-1", "step": "second_reminder", "channel": "email",
-                          "status": "sent", "at": NOW - dt.timedelta(days=3)}])
-    assert plan_next_steps(_debtors(["d"]), dossiers, hist, set(), NOW, Policy()).empty  # still waiting
+    hist = pd.DataFrame(
+        [
+            {
+                "debtor_id": "d",
+                "dossier": "d-1",
+                "step": "second_reminder",
+                "channel": "email",
+                "status": "sent",
+                "at": NOW - dt.timedelta(days=3),
+            }
+        ]
+    )
+    assert plan_next_steps(
+        _debtors(["d"]), dossiers, hist, set(), NOW, Policy()
+    ).empty  # still waiting
     hist["at"] = NOW - dt.timedelta(days=8)
     nxt = plan_next_steps(_debtors(["d"]), dossiers, hist, set(), NOW, Policy())
     assert list(nxt["step"]) == ["wik_letter"] and list(nxt["channel"]) == ["letter"]
@@ -95,22 +154,61 @@ segments_st = st.sampled_from(["on_time", "forgetful", "cant_pay", "wont_pay", "
 
 @settings(max_examples=80, deadline=None)
 @given(
-    st.lists(st.tuples(segments_st, st.integers(0, 120), st.integers(1, 5_000_000), st.one_of(st.none(), st.integers(1, 28)),
-                       st.booleans(), st.integers(0, 3)), min_size=1, max_size=12),
+    st.lists(
+        st.tuples(
+            segments_st,
+            st.integers(0, 120),
+            st.integers(1, 5_000_000),
+            st.one_of(st.none(), st.integers(1, 28)),
+            st.booleans(),
+            st.integers(0, 3),
+        ),
+        min_size=1,
+        max_size=12,
+    ),
     st.datetimes(min_value=dt.datetime(2026, 1, 1), max_value=dt.datetime(2027, 12, 31)),
 )
 def test_plans_respect_every_limit(rows: list, moment: dt.datetime) -> None:
     now = moment.replace(tzinfo=AMS)
     today = now.date()
     ids = [f"d{i}" for i in range(len(rows))]
-    invoices = pd.DataFrame([inv(d, 1, today - dt.timedelta(days=age), amt, amt) for d, (_, age, amt, *_r) in zip(ids, rows)])
-    deb = pd.DataFrame([{"debtor_id": d, "segment": seg, "has_email": True, "has_phone": False, "has_address": True,
-                         "preferred_day": pday, "preferred_channel": None, "failed_channels": set()}
-                        for d, (seg, _a, _m, pday, _h, _c) in zip(ids, rows)])
+    invoices = pd.DataFrame(
+        [
+            inv(d, 1, today - dt.timedelta(days=age), amt, amt)
+            for d, (_, age, amt, *_r) in zip(ids, rows)
+        ]
+    )
+    deb = pd.DataFrame(
+        [
+            {
+                "debtor_id": d,
+                "segment": seg,
+                "has_email": True,
+                "has_phone": False,
+                "has_address": True,
+                "preferred_day": pday,
+                "preferred_channel": None,
+                "failed_channels": set(),
+            }
+            for d, (seg, _a, _m, pday, _h, _c) in zip(ids, rows)
+        ]
+    )
     held = {d for d, r in zip(ids, rows) if r[4]}
-    hist = pd.DataFrame([{"debtor_id": d, "dossier": "other", "step": "x", "channel": "email", "status": "sent",
-                          "at": now - dt.timedelta(days=1)} for d, r in zip(ids, rows) for _ in range(r[5])],
-                        columns=NO_HISTORY.columns)
+    hist = pd.DataFrame(
+        [
+            {
+                "debtor_id": d,
+                "dossier": "other",
+                "step": "x",
+                "channel": "email",
+                "status": "sent",
+                "at": now - dt.timedelta(days=1),
+            }
+            for d, r in zip(ids, rows)
+            for _ in range(r[5])
+        ],
+        columns=NO_HISTORY.columns,
+    )
     policy = Policy(contacts_per_week=2)
     plan = plan_next_steps(deb, overdue_dossiers(invoices, today), hist, held, now, policy)
     by_id = dict(zip(ids, rows))

@@ -28,7 +28,9 @@ def _broken(demo_cfg: Path, tmp_path: Path, old: str, new: str) -> Path:
 
 
 def test_a_password_in_the_connection_string_is_refused(demo_cfg: Path, tmp_path: Path) -> None:
-    p = _broken(demo_cfg, tmp_path, 'connection_string: "DRIVER', 'connection_string: "PWD=geheim;DRIVER')
+    p = _broken(
+        demo_cfg, tmp_path, 'connection_string: "DRIVER', 'connection_string: "PWD=geheim;DRIVER'
+    )
     with pytest.raises(ConfigError) as err:
         load(p)
     assert "sources.erp.odbc.connection_string" in str(err.value)
@@ -46,7 +48,9 @@ def test_misspelled_and_missing_fields_name_the_fix(demo_cfg: Path, tmp_path: Pa
     p = _broken(demo_cfg, tmp_path, "  sector: housing", "  sektor: housing")
     msg = str(pytest.raises(ConfigError, load, p).value)
     assert "creditor.sector: Field required - add this field" in msg
-    assert "creditor.sektor: Extra inputs are not permitted - remove it or check its spelling" in msg
+    assert (
+        "creditor.sektor: Extra inputs are not permitted - remove it or check its spelling" in msg
+    )
 
 
 def test_bad_partitions_and_yaml_errors(demo_cfg: Path, tmp_path: Path) -> None:

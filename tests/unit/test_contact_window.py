@@ -21,8 +21,10 @@ def test_early_morning_waits_for_the_window() -> None:
 
 
 def test_sunday_and_christmas_are_closed() -> None:
-    assert W.next_open(at(2026, 11, 29, 10)) .date() == dt.date(2026, 11, 30)  # Sunday
-    assert W.next_open(at(2026, 12, 24, 21)).date() == dt.date(2026, 12, 28)  # 25, 26 holidays, 27 Sunday
+    assert W.next_open(at(2026, 11, 29, 10)).date() == dt.date(2026, 11, 30)  # Sunday
+    assert W.next_open(at(2026, 12, 24, 21)).date() == dt.date(
+        2026, 12, 28
+    )  # 25, 26 holidays, 27 Sunday
 
 
 def test_liberation_day_counts_every_year() -> None:

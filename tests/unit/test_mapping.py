@@ -2,17 +2,34 @@ import datetime as dt
 
 import pytest
 
-from connectors.odbc.client import named_to_qmark
 from connectors.errors import FatalError
+from connectors.odbc.client import named_to_qmark
 from connectors.odbc.mapping import parse_cents, parse_date, to_canonical
 
-COLS = {"invoice_id": "nr", "debtor_id": "rel", "invoice_date": "d", "due_date": "v", "amount_cents": "b",
-        "open_cents": "o", "currency": "c", "payment_reference": "k", "paid_date": "p", "source_version": "w"}
+COLS = {
+    "invoice_id": "nr",
+    "debtor_id": "rel",
+    "invoice_date": "d",
+    "due_date": "v",
+    "amount_cents": "b",
+    "open_cents": "o",
+    "currency": "c",
+    "payment_reference": "k",
+    "paid_date": "p",
+    "source_version": "w",
+}
 
 
 @pytest.mark.parametrize(
     ("raw", "cents"),
-    [("123.45", 12345), ("1.234,56", 123456), ("12,5", 1250), (7, 700), ("1,23E+05", None), ("€ 10", 1000)],
+    [
+        ("123.45", 12345),
+        ("1.234,56", 123456),
+        ("12,5", 1250),
+        (7, 700),
+        ("1,23E+05", None),
+        ("€ 10", 1000),
+    ],
 )
 def test_parse_cents(raw: object, cents: int | None) -> None:
     if cents is None:
@@ -31,16 +48,37 @@ def test_parse_dates_iso_and_dutch() -> None:
 
 
 def test_unreadable_values_are_kept_with_the_reason() -> None:
-    df = to_canonical("invoices", [{"nr": "F1", "rel": "R1", "d": "2026-01-01", "v": "31-13-2026", "b": "abc",
-                                    "o": None, "c": "eur", "k": "5000 0567 8901 2345", "p": None, "w": "x"}], COLS)
+    df = to_canonical(
+        "invoices",
+        [
+            {
+                "nr": "F1",
+                "rel": "R1",
+                "d": "2026-01-01",
+                "v": "31-13-2026",
+                "b": "abc",
+                "o": None,
+                "c": "eur",
+                "k": "5000 0567 8901 2345",
+                "p": None,
+                "w": "x",
+            }
+        ],
+        COLS,
+    )
     row = df.iloc[0]
     assert row["invoice_id"] == "F1" and row["currency"] == "EUR"
     assert row["payment_reference"] == "5000056789012345"
-    assert "due_date: '31-13-2026' is not a date" in row["_errors"] and "amount_cents" in row["_errors"]
+    assert (
+        "due_date: '31-13-2026' is not a date" in row["_errors"]
+        and "amount_cents" in row["_errors"]
+    )
 
 
 def test_named_parameters_become_ordered_qmarks() -> None:
-    sql, values = named_to_qmark("SELECT * FROM t WHERE a > :w OR (a = :w AND k > :k) AND x = '12:30'", {"w": 1, "k": 2})
+    sql, values = named_to_qmark(
+        "SELECT * FROM t WHERE a > :w OR (a = :w AND k > :k) AND x = '12:30'", {"w": 1, "k": 2}
+    )
     assert sql == "SELECT * FROM t WHERE a > ? OR (a = ? AND k > ?) AND x = '12:30'"
     assert values == [1, 1, 2]
     with pytest.raises(FatalError, match="without a value: missing"):

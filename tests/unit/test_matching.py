@@ -11,24 +11,45 @@ from transforms.references import new_betalingskenmerk
 D = dt.date(2026, 11, 23)
 
 
-def pay(pid: str, cents: int, ref: str | None = None, text: str | None = None, reversal: bool = False) -> dict:
+def pay(
+    pid: str, cents: int, ref: str | None = None, text: str | None = None, reversal: bool = False
+) -> dict:
     row = dict.fromkeys(PAYMENT_COLUMNS)
-    row.update(payment_id=pid, booking_date=D, amount_cents=cents, currency="EUR", structured_reference=ref,
-               remittance=text, reversal=reversal)
+    row.update(
+        payment_id=pid,
+        booking_date=D,
+        amount_cents=cents,
+        currency="EUR",
+        structured_reference=ref,
+        remittance=text,
+        reversal=reversal,
+    )
     return row
 
 
 def items(*rows: tuple[str, int]) -> pd.DataFrame:
     return pd.DataFrame(
-        [{"invoice_id": i, "debtor_id": "R1", "open_cents": c, "payment_reference": new_betalingskenmerk(n + 1),
-          "due_date": D} for n, (i, c) in enumerate(rows)]
+        [
+            {
+                "invoice_id": i,
+                "debtor_id": "R1",
+                "open_cents": c,
+                "payment_reference": new_betalingskenmerk(n + 1),
+                "due_date": D,
+            }
+            for n, (i, c) in enumerate(rows)
+        ]
     )
 
 
 def test_structured_reference_full_payment() -> None:
-    r = match_payments(pd.DataFrame([pay("p1", 5000, new_betalingskenmerk(1))]), items(("F1", 5000)))
+    r = match_payments(
+        pd.DataFrame([pay("p1", 5000, new_betalingskenmerk(1))]), items(("F1", 5000))
+    )
     assert r.payments.iloc[0]["status"] == "matched"
-    assert r.invoices.to_dict("records") == [{"invoice_id": "F1", "open_cents": 0, "status": "paid"}]
+    assert r.invoices.to_dict("records") == [
+        {"invoice_id": "F1", "open_cents": 0, "status": "paid"}
+    ]
 
 
 def test_reference_written_in_text_with_spaces() -> None:
@@ -36,13 +57,16 @@ def test_reference_written_in_text_with_spaces() -> None:
     text = f"huur nov kenmerk {ref[:4]} {ref[4:8]} {ref[8:12]} {ref[12:]}"
     assert references_in_text(text) == [ref]
     r = match_payments(pd.DataFrame([pay("p1", 100, text=text)]), items(("F1", 5000), ("F2", 300)))
-    assert r.allocations.to_dict("records") == [{"payment_id": "p1", "invoice_id": "F2", "amount_cents": 100, "rule": "reference_in_text"}]
+    assert r.allocations.to_dict("records") == [
+        {"payment_id": "p1", "invoice_id": "F2", "amount_cents": 100, "rule": "reference_in_text"}
+    ]
     assert r.invoices.iloc[0]["status"] == "partial"
 
 
 def test_overpayment_keeps_credit_and_unknown_goes_to_review() -> None:
     r = match_payments(
-        pd.DataFrame([pay("p1", 7000, new_betalingskenmerk(1)), pay("p2", 10, text="gift")]), items(("F1", 5000))
+        pd.DataFrame([pay("p1", 7000, new_betalingskenmerk(1)), pay("p2", 10, text="gift")]),
+        items(("F1", 5000)),
     )
     out = r.payments.set_index("payment_id")
     assert out.loc["p1", "status"] == "overpaid" and out.loc["p1", "allocated_cents"] == 5000
@@ -51,16 +75,20 @@ def test_overpayment_keeps_credit_and_unknown_goes_to_review() -> None:
 
 
 def test_invoice_number_in_text_and_ambiguity() -> None:
-    r = match_payments(pd.DataFrame([pay("p1", 50, text="factuur F-100"), pay("p2", 50, text="F-100 en F-200")]),
-                       items(("F-100", 500), ("F-200", 500)))
+    r = match_payments(
+        pd.DataFrame([pay("p1", 50, text="factuur F-100"), pay("p2", 50, text="F-100 en F-200")]),
+        items(("F-100", 500), ("F-200", 500)),
+    )
     out = r.payments.set_index("payment_id")
     assert out.loc["p1", "status"] == "matched"
     assert out.loc["p2", "status"] == "unmatched" and "several" in out.loc["p2", "unmatched_reason"]
 
 
 def test_reversals_and_debits_are_not_allocated() -> None:
-    r = match_payments(pd.DataFrame([pay("p1", 5000, new_betalingskenmerk(1), reversal=True), pay("p2", -300)]),
-                       items(("F1", 5000)))
+    r = match_payments(
+        pd.DataFrame([pay("p1", 5000, new_betalingskenmerk(1), reversal=True), pay("p2", -300)]),
+        items(("F1", 5000)),
+    )
     assert r.allocations.empty
     assert set(r.payments["status"]) == {"unmatched", "ignored"}
 
@@ -73,7 +101,12 @@ def test_reversals_and_debits_are_not_allocated() -> None:
 def test_allocation_invariants(opens: list[int], payments: list[tuple[int, int]]) -> None:
     its = items(*[(f"F{i}", c) for i, c in enumerate(opens)])
     refs = list(its["payment_reference"])
-    p = pd.DataFrame([pay(f"p{k}", amt, refs[i] if i < len(refs) else None) for k, (i, amt) in enumerate(payments)])
+    p = pd.DataFrame(
+        [
+            pay(f"p{k}", amt, refs[i] if i < len(refs) else None)
+            for k, (i, amt) in enumerate(payments)
+        ]
+    )
     r = match_payments(p, its)
     alloc_per_payment = r.allocations.groupby("payment_id")["amount_cents"].sum()
     for row in p.itertuples():

@@ -7,10 +7,18 @@ import pytest
 
 from transforms.messages import STEPS, render
 
-DATA = {"name": "A. Jansen", "amount_cents": 123456, "costs_cents": 18518, "deadline": dt.date(2026, 12, 9),
-        "reference": "5000056789012345", "payment_link": "https://pay.example/?r=5000056789012345",
-        "phone": "088 123 45 67", "email": "incasso@example.nl", "debt_help": "Geldfit: 0800-8115.",
-        "creditor_name": "Woonstichting"}
+DATA = {
+    "name": "A. Jansen",
+    "amount_cents": 123456,
+    "costs_cents": 18518,
+    "deadline": dt.date(2026, 12, 9),
+    "reference": "5000056789012345",
+    "payment_link": "https://pay.example/?r=5000056789012345",
+    "phone": "088 123 45 67",
+    "email": "incasso@example.nl",
+    "debt_help": "Geldfit: 0800-8115.",
+    "creditor_name": "Woonstichting",
+}
 
 
 @pytest.mark.parametrize("lang", ["nl", "en"])

@@ -36,7 +36,11 @@ def test_new_references_always_validate(n: int) -> None:
     assert len(ref) == 16 and is_valid_betalingskenmerk(ref)
 
 
-@given(st.integers(min_value=0, max_value=10**15 - 1), st.integers(min_value=1, max_value=15), st.integers(1, 9))
+@given(
+    st.integers(min_value=0, max_value=10**15 - 1),
+    st.integers(min_value=1, max_value=15),
+    st.integers(1, 9),
+)
 def test_a_changed_digit_is_detected(n: int, pos: int, delta: int) -> None:
     ref = new_betalingskenmerk(n)
     digits = list(ref)

@@ -1,14 +1,13 @@
 import datetime as dt
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bench.generator import camt053
 from transforms.statements import StatementError, entries_as_json_rows, parse_camt053
-
-import pandas as pd
 
 
 def test_oca_camt053_sample(corpus: Path) -> None:
@@ -40,9 +39,25 @@ def test_broken_xml_names_the_line() -> None:
 
 
 def test_bad_amount_names_the_entry() -> None:
-    doc = camt053(pd.DataFrame([{"amount": "12.50", "name": "A", "iban": None, "structured": None, "text": "x", "e2e": "E"}]), dt.date(2026, 11, 23))
+    doc = camt053(
+        pd.DataFrame(
+            [
+                {
+                    "amount": "12.50",
+                    "name": "A",
+                    "iban": None,
+                    "structured": None,
+                    "text": "x",
+                    "e2e": "E",
+                }
+            ]
+        ),
+        dt.date(2026, 11, 23),
+    )
     doc = doc.replace(b">12.50<", b">12,50<")  # balance and entry alike
-    with pytest.raises(StatementError, match=r"s.xml: Stmt\[1\]/Ntry\[1\]: Amt .12,50. is not a decimal"):
+    with pytest.raises(
+        StatementError, match=r"s.xml: Stmt\[1\]/Ntry\[1\]: Amt .12,50. is not a decimal"
+    ):
         parse_camt053(doc, "s.xml")
 
 
@@ -50,11 +65,26 @@ amounts = st.decimals(min_value="0.01", max_value="99999.99", places=2)
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(st.tuples(amounts, st.text(st.characters(blacklist_categories=("Cc", "Cs")), max_size=40)), min_size=1, max_size=20))
+@given(
+    st.lists(
+        st.tuples(amounts, st.text(st.characters(blacklist_categories=("Cc", "Cs")), max_size=40)),
+        min_size=1,
+        max_size=20,
+    )
+)
 def test_round_trip_of_generated_statements(rows: list) -> None:
     frame = pd.DataFrame(
-        [{"amount": f"{a:.2f}", "name": "N", "iban": "NL91ABNA0417164300", "structured": None,
-          "text": t or None, "e2e": f"E{i}"} for i, (a, t) in enumerate(rows)]
+        [
+            {
+                "amount": f"{a:.2f}",
+                "name": "N",
+                "iban": "NL91ABNA0417164300",
+                "structured": None,
+                "text": t or None,
+                "e2e": f"E{i}",
+            }
+            for i, (a, t) in enumerate(rows)
+        ]
     )
     df = parse_camt053(camt053(frame, dt.date(2026, 1, 5)))
     assert len(df) == len(rows)

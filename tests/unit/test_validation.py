@@ -8,13 +8,33 @@ import pytest
 from ledger.records import DEBTOR_COLUMNS, INVOICE_COLUMNS
 from transforms import validation as v
 
-GOOD_DEBTOR = {"debtor_id": "R1", "name": "A. Jansen", "email": "a@example.nl", "phone": "+31612345678",
-               "iban": "NL91ABNA0417164300", "street": "Dorpsstraat 1", "postcode": "1234 AB", "city": "Urk",
-               "language": "nl", "source_version": "1", "_errors": None}
-GOOD_INVOICE = {"invoice_id": "F1", "debtor_id": "R1", "invoice_date": dt.date(2026, 1, 1),
-                "due_date": dt.date(2026, 1, 1), "amount_cents": 1, "open_cents": 1, "currency": "EUR",
-                "payment_reference": "5000056789012345", "paid_date": None, "prior_reminders": 0,
-                "source_version": "1", "_errors": None}
+GOOD_DEBTOR = {
+    "debtor_id": "R1",
+    "name": "A. Jansen",
+    "email": "a@example.nl",
+    "phone": "+31612345678",
+    "iban": "NL91ABNA0417164300",
+    "street": "Dorpsstraat 1",
+    "postcode": "1234 AB",
+    "city": "Urk",
+    "language": "nl",
+    "source_version": "1",
+    "_errors": None,
+}
+GOOD_INVOICE = {
+    "invoice_id": "F1",
+    "debtor_id": "R1",
+    "invoice_date": dt.date(2026, 1, 1),
+    "due_date": dt.date(2026, 1, 1),
+    "amount_cents": 1,
+    "open_cents": 1,
+    "currency": "EUR",
+    "payment_reference": "5000056789012345",
+    "paid_date": None,
+    "prior_reminders": 0,
+    "source_version": "1",
+    "_errors": None,
+}
 
 DEBTOR_CASES = {
     "debtor.parseable": {"_errors": "phone: unreadable"},
@@ -95,7 +115,10 @@ def test_personal_values_are_masked_in_failures(validator: v.Validator) -> None:
 
 
 def test_a_mostly_broken_batch_stops_the_creditor(validator: v.Validator) -> None:
-    rows = [{**GOOD_INVOICE, "invoice_id": f"F{i}", "currency": "USD" if i % 3 else "EUR"} for i in range(30)]
+    rows = [
+        {**GOOD_INVOICE, "invoice_id": f"F{i}", "currency": "USD" if i % 3 else "EUR"}
+        for i in range(30)
+    ]
     df, prepared = _invoices(rows)
     out = validator.validate("invoices", df, v.invoice_rules(), "invoice_id", prepared)
     msg = v.batch_level_error("invoices", out, 0.5)
