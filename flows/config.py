@@ -89,6 +89,7 @@ class DebtHelpSettings(Strict):
 class PolicySettings(Strict):
     partitions: int = Field(4, description="a power of two up to 1024")
     contacts_per_week: int = Field(2, ge=1, le=14)
+    min_days_between_contacts: int = Field(3, ge=0, le=30)
     quiet_start: dt.time = dt.time(20, 0)
     quiet_end: dt.time = dt.time(7, 0)
     send_hour: dt.time = dt.time(9, 30)

@@ -754,6 +754,7 @@ def _policy(ctx: Ctx) -> treatment.Policy:
     )
     return treatment.Policy(
         contacts_per_week=pol.contacts_per_week,
+        min_days_between_contacts=pol.min_days_between_contacts,
         window=window,
         send_hour=pol.send_hour,
         vat_rate=pol.vat_on_costs,

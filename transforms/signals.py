@@ -67,19 +67,18 @@ def compute_signals(
     out["late_history_count"] = g_hist["late"].sum()
     out["avg_days_late"] = g_hist["days_late"].mean().round(1)
     hist = hist.sort_values(["debtor_id", "paid_date"])
-    last2 = hist.groupby("debtor_id").tail(2).groupby("debtor_id")["late"].agg(["sum", "size"])
-    earlier = hist.groupby("debtor_id", group_keys=False).apply(
-        lambda d: d.iloc[:-2]["late"].mean() if len(d) > 2 else 1.0
-    )
-    punctual_before = earlier <= 0.2
-    out["late_twice_in_a_row"] = (
-        (last2["sum"] == 2)
-        & (last2["size"] == 2)
-        & punctual_before.reindex(last2.index, fill_value=False)
-    )
+    hist["from_end"] = hist.groupby("debtor_id").cumcount(ascending=False)
+    last2 = hist[hist["from_end"] < 2].groupby("debtor_id")["late"].agg(["sum", "size"])
+    earlier = hist[hist["from_end"] >= 2].groupby("debtor_id")["late"].mean()
+    # punctual before: at most 20% late among the earlier payments (none known: not punctual)
+    punctual_before = earlier.reindex(last2.index).fillna(1.0) <= 0.2
+    out["late_twice_in_a_row"] = (last2["sum"] == 2) & (last2["size"] == 2) & punctual_before
 
     if len(contacts):
-        sent = contacts[contacts["status"] == "sent"]
+        # only contacts sent before today: a re-run on the same day assesses the same
+        sent_at = pd.to_datetime(contacts["sent_at"], utc=True)
+        before = sent_at < pd.Timestamp(today, tz="Europe/Amsterdam")
+        sent = contacts[(contacts["status"] == "sent") & before]
         out["contacts_unanswered"] = sent.groupby("debtor_id").size()
     else:
         out["contacts_unanswered"] = 0

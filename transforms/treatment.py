@@ -3,8 +3,9 @@
 Per segment a ladder of steps; a debtor climbs one step at a time, waiting
 ``wait_days`` after the previous step (or until ``min_days_overdue`` for the first).
 One consolidated message per debtor and dossier (the dossier is the oldest overdue open
-item), never one per invoice. Never: during a hold, above the weekly contact cap, before
-the debtor's preferred payment day of the month, or outside the contact window.
+item), never one per invoice. Never: during a hold, above the weekly contact cap,
+within a few days of another contact, before the debtor's preferred payment day of the
+month, or outside the contact window.
 Costs only on the WIK 14-day letter and never for "can't pay" debtors or under a hold.
 """
 
@@ -57,6 +58,7 @@ DEFAULT_LADDERS: dict[str, tuple[Step, ...]] = {
 class Policy:
     ladders: Mapping[str, Sequence[Step]] = field(default_factory=lambda: DEFAULT_LADDERS)
     contacts_per_week: int = 2
+    min_days_between_contacts: int = 3
     window: ContactWindow = field(default_factory=ContactWindow)
     send_hour: dt.time = dt.time(9, 30)
     vat_rate: Decimal | None = None
@@ -137,6 +139,14 @@ def plan_next_steps(
         recent = 0 if mine is None else int((mine["at"] >= pd.Timestamp(week_ago)).sum())
         if recent >= policy.contacts_per_week:
             continue
+        if (
+            mine is not None
+            and (
+                mine["at"]
+                > pd.Timestamp(local_now - dt.timedelta(days=policy.min_days_between_contacts))
+            ).any()
+        ):
+            continue  # a contact went out (or waits to) only days ago: give the debtor room
         taken = [] if mine is None else mine[mine["dossier"] == r.dossier].sort_values("at")
         done_steps = [] if len(taken) == 0 else list(dict.fromkeys(taken["step"]))
         # the next rung not yet taken in this dossier
