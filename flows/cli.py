@@ -3,7 +3,6 @@ commands that need them, so quick commands stay quick."""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import sys
@@ -33,15 +32,6 @@ def _quiet_prefect() -> None:
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
 
 
-def _now(value: str | None) -> dt.datetime:
-    from transforms.contact_window import AMS
-
-    if value is None:
-        return dt.datetime.now(dt.UTC)
-    t = dt.datetime.fromisoformat(value)
-    return t if t.tzinfo else t.replace(tzinfo=AMS)
-
-
 def _fail(msg: str, code: int = 2) -> None:
     typer.echo(msg, err=True)
     raise typer.Exit(code)
@@ -60,14 +50,11 @@ def demo(
 ) -> None:
     """Seed the demo creditor in WORKDIR (first use) and run the daily cycle on it."""
     _quiet_prefect()
-    from flows.demo import seed
+    from flows.context import clock
+    from flows.cycle import demo_cycle
 
-    clock = _now(now)
-    from transforms.contact_window import AMS
-
-    cfg_path = seed(workdir, debtors, clock.astimezone(AMS).date())
-    summary = _run(cfg_path, clock, demo_dir=workdir)
-    _report(summary, as_json)
+    result = demo_cycle(str(workdir.resolve()), debtors, clock(now).isoformat())
+    _report(_summary(workdir.resolve() / "creditor.yaml", result), as_json)
 
 
 @app.command()
@@ -84,20 +71,11 @@ def run(
         load(creditor)
     except ConfigError as exc:
         _fail(str(exc))
-    _report(_run(creditor, _now(now)), as_json)
-
-
-def _run(cfg_path: Path, clock: dt.datetime, demo_dir: Path | None = None) -> dict[str, Any]:
+    from flows.context import clock
     from flows.cycle import daily_cycle
 
-    if demo_dir is not None:
-        from flows.demo import sftp_server
-
-        with sftp_server(demo_dir.resolve()) as server:
-            result = daily_cycle(str(cfg_path.resolve()), clock.isoformat(), server.port)
-    else:
-        result = daily_cycle(str(cfg_path.resolve()), clock.isoformat(), None)
-    return _summary(cfg_path, result)
+    result = daily_cycle(str(creditor.resolve()), clock(now).isoformat(), None)
+    _report(_summary(creditor, result), as_json)
 
 
 def _summary(cfg_path: Path, result: dict[str, Any]) -> dict[str, Any]:

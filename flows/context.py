@@ -66,11 +66,13 @@ class Ctx:
         return p
 
 
-def make_ctx(config_path: str, now: dt.datetime | str | None = None) -> Ctx:
+def clock(now: dt.datetime | str | None = None) -> dt.datetime:
+    """The cycle's clock: now, or an ISO 8601 moment (Europe/Amsterdam if it has no zone)."""
     if now is None:
-        now = dt.datetime.now(dt.UTC)
-    if isinstance(now, str):
-        now = dt.datetime.fromisoformat(now)
-    if now.tzinfo is None:
-        now = now.replace(tzinfo=AMS)
-    return Ctx(str(config_path), now.isoformat())
+        return dt.datetime.now(dt.UTC)
+    moment = dt.datetime.fromisoformat(now) if isinstance(now, str) else now
+    return moment if moment.tzinfo else moment.replace(tzinfo=AMS)
+
+
+def make_ctx(config_path: str, now: dt.datetime | str | None = None) -> Ctx:
+    return Ctx(str(config_path), clock(now).isoformat())

@@ -15,7 +15,8 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from connectors.errors import RetriableError
 from flows import stages
-from flows.context import Ctx, make_ctx
+from flows.context import Ctx, clock, make_ctx
+from transforms.contact_window import AMS
 from transforms.segments import LABELS_NL
 from transforms.validation import Validator
 
@@ -255,6 +256,23 @@ def daily_cycle(
         key=_key("cycle", ctx), markdown=cycle_markdown(summary), description="Daily cycle summary"
     )
     return summary
+
+
+@flow(name="demo-cycle", flow_run_name="demo-cycle-{debtors}", log_prints=True)
+def demo_cycle(
+    workdir: str = "var/demo", debtors: int = 2000, now: str | None = None
+) -> dict[str, Any]:
+    """The embedded default: seed the demo creditor on first use, serve its bank's
+    statements on a loopback SFTP server for the length of the run, run the cycle."""
+    from pathlib import Path
+
+    from flows.demo import seed, sftp_server
+
+    moment = clock(now)
+    wd = Path(workdir).resolve()
+    cfg = seed(wd, debtors, moment.astimezone(AMS).date())
+    with sftp_server(wd) as server:
+        return daily_cycle(str(cfg), moment.isoformat(), server.port)
 
 
 def cycle_markdown(summary: dict[str, Any]) -> str:

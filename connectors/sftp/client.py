@@ -8,6 +8,7 @@ then renamed into place, so a dropped connection leaves nothing half-read behind
 from __future__ import annotations
 
 import base64
+import contextlib
 import fnmatch
 import hashlib
 import io
@@ -142,10 +143,13 @@ class SftpClient:
         return self._sftp
 
     def close(self) -> None:
-        if self._sftp is not None:
-            self._sftp.close()
-        if self._ssh is not None:
-            self._ssh.close()
+        """Close quietly: after a dropped connection there is nothing left to close, and
+        an error here must not hide the one that ended the session."""
+        for closable in (self._sftp, self._ssh):
+            if closable is None:
+                continue
+            with contextlib.suppress(OSError, EOFError, paramiko.SSHException):
+                closable.close()
         self._sftp = self._ssh = None
 
     def list_new(self) -> list[str]:

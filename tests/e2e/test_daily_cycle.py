@@ -70,7 +70,7 @@ def _check_protected_untouched(demo: Path) -> None:
 
 
 def test_cycle_twice_on_sqlite(demo_dir: Path) -> None:
-    r1 = run(demo_dir, MORNING)
+    r1 = run(demo_dir, MORNING.astimezone(dt.UTC))  # a UTC clock, as a server has
     _check_first_run(demo_dir, r1)
     _check_protected_untouched(demo_dir)
     r2 = run(demo_dir, MORNING + dt.timedelta(hours=2))

@@ -117,3 +117,25 @@ def test_the_outbox_refuses_a_second_message_for_the_same_step(url: str) -> None
     with pytest.raises(IntegrityError), engine.begin() as conn:
         conn.execute(insert(s.contacts).values(**{**row, "message_id": "m2"}))
     engine.dispose()
+
+
+def test_timestamps_compare_across_zones(url: str) -> None:
+    """09:30 in Amsterdam is 08:30 UTC on every dialect (SQLite keeps no offset)."""
+    from zoneinfo import ZoneInfo
+
+    engine = open_ledger(url)
+    ams = dt.datetime(2026, 11, 24, 9, 30, tzinfo=ZoneInfo("Europe/Amsterdam"))
+    with engine.begin() as conn:
+        ensure_creditor(conn, "c1", "Creditor", "housing", "x" * 64)
+        set_cursor(conn, "c1", "erp", "debtors", {})
+        conn.execute(s.source_cursors.update().values(updated_at=ams))
+    with engine.connect() as conn:
+        t = s.source_cursors.c.updated_at
+        assert conn.execute(select(t)).scalar() == ams
+        assert conn.execute(
+            select(t).where(t <= dt.datetime(2026, 11, 24, 8, 30, tzinfo=dt.UTC))
+        ).first()
+        assert not conn.execute(
+            select(t).where(t <= dt.datetime(2026, 11, 24, 8, 29, tzinfo=dt.UTC))
+        ).first()
+    engine.dispose()
