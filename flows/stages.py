@@ -27,7 +27,13 @@ from flows.config import resolve_secret
 from flows.context import Ctx
 from ledger import schema as s
 from ledger.ports import Channel, StatusWriter
-from ledger.records import DEBTOR_COLUMNS, INVOICE_COLUMNS, OutboundMessage, WriteBack
+from ledger.records import (
+    DEBTOR_COLUMNS,
+    INVOICE_COLUMNS,
+    OutboundMessage,
+    WriteBack,
+    to_json_value,
+)
 from ledger.store import audit, frame, get_cursor, insert_ignore, set_cursor, upsert, utcnow
 from transforms import messages, segments, signals, treatment, validation
 from transforms.contact_window import AMS, ContactWindow
@@ -42,16 +48,6 @@ ENTITIES = ("debtors", "invoices")
 ACTOR = "daily-cycle"
 
 
-def _jsonable(v: Any) -> Any:
-    if v is None or (isinstance(v, float) and pd.isna(v)) or v is pd.NA:
-        return None
-    if isinstance(v, (dt.date, dt.datetime)):
-        return v.isoformat()
-    if hasattr(v, "item"):
-        return v.item()
-    return v
-
-
 # --------------------------------------------------------------------------- ingest
 def ingest_entity(ctx: Ctx, source: str, entity: str) -> dict[str, Any]:
     """Read changed records page by page into staging; the cursor moves only with the
@@ -64,7 +60,7 @@ def ingest_entity(ctx: Ctx, source: str, entity: str) -> dict[str, Any]:
     pages = rows = 0
     for page in reader.read(entity, since):
         payloads = [
-            {k: _jsonable(v) for k, v in rec.items()} for rec in page.frame.to_dict("records")
+            {k: to_json_value(v) for k, v in rec.items()} for rec in page.frame.to_dict("records")
         ]
         now = utcnow()
         with ctx.engine.begin() as conn:
@@ -186,7 +182,7 @@ def _validate_part(
             range(len(outcome.rejected)), outcome.rejected.to_dict("records"), strict=True
         ):
             rid = validation.record_key(rec.get(id_col), pos)
-            payload = {k: _jsonable(v) for k, v in rec.items()}
+            payload = {k: to_json_value(v) for k, v in rec.items()}
             q_rows.append(
                 {
                     "creditor_id": ctx.creditor_id,
@@ -228,24 +224,17 @@ def _promote(
     if entity == "debtors":
         v["bucket"] = bucket_column(v["debtor_id"])
         rows = [
-            {k: _jsonable(x) if k != "updated_at" else x for k, x in r.items()}
+            {k: to_json_value(x) if k != "updated_at" else x for k, x in r.items()}
             for r in v.to_dict("records")
         ]
-        upd = [
-            "name",
-            "email",
-            "phone",
-            "iban",
-            "street",
-            "postcode",
-            "city",
-            "language",
-            "source_version",
-            "updated_at",
-            "source",
-        ]
+        compared = [c for c in DEBTOR_COLUMNS if c != "debtor_id"]
         return upsert(
-            conn, s.debtors, rows, ["creditor_id", "debtor_id"], upd, only_if_changed=upd[:-2]
+            conn,
+            s.debtors,
+            rows,
+            ["creditor_id", "debtor_id"],
+            [*compared, "updated_at", "source"],
+            only_if_changed=compared,
         )
     # invoices: the ledger's open amount is the source's minus what vangnet allocated
     alloc = (
@@ -273,7 +262,7 @@ def _promote(
     v["bucket"] = bucket_column(v["debtor_id"])
     v["prior_reminders"] = v["prior_reminders"].fillna(0).astype(int)
     rows = [
-        {k: _jsonable(x) if k != "updated_at" else x for k, x in r.items()}
+        {k: to_json_value(x) if k != "updated_at" else x for k, x in r.items()}
         for r in v.to_dict("records")
     ]
     for r in rows:
@@ -404,12 +393,16 @@ def _quarantine_message(
     )
 
 
-def cancel_open_contacts(conn: Any, creditor_id: str, debtor_id: str, why: str) -> int:
+def cancel_open_contacts(conn: Any, creditor_id: str, debtor_ids: str | set[str], why: str) -> int:
+    """Cancel every still-planned contact of these debtors, in one statement."""
+    ids = [debtor_ids] if isinstance(debtor_ids, str) else sorted(debtor_ids)
+    if not ids:
+        return 0
     res = conn.execute(
         update(s.contacts)
         .where(
             s.contacts.c.creditor_id == creditor_id,
-            s.contacts.c.debtor_id == debtor_id,
+            s.contacts.c.debtor_id.in_(ids),
             s.contacts.c.status == "planned",
         )
         .values(status="cancelled", last_error=why, updated_at=utcnow())
@@ -491,7 +484,7 @@ def fetch_statements(ctx: Ctx, source: str, server_port: int | None = None) -> d
             now = utcnow()
             rows = []
             for r in entries.to_dict("records"):
-                row = {k: _jsonable(v) for k, v in r.items()}
+                row = {k: to_json_value(v) for k, v in r.items()}
                 row["booking_date"], row["value_date"] = r["booking_date"], r["value_date"]
                 row.update(
                     creditor_id=ctx.creditor_id,
@@ -570,7 +563,7 @@ def match_new_payments(ctx: Ctx) -> dict[str, Any]:
                 s.allocations,
                 [
                     {
-                        **{k: _jsonable(v) for k, v in r.items()},
+                        **{k: to_json_value(v) for k, v in r.items()},
                         "creditor_id": ctx.creditor_id,
                         "created_at": now,
                     }
@@ -771,11 +764,8 @@ def creditor_stopped(ctx: Ctx) -> str | None:
 def plan_partition(ctx: Ctx, p: int, n: int) -> dict[str, Any]:
     if creditor_stopped(ctx):
         return {"partition": p, "planned": 0, "stopped": True}
-    with ctx.engine.begin() as conn:
-        holds = active_holds(conn, ctx.creditor_id, ctx.today)
-        held = set(holds["debtor_id"])
-        cancelled = sum(cancel_open_contacts(conn, ctx.creditor_id, d, "hold") for d in held)
     with ctx.engine.connect() as conn:
+        held = set(active_holds(conn, ctx.creditor_id, ctx.today)["debtor_id"])
         deb = frame(
             conn,
             select(
@@ -830,6 +820,10 @@ def plan_partition(ctx: Ctx, p: int, n: int) -> dict[str, Any]:
         )
     if deb.empty:
         return {"partition": p, "planned": 0}
+    with ctx.engine.begin() as conn:  # a hold from any source stops what is still planned
+        cancelled = cancel_open_contacts(
+            conn, ctx.creditor_id, held & set(deb["debtor_id"]), "hold"
+        )
     d = deb.merge(seg, on="debtor_id", how="inner").merge(pref, on="debtor_id", how="left")
     d["has_email"] = d["email"].notna()
     d["has_phone"] = d["phone"].notna()

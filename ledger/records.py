@@ -7,8 +7,11 @@ cents, dates as ``datetime.date``); single messages crossing a port are dataclas
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass, field
 from typing import Any
+
+import pandas as pd
 
 #: a debtor as every source maps it
 DEBTOR_COLUMNS = (
@@ -101,3 +104,17 @@ class WriteResult:
     change_id: str
     status: str  # applied | conflict | failed
     error: str | None = None
+
+
+def to_json_value(v: Any) -> Any:
+    """A value as JSON can hold it: dates as ISO strings, numpy scalars as Python,
+    missing values (None, NaN, pandas NA) as None."""
+    if v is None or v is pd.NA:
+        return None
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    if isinstance(v, (dt.date, dt.datetime)):
+        return v.isoformat()
+    if hasattr(v, "item"):
+        return to_json_value(v.item())
+    return v

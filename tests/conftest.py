@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import uuid
@@ -33,53 +34,42 @@ def corpus() -> Path:
     return CORPUS
 
 
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A fresh, empty PostgreSQL database on loopback; skipped only if no server runs."""
+@contextlib.contextmanager
+def _fresh_pg_database(prefix: str) -> Iterator[str]:
+    """Create an empty PostgreSQL database on loopback, drop it afterwards."""
     if not _listening(PG_HOST, PG_PORT):
         pytest.skip("PostgreSQL is not running on 127.0.0.1:5432")
     import psycopg2
 
-    name = f"vangnet_t_{uuid.uuid4().hex[:10]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin = psycopg2.connect(host=PG_HOST, port=PG_PORT, user="postgres", dbname="postgres")
     admin.autocommit = True
     with admin.cursor() as cur:
         cur.execute(f'CREATE DATABASE "{name}"')
     try:
-        yield f"postgresql+psycopg2://postgres@{PG_HOST}:{PG_PORT}/{name}"
+        yield name
     finally:
-        from sqlalchemy import Engine
-
-        from flows import context
-
-        for url, eng in list(context._ENGINES.items()):
-            if name in url:
-                eng.dispose()
-                context._ENGINES.pop(url)
-        _ = Engine
         with admin.cursor() as cur:
             cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for the ledger; skipped only if no server runs."""
+    with _fresh_pg_database("vangnet_t") as name:
+        yield f"postgresql+psycopg2://postgres@{PG_HOST}:{PG_PORT}/{name}"
+        from flows import context
+
+        for url in [u for u in context._ENGINES if name in u]:
+            context._ENGINES.pop(url).dispose()
 
 
 @pytest.fixture
 def pg_odbc() -> Iterator[str]:
     """A fresh PostgreSQL database reached through the psqlodbc driver."""
-    if not _listening(PG_HOST, PG_PORT):
-        pytest.skip("PostgreSQL is not running on 127.0.0.1:5432")
-    import psycopg2
-
-    name = f"vangnet_erp_{uuid.uuid4().hex[:10]}"
-    admin = psycopg2.connect(host=PG_HOST, port=PG_PORT, user="postgres", dbname="postgres")
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    try:
+    with _fresh_pg_database("vangnet_erp") as name:
         yield f"DRIVER={{PostgreSQL Unicode}};Server={PG_HOST};Port={PG_PORT};Database={name};Uid=postgres"
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
 
 
 @pytest.fixture

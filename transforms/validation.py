@@ -13,7 +13,6 @@ One GX context per run (``Validator``), never per batch.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import re
 from collections.abc import Callable, Iterable
@@ -24,6 +23,7 @@ import pandas as pd
 import phonenumbers
 from schwifty import IBAN
 
+from ledger.records import to_json_value
 from transforms.masking import mask_value
 from transforms.references import is_valid_reference
 
@@ -317,7 +317,7 @@ class Validator:
                     {
                         "rule": rule.name,
                         "column": rule.column,
-                        "value": _jsonable(mask_value(rule.column, raw)),
+                        "value": to_json_value(mask_value(rule.column, raw)),
                     }
                 )
         mask = pd.Series(False, index=range(len(df)))
@@ -339,16 +339,6 @@ def _record_key(rid: Any, position: int) -> str:
 
 def record_key(rid: Any, position: int) -> str:
     return _record_key(rid, position)
-
-
-def _jsonable(v: Any) -> Any:
-    if v is None or (isinstance(v, float) and pd.isna(v)):
-        return None
-    if isinstance(v, (dt.date, dt.datetime)):
-        return v.isoformat()
-    if hasattr(v, "item"):
-        return v.item()
-    return v
 
 
 def batch_level_error(
