@@ -32,6 +32,7 @@ demo: install
 
 test: install
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -n 2 -p xdist $(PYTEST_ARGS)
 
 lint: install

@@ -195,7 +195,7 @@ def _statement(
     open_ = open_[~open_["bedrag"].astype(str).str.startswith("-")]
     names = deb.set_index("relatienr")["naam"]
     ibans = deb.set_index("relatienr")["iban"]
-    rows = []
+    rows: list[dict[str, object]] = []
     for r in open_.itertuples(index=False):
         p = persona.get(r.relatienr, "on_time")
         roll = rng.random()

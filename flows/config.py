@@ -204,7 +204,8 @@ def resolve_secret(ref: SecretRef | None, base_dir: Path | None = None) -> Secre
     if ref.block:
         from prefect.blocks.system import Secret
 
-        value: Any = Secret.load(ref.block).get()
+        block: Any = Secret.load(ref.block)  # sync context: a block, not a coroutine
+        value = block.get()
         return SecretStr(str(value))
     return ref.resolve_local(base_dir)
 

@@ -332,7 +332,7 @@ def debt_help_inbox(ctx: Ctx) -> dict[str, Any]:
                         conn, ctx, f.name, mid or "<no id>", "skp.message_type", kind
                     )
                     continue
-                if debtor not in known:
+                if not debtor or debtor not in known:
                     out["unknown_debtor"] += 1
                     _quarantine_message(conn, ctx, f.name, mid, "skp.debtor_known", debtor)
                     continue
@@ -890,7 +890,7 @@ def send_channel(
     """Exactly once: planned -> sending (committed) -> provider -> sent | failed.
     Rows left in ``sending`` by a crash become ``ambiguous`` and are resolved by asking
     the channel before anything is sent again."""
-    out = {
+    out: dict[str, Any] = {
         "channel": name,
         "resolved_ambiguous": 0,
         "sent": 0,
@@ -1122,7 +1122,7 @@ def write_back(
     """Planned changes -> sending (committed) -> the creditor's system -> applied |
     conflict | failed. Rows left in ``sending`` by a crash are simply sent again: the
     statements write absolute values under a version check, so applying twice is safe."""
-    out = {"applied": 0, "conflict": 0, "failed": 0}
+    out: dict[str, Any] = {"applied": 0, "conflict": 0, "failed": 0}
     wb = ctx.cfg.write_back
     if wb is None:
         return out

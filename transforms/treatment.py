@@ -147,8 +147,8 @@ def plan_next_steps(
             ).any()
         ):
             continue  # a contact went out (or waits to) only days ago: give the debtor room
-        taken = [] if mine is None else mine[mine["dossier"] == r.dossier].sort_values("at")
-        done_steps = [] if len(taken) == 0 else list(dict.fromkeys(taken["step"]))
+        taken = hist.iloc[0:0] if mine is None else mine[mine["dossier"] == r.dossier]
+        done_steps = list(dict.fromkeys(taken.sort_values("at")["step"]))
         # the next rung not yet taken in this dossier
         rung = next((s for s in ladder if s.name not in done_steps), None)
         if rung is None:

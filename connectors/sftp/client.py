@@ -133,7 +133,7 @@ class SftpClient:
                 f"SFTP connection to {self.s.host}:{self.s.port} failed: {exc}"
             ) from None
         sftp = ssh.open_sftp()
-        sftp.get_channel().settimeout(self.s.connect_timeout_seconds * 4)  # type: ignore[union-attr]
+        sftp.get_channel().settimeout(self.s.connect_timeout_seconds * 4)
         self._ssh, self._sftp = ssh, sftp
 
     @property

@@ -25,7 +25,7 @@ logging.getLogger("vangnet.localsftp").setLevel(logging.CRITICAL)
 class _Handle(paramiko.SFTPHandle):
     def stat(self) -> Any:
         try:
-            return paramiko.SFTPAttributes.from_stat(os.fstat(self.readfile.fileno()))  # type: ignore[attr-defined]
+            return paramiko.SFTPAttributes.from_stat(os.fstat(self.readfile.fileno()))
         except OSError as exc:
             return paramiko.SFTPServer.convert_errno(exc.errno)
 
@@ -90,8 +90,12 @@ class _Sftp(paramiko.SFTPServerInterface):
 
         return self._guard(go)
 
+    def _ok(self, fn: Any, *args: Any) -> int:
+        fn(*args)
+        return SFTP_OK
+
     def remove(self, path: str) -> Any:
-        return self._guard(lambda: (os.remove(self._real(path)), SFTP_OK)[1])
+        return self._guard(lambda: self._ok(os.remove, self._real(path)))
 
     def rename(self, oldpath: str, newpath: str) -> Any:
         def go() -> Any:
@@ -104,15 +108,13 @@ class _Sftp(paramiko.SFTPServerInterface):
         return self._guard(go)
 
     def posix_rename(self, oldpath: str, newpath: str) -> Any:
-        return self._guard(
-            lambda: (os.replace(self._real(oldpath), self._real(newpath)), SFTP_OK)[1]
-        )
+        return self._guard(lambda: self._ok(os.replace, self._real(oldpath), self._real(newpath)))
 
     def mkdir(self, path: str, attr: Any) -> Any:
-        return self._guard(lambda: (os.mkdir(self._real(path)), SFTP_OK)[1])
+        return self._guard(lambda: self._ok(os.mkdir, self._real(path)))
 
     def rmdir(self, path: str) -> Any:
-        return self._guard(lambda: (os.rmdir(self._real(path)), SFTP_OK)[1])
+        return self._guard(lambda: self._ok(os.rmdir, self._real(path)))
 
 
 class _Auth(paramiko.ServerInterface):

@@ -9,6 +9,8 @@ if connection is None:  # `alembic upgrade` from the command line
     from sqlalchemy import create_engine
 
     url = context.config.get_main_option("sqlalchemy.url")
+    if not url:
+        raise SystemExit("set sqlalchemy.url (alembic -x or alembic.ini) to the ledger URL")
     connection = create_engine(url).connect()
 
 context.configure(
