@@ -15,14 +15,24 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from connectors.odbc.settings import OdbcSettings
 from connectors.outbox.channel import OutboxSettings
+from connectors.salesforce.settings import SalesforceSettings
 from connectors.secrets import SecretRef
 from connectors.sftp.settings import SftpSettings
 
-Source = Annotated[OdbcSettings | SftpSettings, Field(discriminator="kind")]
+Source = Annotated[OdbcSettings | SalesforceSettings | SftpSettings, Field(discriminator="kind")]
+ReaderSettings = OdbcSettings | SalesforceSettings
 
 
 class Strict(BaseModel):
@@ -77,7 +87,7 @@ class LedgerSettings(Strict):
 
 
 class WriteBackSettings(Strict):
-    target: str = Field(description="name of an odbc source under `sources` to write statuses into")
+    target: str = Field(description="name of an odbc or salesforce source to write statuses into")
 
 
 class DebtHelpSettings(Strict):
@@ -121,6 +131,17 @@ class CreditorConfig(Strict):
     debt_help: DebtHelpSettings = Field(default_factory=DebtHelpSettings)
     policy: PolicySettings = Field(default_factory=PolicySettings)
 
+    @model_validator(mode="after")
+    def _write_back_target(self) -> CreditorConfig:
+        if self.write_back is not None:
+            target = self.sources.get(self.write_back.target)
+            if not isinstance(target, (OdbcSettings, SalesforceSettings)):
+                name = self.write_back.target
+                raise ValueError(
+                    f"write_back.target {name!r} must name an odbc or salesforce source"
+                )
+        return self
+
     # set by load(): where the file lives and its hash
     base_dir: Path = Field(default=Path("."), exclude=True)
     sha256: str = Field(default="", exclude=True)
@@ -150,6 +171,14 @@ class CreditorConfig(Strict):
     def odbc_sources(self) -> dict[str, OdbcSettings]:
         return {k: v for k, v in self.sources.items() if isinstance(v, OdbcSettings)}
 
+    def reader_sources(self) -> dict[str, ReaderSettings]:
+        """Sources that debtors and invoices are read from (ERP/CRM)."""
+        return {
+            k: v
+            for k, v in self.sources.items()
+            if isinstance(v, (OdbcSettings, SalesforceSettings))
+        }
+
     def sftp_sources(self) -> dict[str, SftpSettings]:
         return {k: v for k, v in self.sources.items() if isinstance(v, SftpSettings)}
 
@@ -169,7 +198,7 @@ def _explain(exc: ValidationError, path: Path) -> str:
         elif err["type"] == "extra_forbidden":
             fix = " - remove it or check its spelling"
         elif err["type"] == "union_tag_invalid":
-            fix = " - set kind to odbc or sftp"
+            fix = " - set kind to odbc, salesforce or sftp"
         lines.append(f"  - {where}: {msg}{fix}")
     return "\n".join(lines)
 

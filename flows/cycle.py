@@ -93,7 +93,7 @@ def write_back(ctx: Ctx) -> dict[str, Any]:
 def ingest(ctx: Ctx) -> dict[str, Any]:
     futures = [
         ingest_entity.submit(ctx, src, ent)
-        for src, settings in ctx.cfg.odbc_sources().items()
+        for src, settings in ctx.cfg.reader_sources().items()
         for ent in stages.ENTITIES
         if ent in settings.entities
     ]

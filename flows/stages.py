@@ -22,11 +22,13 @@ from sqlalchemy import and_, delete, func, select, update
 
 from connectors.odbc import OdbcReader, OdbcWriter
 from connectors.outbox import OutboxChannel
+from connectors.salesforce import SalesforceClient, SalesforceReader, SalesforceWriter
+from connectors.salesforce.settings import SalesforceSettings
 from connectors.sftp import SftpClient
 from flows.config import resolve_secret
 from flows.context import Ctx
 from ledger import schema as s
-from ledger.ports import Channel, StatusWriter
+from ledger.ports import Channel, SourceReader, StatusWriter
 from ledger.records import (
     DEBTOR_COLUMNS,
     INVOICE_COLUMNS,
@@ -49,13 +51,32 @@ ACTOR = "daily-cycle"
 
 
 # --------------------------------------------------------------------------- ingest
+def reader_for(ctx: Ctx, source: str) -> SourceReader:
+    """The SourceReader of a configured source (the composition root builds connectors)."""
+    settings = ctx.cfg.reader_sources()[source]
+    if isinstance(settings, SalesforceSettings):
+        return SalesforceReader(_salesforce_client(ctx, settings), source)
+    return OdbcReader(settings, resolve_secret(settings.password, ctx.cfg.base_dir), source=source)
+
+
+def writer_for(ctx: Ctx, target: str) -> StatusWriter:
+    settings = ctx.cfg.reader_sources()[target]
+    if isinstance(settings, SalesforceSettings):
+        return SalesforceWriter(_salesforce_client(ctx, settings))
+    return OdbcWriter(settings, resolve_secret(settings.password, ctx.cfg.base_dir))
+
+
+def _salesforce_client(ctx: Ctx, settings: SalesforceSettings) -> SalesforceClient:
+    cid = resolve_secret(settings.client_id, ctx.cfg.base_dir)
+    secret = resolve_secret(settings.client_secret, ctx.cfg.base_dir)
+    assert cid is not None and secret is not None
+    return SalesforceClient(settings, cid, secret)
+
+
 def ingest_entity(ctx: Ctx, source: str, entity: str) -> dict[str, Any]:
     """Read changed records page by page into staging; the cursor moves only with the
     page it belongs to, in the same transaction."""
-    settings = ctx.cfg.odbc_sources()[source]
-    reader = OdbcReader(
-        settings, resolve_secret(settings.password, ctx.cfg.base_dir), source=source
-    )
+    reader = reader_for(ctx, source)
     since = _get_cursor(ctx, source, entity)
     pages = rows = 0
     for page in reader.read(entity, since):
@@ -81,7 +102,12 @@ def ingest_entity(ctx: Ctx, source: str, entity: str) -> dict[str, Any]:
             set_cursor(conn, ctx.creditor_id, source, entity, page.cursor)
         pages += 1
         rows += len(payloads)
-    return {"source": source, "entity": entity, "pages": pages, "rows": rows}
+    out: dict[str, Any] = {"source": source, "entity": entity, "pages": pages, "rows": rows}
+    client = getattr(reader, "client", None)
+    if client is not None:  # an API source: report the budget used
+        out["api_requests"] = client.requests
+        out["api_usage"] = json.dumps(client.api_usage)
+    return out
 
 
 def _get_cursor(ctx: Ctx, source: str, entity: str) -> dict[str, Any]:
@@ -1127,10 +1153,11 @@ def write_back(
     if wb is None:
         return out
     if writer is None:
-        settings = ctx.cfg.odbc_sources()[wb.target]
-        writer = OdbcWriter(settings, resolve_secret(settings.password, ctx.cfg.base_dir))
+        writer = writer_for(ctx, wb.target)
     w = s.write_backs
     base = and_(w.c.creditor_id == ctx.creditor_id, w.c.target == wb.target)
+    with ctx.engine.begin() as conn:
+        out["retried_conflicts"] = _retry_conflicts(conn, ctx, wb.target)
     while True:
         with ctx.engine.begin() as conn:
             todo = frame(
@@ -1173,6 +1200,39 @@ def write_back(
                 {k: v for k, v in out.items()},
             )
     return out
+
+
+def _retry_conflicts(conn: Any, ctx: Ctx, target: str) -> int:
+    """A conflicted change is planned again once the ledger has read the record's newer
+    version from the source (so the next attempt checks against what is there now)."""
+    w, inv = s.write_backs, s.invoices
+    rows = conn.execute(
+        select(w.c.id, w.c.expected_version, inv.c.source_version)
+        .join(inv, and_(inv.c.creditor_id == w.c.creditor_id, inv.c.invoice_id == w.c.record_id))
+        .where(
+            w.c.creditor_id == ctx.creditor_id,
+            w.c.target == target,
+            w.c.status == "conflict",
+            w.c.entity == "invoices",
+        )
+    ).all()
+    moved = [r for r in rows if r.source_version != r.expected_version]
+    for r in moved:
+        conn.execute(
+            update(w)
+            .where(w.c.id == r.id)
+            .values(status="planned", expected_version=r.source_version)
+        )
+    if moved:
+        audit(
+            conn,
+            ctx.creditor_id,
+            ACTOR,
+            "write_back.conflicts_retried",
+            target,
+            {"count": len(moved)},
+        )
+    return len(moved)
 
 
 def iter_partitions(n: int) -> Iterator[int]:
