@@ -19,10 +19,12 @@ statements_app = typer.Typer(no_args_is_help=True, help="Bank statements")
 reference_app = typer.Typer(no_args_is_help=True, help="Payment references (betalingskenmerk, RF)")
 fees_app = typer.Typer(no_args_is_help=True, help="Statutory fees")
 creditor_app = typer.Typer(no_args_is_help=True, help="Creditor operations")
+exact_app = typer.Typer(no_args_is_help=True, help="Exact Online authorisation")
 app.add_typer(statements_app, name="statements")
 app.add_typer(reference_app, name="reference")
 app.add_typer(fees_app, name="fees")
 app.add_typer(creditor_app, name="creditor")
+app.add_typer(exact_app, name="exact")
 
 
 def _quiet_prefect() -> None:
@@ -153,6 +155,36 @@ def creditor_resume(
         )
         audit(conn, ctx.creditor_id, operator, "creditor.resumed", ctx.creditor_id, {})
     typer.echo(f"{ctx.creditor_id}: contact resumed")
+
+
+@exact_app.command("auth-url")
+def exact_auth_url(
+    creditor: Path = typer.Option(..., help="the creditor's YAML file"),
+    source: str = typer.Option(..., help="the exact_online source's name"),
+) -> None:
+    """Print the URL where the creditor's Exact Online user grants vangnet access."""
+    from flows.context import make_ctx
+    from flows.stages import exact_client
+
+    typer.echo(exact_client(make_ctx(str(creditor)), source).authorization_url())
+
+
+@exact_app.command("authorize")
+def exact_authorize(
+    code: str,
+    creditor: Path = typer.Option(..., help="the creditor's YAML file"),
+    source: str = typer.Option(..., help="the exact_online source's name"),
+) -> None:
+    """Trade the code from the redirect for tokens, kept in the ledger (never printed)."""
+    from connectors.errors import ConnectorError
+    from flows.context import make_ctx
+    from flows.stages import exact_client
+
+    try:
+        exact_client(make_ctx(str(creditor)), source).authorize(code)
+    except ConnectorError as exc:
+        _fail(str(exc), 1)
+    typer.echo(f"{source}: authorised; tokens stored in the ledger")
 
 
 @statements_app.command("parse")

@@ -25,14 +25,19 @@ from pydantic import (
     model_validator,
 )
 
+from connectors.exact_online.settings import ExactOnlineSettings
 from connectors.odbc.settings import OdbcSettings
 from connectors.outbox.channel import OutboxSettings
 from connectors.salesforce.settings import SalesforceSettings
 from connectors.secrets import SecretRef
 from connectors.sftp.settings import SftpSettings
 
-Source = Annotated[OdbcSettings | SalesforceSettings | SftpSettings, Field(discriminator="kind")]
-ReaderSettings = OdbcSettings | SalesforceSettings
+Source = Annotated[
+    OdbcSettings | SalesforceSettings | ExactOnlineSettings | SftpSettings,
+    Field(discriminator="kind"),
+]
+ReaderSettings = OdbcSettings | SalesforceSettings | ExactOnlineSettings
+READER_KINDS = (OdbcSettings, SalesforceSettings, ExactOnlineSettings)
 
 
 class Strict(BaseModel):
@@ -87,7 +92,9 @@ class LedgerSettings(Strict):
 
 
 class WriteBackSettings(Strict):
-    target: str = Field(description="name of an odbc or salesforce source to write statuses into")
+    target: str = Field(
+        description="name of an odbc, salesforce or exact_online source to write into"
+    )
 
 
 class DebtHelpSettings(Strict):
@@ -135,7 +142,7 @@ class CreditorConfig(Strict):
     def _write_back_target(self) -> CreditorConfig:
         if self.write_back is not None:
             target = self.sources.get(self.write_back.target)
-            if not isinstance(target, (OdbcSettings, SalesforceSettings)):
+            if not isinstance(target, READER_KINDS):
                 name = self.write_back.target
                 raise ValueError(
                     f"write_back.target {name!r} must name an odbc or salesforce source"
@@ -173,11 +180,7 @@ class CreditorConfig(Strict):
 
     def reader_sources(self) -> dict[str, ReaderSettings]:
         """Sources that debtors and invoices are read from (ERP/CRM)."""
-        return {
-            k: v
-            for k, v in self.sources.items()
-            if isinstance(v, (OdbcSettings, SalesforceSettings))
-        }
+        return {k: v for k, v in self.sources.items() if isinstance(v, READER_KINDS)}
 
     def sftp_sources(self) -> dict[str, SftpSettings]:
         return {k: v for k, v in self.sources.items() if isinstance(v, SftpSettings)}
@@ -198,7 +201,7 @@ def _explain(exc: ValidationError, path: Path) -> str:
         elif err["type"] == "extra_forbidden":
             fix = " - remove it or check its spelling"
         elif err["type"] == "union_tag_invalid":
-            fix = " - set kind to odbc, salesforce or sftp"
+            fix = " - set kind to odbc, salesforce, exact_online or sftp"
         lines.append(f"  - {where}: {msg}{fix}")
     return "\n".join(lines)
 

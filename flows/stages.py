@@ -20,6 +20,8 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import and_, delete, func, select, update
 
+from connectors.exact_online import ExactClient, ExactReader, ExactWriter
+from connectors.exact_online.settings import ExactOnlineSettings
 from connectors.odbc import OdbcReader, OdbcWriter
 from connectors.outbox import OutboxChannel
 from connectors.salesforce import SalesforceClient, SalesforceReader, SalesforceWriter
@@ -37,6 +39,7 @@ from ledger.records import (
     to_json_value,
 )
 from ledger.store import audit, frame, get_cursor, insert_ignore, set_cursor, upsert, utcnow
+from ledger.tokens import TokenStore
 from transforms import messages, segments, signals, treatment, validation
 from transforms.contact_window import AMS, ContactWindow
 from transforms.matching import match_payments
@@ -56,6 +59,8 @@ def reader_for(ctx: Ctx, source: str) -> SourceReader:
     settings = ctx.cfg.reader_sources()[source]
     if isinstance(settings, SalesforceSettings):
         return SalesforceReader(_salesforce_client(ctx, settings), source)
+    if isinstance(settings, ExactOnlineSettings):
+        return ExactReader(exact_client(ctx, source), source)
     return OdbcReader(settings, resolve_secret(settings.password, ctx.cfg.base_dir), source=source)
 
 
@@ -63,6 +68,8 @@ def writer_for(ctx: Ctx, target: str) -> StatusWriter:
     settings = ctx.cfg.reader_sources()[target]
     if isinstance(settings, SalesforceSettings):
         return SalesforceWriter(_salesforce_client(ctx, settings))
+    if isinstance(settings, ExactOnlineSettings):
+        return ExactWriter(exact_client(ctx, target))
     return OdbcWriter(settings, resolve_secret(settings.password, ctx.cfg.base_dir))
 
 
@@ -71,6 +78,15 @@ def _salesforce_client(ctx: Ctx, settings: SalesforceSettings) -> SalesforceClie
     secret = resolve_secret(settings.client_secret, ctx.cfg.base_dir)
     assert cid is not None and secret is not None
     return SalesforceClient(settings, cid, secret)
+
+
+def exact_client(ctx: Ctx, source: str) -> ExactClient:
+    settings = ctx.cfg.reader_sources()[source]
+    assert isinstance(settings, ExactOnlineSettings)
+    cid = resolve_secret(settings.client_id, ctx.cfg.base_dir)
+    secret = resolve_secret(settings.client_secret, ctx.cfg.base_dir)
+    assert cid is not None and secret is not None
+    return ExactClient(settings, cid, secret, TokenStore(ctx.engine, ctx.creditor_id, source))
 
 
 def ingest_entity(ctx: Ctx, source: str, entity: str) -> dict[str, Any]:
@@ -106,7 +122,7 @@ def ingest_entity(ctx: Ctx, source: str, entity: str) -> dict[str, Any]:
     client = getattr(reader, "client", None)
     if client is not None:  # an API source: report the budget used
         out["api_requests"] = client.requests
-        out["api_usage"] = json.dumps(client.api_usage)
+        out["api_usage"] = json.dumps(client.usage)
     return out
 
 

@@ -352,6 +352,20 @@ staging = Table(
     Index("ix_staging_entity", "creditor_id", "entity"),
 )
 
+oauth_tokens = Table(
+    "oauth_tokens",
+    metadata,
+    # rotating OAuth tokens of API sources (Exact Online), shared by workers under a row
+    # lock (ledger/tokens.py); never logged
+    Column("creditor_id", String(64), primary_key=True),
+    Column("source", String(64), primary_key=True),
+    Column("access_token", Text, nullable=False),
+    Column("refresh_token", Text, nullable=False),
+    Column("access_expiry", BigInteger, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    ForeignKeyConstraint(["creditor_id"], ["creditors.creditor_id"]),
+)
+
 cycle_runs = Table(
     "cycle_runs",
     metadata,

@@ -61,6 +61,11 @@ class SalesforceClient:
         self.requests = 0
         self.token_fetches = 0
 
+    @property
+    def usage(self) -> dict[str, Any]:
+        """The org's API budget as Sforce-Limit-Info last reported it."""
+        return self.api_usage
+
     def _remember(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
         self.requests += 1
         ra = response.headers.get("Retry-After")
