@@ -31,6 +31,8 @@ logging.getLogger("great_expectations").setLevel(logging.ERROR)
 
 EMAIL_RE = r"^[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}$"
 POSTCODE_RE = r"^[1-9][0-9]{3} ?[A-Z]{2}$"
+# a replacement character or a control character: text mangled on its way out of the ERP
+MANGLED_RE = "[\ufffd\x00-\x08\x0b\x0c\x0e-\x1f]"
 MAX_PLAUSIBLE_CENTS = 10_000_000  # EUR 100,000 for one consumer invoice
 
 
@@ -131,6 +133,12 @@ def debtor_rules() -> list[Rule]:
             "name",
             lambda: E.ExpectColumnValuesToNotBeNull(column="name"),
             "a name is present",
+        ),
+        Rule(
+            "debtor.text_clean",
+            "name",
+            lambda: E.ExpectColumnValuesToNotMatchRegex(column="name", regex=MANGLED_RE),
+            "no replacement or control characters (wrong encoding)",
         ),
         Rule(
             "debtor.email_syntax",

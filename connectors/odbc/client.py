@@ -79,6 +79,8 @@ class _Connection:
                 f"ODBC connect refused: {exc.args[0] if exc.args else 'error'}"
             ) from None
         _set_query_timeout(conn, self.settings.query_timeout_seconds)
+        if self.settings.text_encoding:
+            conn.setdecoding(pyodbc.SQL_CHAR, encoding=self.settings.text_encoding)
         return conn
 
 
@@ -118,6 +120,11 @@ class OdbcReader(_Connection):
         except pyodbc.OperationalError as exc:
             raise RetriableError(
                 f"{self.source}.{entity}: read failed: {exc.args[0] if exc.args else ''}"
+            ) from None
+        except UnicodeDecodeError as exc:
+            raise FatalError(
+                f"{self.source}.{entity}: text is not {exc.encoding} ({exc.reason}); set"
+                " `text_encoding` (e.g. cp1252) to the ERP's encoding"
             ) from None
         finally:
             conn.close()

@@ -42,6 +42,10 @@ class OdbcSettings(BaseModel):
     login_timeout_seconds: int = 15
     query_timeout_seconds: int = 120
     page_size: int = Field(5000, ge=1, le=1_000_000)
+    text_encoding: str | None = Field(
+        None,
+        description="the encoding of the ERP's narrow text columns, e.g. cp1252 for a legacy ERP",
+    )
     # executemany speed-up; never for the SQLite driver, which crashes with it
     fast_executemany: bool = False
     entities: dict[Literal["debtors", "invoices"], OdbcEntity]

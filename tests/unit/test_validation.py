@@ -40,6 +40,7 @@ DEBTOR_CASES = {
     "debtor.parseable": {"_errors": "phone: unreadable"},
     "debtor.id_present": {"debtor_id": None},
     "debtor.name_present": {"name": None},
+    "debtor.text_clean": {"name": "M\ufffdller"},
     "debtor.email_syntax": {"email": "a@b"},
     "debtor.postcode_format": {"postcode": "0123 AB"},
     "debtor.iban_valid": {"iban": "NL00INGB0001234567"},

@@ -58,11 +58,26 @@ def creditor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("EXACT_CLIENT_SECRET", "exact-secret")
     d = Division(4321)
     for i in range(25):
-        acc = d.add("sync/CRM/Accounts", ID=new_guid(), Name=f"Klant {i}", Email=f"k{i}@example.nl",
-                    Postcode="5611 AB", Status="C" if i != 3 else "S")  # a supplier is no debtor
-        d.add("sync/SalesInvoice/SalesInvoices", InvoiceID=new_guid(), InvoiceNumber=31000 + i, InvoiceTo=acc["ID"],
-              InvoiceDate=odate(dt.date(2026, 10, 1)), DueDate=odate(dt.date(2026, 10, 15)), AmountDC=45.0,
-              Currency="EUR", PaymentReference=new_betalingskenmerk(31000 + i), Remarks=None)
+        acc = d.add(
+            "sync/CRM/Accounts",
+            ID=new_guid(),
+            Name=f"Klant {i}",
+            Email=f"k{i}@example.nl",
+            Postcode="5611 AB",
+            Status="C" if i != 3 else "S",
+        )  # a supplier is no debtor
+        d.add(
+            "sync/SalesInvoice/SalesInvoices",
+            InvoiceID=new_guid(),
+            InvoiceNumber=31000 + i,
+            InvoiceTo=acc["ID"],
+            InvoiceDate=odate(dt.date(2026, 10, 1)),
+            DueDate=odate(dt.date(2026, 10, 15)),
+            AmountDC=45.0,
+            Currency="EUR",
+            PaymentReference=new_betalingskenmerk(31000 + i),
+            Remarks=None,
+        )
     d.entities["salesinvoice/SalesInvoices"] = d.entities["sync/SalesInvoice/SalesInvoices"]
     ca = make_ca(tmp_path / "ca")
     with ExactServer(ca, d) as srv:
@@ -77,7 +92,9 @@ def test_authorise_read_match_write_back(creditor) -> None:
     runner = CliRunner()
     url = runner.invoke(app, ["exact", "auth-url", "--creditor", str(cfg), "--source", "erp"])
     assert url.exit_code == 0 and "/api/oauth2/auth?client_id=exact-id" in url.stdout
-    ok = runner.invoke(app, ["exact", "authorize", "good-code", "--creditor", str(cfg), "--source", "erp"])
+    ok = runner.invoke(
+        app, ["exact", "authorize", "good-code", "--creditor", str(cfg), "--source", "erp"]
+    )
     assert ok.exit_code == 0 and "authorised" in ok.stdout and "exact-secret" not in ok.stdout
 
     ctx = make_ctx(str(cfg), dt.datetime(2026, 11, 24, 10, tzinfo=AMS))
@@ -86,13 +103,26 @@ def test_authorise_read_match_write_back(creditor) -> None:
     v = stages.validate_staged(ctx, Validator())
     assert v["entities"]["invoices"]["quarantined"] == 1  # the supplier's invoice: debtor unknown
     with ctx.engine.begin() as conn:
-        conn.execute(insert(s.payments).values(
-            creditor_id=ctx.creditor_id, payment_id="p1", source="bank", booking_date=ctx.today, amount_cents=4500,
-            currency="EUR", structured_reference=new_betalingskenmerk(31007), reversal=False, status="new",
-            allocated_cents=0, created_at=utcnow()))
+        conn.execute(
+            insert(s.payments).values(
+                creditor_id=ctx.creditor_id,
+                payment_id="p1",
+                source="bank",
+                booking_date=ctx.today,
+                amount_cents=4500,
+                currency="EUR",
+                structured_reference=new_betalingskenmerk(31007),
+                reversal=False,
+                status="new",
+                allocated_cents=0,
+                created_at=utcnow(),
+            )
+        )
     assert stages.match_new_payments(ctx)["write_backs_planned"] == 1
     assert stages.write_back(ctx)["applied"] == 1
-    assert {r["InvoiceNumber"]: r["Remarks"] for r in d.entities["salesinvoice/SalesInvoices"]}[31007] == "betaald"
+    assert {r["InvoiceNumber"]: r["Remarks"] for r in d.entities["salesinvoice/SalesInvoices"]}[
+        31007
+    ] == "betaald"
     second = [stages.ingest_entity(ctx, "erp", e) for e in stages.ENTITIES]
     assert [r["rows"] for r in second] == [0, 1]  # only the invoice we wrote into comes back
     stages.validate_staged(ctx, Validator())

@@ -142,3 +142,31 @@ def test_a_query_without_the_key_column_fails_clearly(erp: str) -> None:
     s.entities["invoices"].key = "nummer"
     with pytest.raises(Exception, match="returns no column 'nummer'"):
         list(OdbcReader(s, source="erp").read("invoices", {}))
+
+
+def test_a_legacy_encoding_is_read_with_text_encoding(tmp_path: Path) -> None:
+    """A legacy ERP storing Windows-1252 text: read right once `text_encoding` says so."""
+    db = tmp_path / "erp.sqlite"
+    with sqlite3.connect(db) as c:
+        c.execute("CREATE TABLE relaties (relatienr TEXT, naam TEXT, gewijzigd_op TEXT)")
+        c.execute(
+            "INSERT INTO relaties VALUES ('R1', CAST(? AS TEXT), '1')",
+            ("Müller café".encode("cp1252"),),
+        )
+    q = (
+        "SELECT relatienr, naam, gewijzigd_op FROM relaties WHERE gewijzigd_op > :watermark OR "
+        "(gewijzigd_op = :watermark AND relatienr > :last_key) ORDER BY gewijzigd_op, relatienr"
+    )
+    spec = {
+        "debtors": {
+            "query": q,
+            "key": "relatienr",
+            "watermark": "gewijzigd_op",
+            "columns": {"debtor_id": "relatienr", "name": "naam"},
+        }
+    }
+    s = OdbcSettings(
+        connection_string=f"DRIVER={{SQLite3}};Database={db}", entities=spec, text_encoding="cp1252"
+    )
+    frame = next(iter(OdbcReader(s).read("debtors", {}))).frame
+    assert frame.iloc[0]["name"] == "Müller café"
