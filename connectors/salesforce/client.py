@@ -9,7 +9,9 @@ honouring Retry-After; other errors are fatal with Salesforce's own error code. 
 
 from __future__ import annotations
 
+import csv
 import functools
+import io
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -36,6 +38,17 @@ COLLECTION_LIMIT = 200  # records per sObject Collections request (Salesforce's 
 _DECIMAL = re.compile(r"^-?\d+\.\d+$")
 
 
+class _TimeoutAdapter(requests.adapters.HTTPAdapter):
+    def __init__(self, timeout: float) -> None:
+        super().__init__()
+        self.timeout = timeout
+
+    def send(self, request: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = self.timeout
+        return super().send(request, **kwargs)
+
+
 def _describe(exc: SalesforceError) -> str:
     content = exc.content
     if isinstance(content, list) and content and isinstance(content[0], Mapping):
@@ -50,6 +63,9 @@ class SalesforceClient:
         self.s = settings
         self._client_id, self._client_secret = client_id, client_secret
         self.session = requests.Session()
+        # every request has a timeout, including those simple-salesforce's bulk2 makes
+        adapter = _TimeoutAdapter(settings.timeout_seconds)
+        self.session.mount("https://", adapter)
         if settings.ca_bundle:
             # an explicit CA: REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE must not override it
             self.session.trust_env = False
@@ -163,6 +179,8 @@ class SalesforceReader:
     def __init__(self, client: SalesforceClient, source: str = "salesforce") -> None:
         self.client = client
         self.source = source
+        self.last_count = 0
+        self.used_bulk = False
 
     def soql(self, entity: str, since: Cursor) -> str:
         spec = self.client.s.entities[entity]  # type: ignore[index]
@@ -180,6 +198,15 @@ class SalesforceReader:
             return
         columns = {"source_version": "SystemModstamp", **spec.columns}
         t = self.client.s.timeout_seconds
+        soql = self.soql(entity, since)
+        count_soql = "SELECT COUNT() FROM" + soql.split(" FROM", 1)[1].split(" ORDER BY")[0]
+        count = self.client.call(
+            lambda sf: sf.query(count_soql, timeout=t), f"{self.source}.{entity} count"
+        )
+        self.last_count = int(count.get("totalSize") or 0)
+        if self.last_count > self.client.s.bulk_threshold:
+            yield from self._bulk(entity, spec.object, soql, since, columns)
+            return
         result = self.client.call(
             lambda sf: sf.query(self.soql(entity, since), timeout=t),
             f"{self.source}.{entity} query",
@@ -200,6 +227,45 @@ class SalesforceReader:
                 functools.partial(_query_more, url=str(nxt), timeout=t),
                 f"{self.source}.{entity} query_more",
             )
+
+    def _bulk(
+        self, entity: str, obj: str, soql: str, since: Cursor, columns: dict[str, str]
+    ) -> Iterator[Page]:
+        """A Bulk API 2.0 query job. Its CSV pages are staged as they arrive; the cursor
+        moves only with the last one (a job's rows come in no promised order), so a
+        failure half-way makes the next run read from the old cursor again."""
+        s = self.client.s
+        self.used_bulk = True
+        if self.client._sf is None:
+            self.client._sf = self.client._login()
+        sf = self.client._sf
+        pending: Page | None = None
+        newest = str(since.get("watermark") or EPOCH)
+        try:
+            chunks = getattr(sf.bulk2, obj).query(
+                soql, max_records=s.page_size, wait=s.bulk_poll_seconds
+            )
+            for chunk in chunks:
+                records = [
+                    {k: (v if v != "" else None) for k, v in r.items()}
+                    for r in csv.DictReader(io.StringIO(chunk))
+                ]
+                if not records:
+                    continue
+                newest = max([newest, *(soql_datetime(r["SystemModstamp"]) for r in records)])
+                if pending is not None:
+                    yield pending
+                pending = Page(to_frame(entity, records, columns), dict(since))
+        except SalesforceError as exc:
+            raise RetriableError(
+                f"{self.source}.{entity} bulk query failed: {_describe(exc)}"
+            ) from None
+        except (requests.Timeout, requests.ConnectionError) as exc:
+            raise RetriableError(
+                f"{self.source}.{entity} bulk query: {type(exc).__name__}"
+            ) from None
+        if pending is not None:
+            yield Page(pending.frame, {"watermark": newest})
 
 
 def _query_more(sf: Salesforce, url: str, timeout: float) -> Any:

@@ -14,7 +14,10 @@ EPOCH = "1970-01-01T00:00:00Z"
 
 
 def field_value(record: Mapping[str, Any], path: str) -> Any:
-    """A field or a relationship path (``Account.Name``) of a query record."""
+    """A field or a relationship path (``Account.Name``) of a query record (nested in
+    REST answers, a flat ``Account.Name`` column in Bulk CSV)."""
+    if path in record:
+        return record[path]
     cur: Any = record
     for part in path.split("."):
         if not isinstance(cur, Mapping):

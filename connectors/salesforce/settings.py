@@ -75,6 +75,12 @@ class SalesforceSettings(BaseModel):
     max_retries: int = Field(4, ge=0, le=10)
     max_backoff_seconds: float = 60
     page_size: int = Field(2000, ge=1, le=100_000, description="records per committed page")
+    bulk_threshold: int = Field(
+        50_000,
+        ge=1,
+        description="more changed records than this: read with a Bulk API 2.0 query job",
+    )
+    bulk_poll_seconds: float = Field(2.0, gt=0, description="how often a bulk job's state is asked")
     ca_bundle: str | None = Field(
         None, description="a private CA bundle (ignores REQUESTS_CA_BUNDLE)"
     )

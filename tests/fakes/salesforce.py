@@ -14,7 +14,9 @@ The SOQL understood is the subset vangnet sends (field lists, the cursor conditi
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import json
 import re
 import secrets
@@ -90,6 +92,9 @@ class Org:
         obj, where, order = m.group(2), m.group(3), m.group(4)
         if obj not in self.objects:
             raise SoqlError("INVALID_TYPE", f"sObject type '{obj}' is not supported.")
+        if fields == ["COUNT()"]:
+            n = sum(1 for r in self.objects[obj] if not where or self._match(where, r))
+            return obj, [{"__count__": n}]
         known = set().union(*(r.keys() for r in self.objects[obj])) | {"Id", "SystemModstamp"}
         for f in fields:
             if f.split(".")[0] not in known:
@@ -225,6 +230,9 @@ class SalesforceHandler(FakeHandler):
         self.server.requests.append(("POST", self.path))
         if self.fault():
             return
+        if re.fullmatch(r"/services/data/v\d+\.\d/jobs/query", urlparse(self.path).path):
+            self._create_job()
+            return
         if urlparse(self.path).path != "/services/oauth2/token":
             self.send_json(404, [{"message": "not found", "errorCode": "NOT_FOUND"}])
             return
@@ -251,6 +259,35 @@ class SalesforceHandler(FakeHandler):
             },
         )
 
+    def _create_job(self) -> None:
+        if not self._authorised():
+            return
+        payload = json.loads(self.body())
+        try:
+            obj, rows = self.server.org.query(payload["query"])
+        except SoqlError as exc:
+            self.send_json(400, [{"message": str(exc), "errorCode": exc.code}])
+            return
+        fields = [
+            f.strip()
+            for f in re.match(r"\s*SELECT\s+(.+?)\s+FROM", payload["query"], re.S)
+            .group(1)
+            .split(",")
+        ]
+        job_id = "750" + secrets.token_hex(6)
+        self.server.jobs[job_id] = {"object": obj, "rows": rows, "fields": fields, "polls": 0}
+        self.send_json(
+            200,
+            {
+                "id": job_id,
+                "operation": payload.get("operation"),
+                "object": obj,
+                "state": "UploadComplete",
+                "contentType": "CSV",
+            },
+            self._limit(),
+        )
+
     def do_GET(self) -> None:  # noqa: N802
         self.server.requests.append(("GET", self.path))
         if self.fault() or not self._authorised():
@@ -270,9 +307,18 @@ class SalesforceHandler(FakeHandler):
             except SoqlError as exc:
                 self.send_json(400, [{"message": str(exc), "errorCode": exc.code}], self._limit())
                 return
+            if rows and "__count__" in rows[0]:
+                self.send_json(
+                    200,
+                    {"totalSize": rows[0]["__count__"], "done": True, "records": []},
+                    self._limit(),
+                )
+                return
             loc = "01g" + secrets.token_hex(6)
             self.server.cursors[loc] = rows
             self._page(version, loc, 0)
+        elif rest.startswith("jobs/query/"):
+            self._job(rest.removeprefix("jobs/query/"), parse_qs(url.query))
         elif rest.startswith("query/"):
             loc, _, offset = rest.removeprefix("query/").rpartition("-")
             if loc not in self.server.cursors:
@@ -287,6 +333,43 @@ class SalesforceHandler(FakeHandler):
                 404,
                 [{"message": "The requested resource does not exist", "errorCode": "NOT_FOUND"}],
             )
+
+    def _job(self, rest: str, params: dict[str, list[str]]) -> None:
+        job_id, _, tail = rest.partition("/")
+        job = self.server.jobs.get(job_id)
+        if job is None:
+            self.send_json(404, [{"message": "job not found", "errorCode": "NOT_FOUND"}])
+            return
+        if not tail:  # the job's state: in progress once, then complete
+            job["polls"] += 1
+            state = "InProgress" if job["polls"] == 1 else "JobComplete"
+            self.send_json(
+                200,
+                {
+                    "id": job_id,
+                    "operation": "query",
+                    "object": job["object"],
+                    "state": state,
+                    "numberRecordsProcessed": len(job["rows"]),
+                },
+                self._limit(),
+            )
+            return
+        start = int((params.get("locator") or ["0"])[0] or 0)
+        size = int((params.get("maxRecords") or ["50000"])[0])
+        page = job["rows"][start : start + size]
+        out = io.StringIO()
+        w = csv.writer(out, lineterminator="\n")
+        w.writerow(job["fields"])
+        for r in page:
+            w.writerow(["" if r.get(f) is None else r.get(f) for f in job["fields"]])
+        nxt = start + size
+        headers = {
+            "Sforce-Locator": str(nxt) if nxt < len(job["rows"]) else "null",
+            "Sforce-NumberOfRecords": str(len(page)),
+            **self._limit(),
+        }
+        self.send_raw(200, out.getvalue().encode(), "text/csv", headers)
 
     def _page(self, version: str, loc: str, offset: int) -> None:
         rows = self.server.cursors[loc]
@@ -340,3 +423,4 @@ class SalesforceServer(FakeServer):
         super().__init__(SalesforceHandler, ca)
         self.org = org or Org()
         self.cursors: dict[str, list[dict[str, Any]]] = {}
+        self.jobs: dict[str, dict[str, Any]] = {}

@@ -253,3 +253,33 @@ def test_only_https_is_accepted() -> None:
         SalesforceSettings(
             instance_url="http://x", client_id={"env": "A"}, client_secret={"env": "B"}, entities={}
         )
+
+
+def test_a_large_pull_goes_through_a_bulk_query_job(server, org: Org) -> None:
+    for i in range(40):
+        org.add(
+            "Invoice__c",
+            SystemModstamp=stamp(50 - i),
+            Name=f"B{i:03d}",
+            Debtor_Number__c="R1",
+            Invoice_Date__c="2026-10-01",
+            Due_Date__c="2026-10-15",
+            Amount__c=10.0,
+            Open_Amount__c=10.0,
+            CurrencyIsoCode="EUR",
+            Payment_Reference__c=None,
+        )
+    c = client(server, bulk_threshold=20, bulk_poll_seconds=0.05, page_size=15)
+    reader = SalesforceReader(c)
+    pages = list(reader.read("invoices", {}))
+    assert reader.used_bulk and reader.last_count == 47
+    assert [len(p.frame) for p in pages] == [15, 15, 15, 2]
+    assert all(p.cursor == {} for p in pages[:-1])  # the cursor moves with the last page only
+    assert pages[-1].cursor["watermark"].endswith("Z")
+    frame = pages[0].frame
+    assert frame.iloc[0]["amount_cents"] in (10050, 1000) and frame["_errors"].isna().all()
+    assert any("/jobs/query/" in path and "results" in path for _, path in server.requests)
+    # below the threshold the next run uses the REST query again
+    small = SalesforceReader(c)
+    list(small.read("invoices", pages[-1].cursor))
+    assert not small.used_bulk
