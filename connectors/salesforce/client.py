@@ -252,7 +252,7 @@ class SalesforceReader:
                 ]
                 if not records:
                     continue
-                newest = max([newest, *(soql_datetime(r["SystemModstamp"]) for r in records)])
+                newest = max([newest, *(soql_datetime(str(r["SystemModstamp"])) for r in records)])
                 if pending is not None:
                     yield pending
                 pending = Page(to_frame(entity, records, columns), dict(since))
