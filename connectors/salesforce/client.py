@@ -314,11 +314,22 @@ class SalesforceWriter:
                     }
                 )
                 continue
+            todo: list[WriteBack] = []
             for i in range(0, len(mine), COLLECTION_LIMIT):
-                results.update(self._chunk(entity, mine[i : i + COLLECTION_LIMIT]))
+                decided, needed = self._check(entity, mine[i : i + COLLECTION_LIMIT])
+                results.update(decided)
+                todo.extend(needed)
+            if len(todo) > self.client.s.bulk_write_threshold:
+                results.update(self._bulk_upsert(entity, todo))
+            else:
+                for i in range(0, len(todo), COLLECTION_LIMIT):
+                    results.update(self._upsert(entity, todo[i : i + COLLECTION_LIMIT]))
         return [results[c.change_id] for c in changes]
 
-    def _chunk(self, entity: str, chunk: list[WriteBack]) -> dict[str, WriteResult]:
+    def _check(
+        self, entity: str, chunk: list[WriteBack]
+    ) -> tuple[dict[str, WriteResult], list[WriteBack]]:
+        """What the org holds now: conflicts and already-applied changes are decided here."""
         wb = self.client.s.write_back[entity]
         t = self.client.s.timeout_seconds
         fields = list(dict.fromkeys(["SystemModstamp", wb.external_id_field, *wb.fields.values()]))
@@ -347,19 +358,54 @@ class SalesforceWriter:
                 )
             else:
                 todo.append(c)
-        if not todo:
-            return out
-        body = {
-            "allOrNone": False,
-            "records": [
-                {
-                    "attributes": {"type": wb.object},
-                    wb.external_id_field: c.record_id,
-                    **{wb.fields[k]: _json_value(v) for k, v in c.values.items() if k in wb.fields},
-                }
-                for c in todo
-            ],
+        return out, todo
+
+    def _records(self, entity: str, todo: list[WriteBack], with_type: bool) -> list[dict[str, Any]]:
+        wb = self.client.s.write_back[entity]
+        return [
+            {
+                **({"attributes": {"type": wb.object}} if with_type else {}),
+                wb.external_id_field: c.record_id,
+                **{wb.fields[k]: _json_value(v) for k, v in c.values.items() if k in wb.fields},
+            }
+            for c in todo
+        ]
+
+    def _bulk_upsert(self, entity: str, todo: list[WriteBack]) -> dict[str, WriteResult]:
+        """One Bulk API 2.0 upsert job; each failed record is read back from the job's
+        failed results (``sf__Error``), every other one is applied."""
+        wb = self.client.s.write_back[entity]
+        s = self.client.s
+
+        def run(sf: Salesforce) -> list[str]:
+            job = getattr(sf.bulk2, wb.object)
+            jobs = job.upsert(
+                records=self._records(entity, todo, False),
+                external_id_field=wb.external_id_field,
+                wait=s.bulk_poll_seconds,
+            )
+            return [
+                job.get_failed_records(info["job_id"])
+                for info in (jobs if isinstance(jobs, list) else [jobs])
+                if int(info.get("numberRecordsFailed", 0))
+            ]
+
+        failed: dict[str, str] = {}
+        for failed_csv in self.client.call(run, f"{entity} bulk upsert"):
+            for r in csv.DictReader(io.StringIO(failed_csv)):
+                failed[r[wb.external_id_field]] = r.get("sf__Error") or "failed"
+        return {
+            c.change_id: WriteResult(c.change_id, "failed", failed[c.record_id])
+            if c.record_id in failed
+            else WriteResult(c.change_id, "applied")
+            for c in todo
         }
+
+    def _upsert(self, entity: str, todo: list[WriteBack]) -> dict[str, WriteResult]:
+        wb = self.client.s.write_back[entity]
+        t = self.client.s.timeout_seconds
+        out: dict[str, WriteResult] = {}
+        body = {"allOrNone": False, "records": self._records(entity, todo, True)}
         path = f"composite/sobjects/{wb.object}/{wb.external_id_field}"
         answer = self.client.call(
             lambda sf: sf.restful(path, method="PATCH", json=body, timeout=t), f"{entity} upsert"

@@ -81,6 +81,9 @@ class SalesforceSettings(BaseModel):
         description="more changed records than this: read with a Bulk API 2.0 query job",
     )
     bulk_poll_seconds: float = Field(2.0, gt=0, description="how often a bulk job's state is asked")
+    bulk_write_threshold: int = Field(
+        2000, ge=1, description="more changes than this in a write-back: a Bulk API 2.0 upsert job"
+    )
     ca_bundle: str | None = Field(
         None, description="a private CA bundle (ignores REQUESTS_CA_BUNDLE)"
     )

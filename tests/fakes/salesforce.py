@@ -233,6 +233,9 @@ class SalesforceHandler(FakeHandler):
         if re.fullmatch(r"/services/data/v\d+\.\d/jobs/query", urlparse(self.path).path):
             self._create_job()
             return
+        if re.fullmatch(r"/services/data/v\d+\.\d/jobs/ingest/?", urlparse(self.path).path):
+            self._create_ingest()
+            return
         if urlparse(self.path).path != "/services/oauth2/token":
             self.send_json(404, [{"message": "not found", "errorCode": "NOT_FOUND"}])
             return
@@ -288,6 +291,96 @@ class SalesforceHandler(FakeHandler):
             self._limit(),
         )
 
+    def _create_ingest(self) -> None:
+        if not self._authorised():
+            return
+        p = json.loads(self.body())
+        if (
+            p.get("operation") != "upsert"
+            or not p.get("externalIdFieldName")
+            or p.get("contentType") != "CSV"
+        ):
+            self.send_json(400, [{"message": "invalid job", "errorCode": "INVALIDJOB"}])
+            return
+        job_id = "750" + secrets.token_hex(6)
+        self.server.ingests[job_id] = {
+            "object": p["object"],
+            "ext": p["externalIdFieldName"],
+            "csv": "",
+            "state": "Open",
+            "failed": [],
+            "processed": 0,
+        }
+        self.send_json(
+            200,
+            {
+                "id": job_id,
+                "operation": "upsert",
+                "object": p["object"],
+                "state": "Open",
+                "contentType": "CSV",
+            },
+            self._limit(),
+        )
+
+    def _ingest(self, method: str, rest: str) -> None:
+        job_id, _, tail = rest.partition("/")
+        job = self.server.ingests.get(job_id)
+        if job is None:
+            self.send_json(404, [{"message": "job not found", "errorCode": "NOT_FOUND"}])
+            return
+        if method == "PUT" and tail == "batches":
+            job["csv"] += self.body().decode()
+            self.send_raw(201, b"", "text/plain", self._limit())
+        elif method == "PATCH" and not tail:
+            state = json.loads(self.body()).get("state")
+            if state == "UploadComplete":
+                rows = list(csv.DictReader(io.StringIO(job["csv"])))
+                for row in rows:
+                    rec = {
+                        "attributes": {"type": job["object"]},
+                        **{k: (v or None) for k, v in row.items()},
+                    }
+                    result = self.server.org.upsert(job["object"], job["ext"], [rec])[0]
+                    if not result["success"]:
+                        e = result["errors"][0]
+                        job["failed"].append(
+                            {"sf__Id": "", "sf__Error": f"{e['statusCode']}:{e['message']}", **row}
+                        )
+                job["processed"] = len(rows)
+            job["state"] = "JobComplete" if state == "UploadComplete" else state
+            self.send_json(200, {"id": job_id, "state": job["state"]}, self._limit())
+        elif method == "GET" and not tail:
+            self.send_json(
+                200,
+                {
+                    "id": job_id,
+                    "state": job["state"],
+                    "numberRecordsProcessed": job["processed"],
+                    "numberRecordsFailed": len(job["failed"]),
+                },
+                self._limit(),
+            )
+        elif method == "GET" and tail.rstrip("/") == "failedResults":
+            out = io.StringIO()
+            if job["failed"]:
+                w = csv.DictWriter(out, fieldnames=list(job["failed"][0]), lineterminator="\n")
+                w.writeheader()
+                w.writerows(job["failed"])
+            self.send_raw(200, out.getvalue().encode(), "text/csv", self._limit())
+        else:
+            self.send_json(404, [{"message": "not found", "errorCode": "NOT_FOUND"}])
+
+    def do_PUT(self) -> None:  # noqa: N802
+        self.server.requests.append(("PUT", self.path))
+        if self.fault() or not self._authorised():
+            return
+        m = re.fullmatch(r"/services/data/v\d+\.\d/jobs/ingest/(.+)", urlparse(self.path).path)
+        if m:
+            self._ingest("PUT", m.group(1))
+        else:
+            self.send_json(404, [{"message": "not found", "errorCode": "NOT_FOUND"}])
+
     def do_GET(self) -> None:  # noqa: N802
         self.server.requests.append(("GET", self.path))
         if self.fault() or not self._authorised():
@@ -317,6 +410,8 @@ class SalesforceHandler(FakeHandler):
             loc = "01g" + secrets.token_hex(6)
             self.server.cursors[loc] = rows
             self._page(version, loc, 0)
+        elif rest.startswith("jobs/ingest/"):
+            self._ingest("GET", rest.removeprefix("jobs/ingest/"))
         elif rest.startswith("jobs/query/"):
             self._job(rest.removeprefix("jobs/query/"), parse_qs(url.query))
         elif rest.startswith("query/"):
@@ -387,6 +482,10 @@ class SalesforceHandler(FakeHandler):
             return
         org = self.server.org
         org.api_calls += 1
+        ingest = re.fullmatch(r"/services/data/v\d+\.\d/jobs/ingest/(.+)", urlparse(self.path).path)
+        if ingest:
+            self._ingest("PATCH", ingest.group(1))
+            return
         m = re.match(
             r"^/services/data/v\d+\.\d/composite/sobjects/(\w+)/(\w+)$", urlparse(self.path).path
         )
@@ -424,3 +523,4 @@ class SalesforceServer(FakeServer):
         self.org = org or Org()
         self.cursors: dict[str, list[dict[str, Any]]] = {}
         self.jobs: dict[str, dict[str, Any]] = {}
+        self.ingests: dict[str, dict[str, Any]] = {}
