@@ -33,6 +33,7 @@ from ledger import schema as s
 from ledger.ports import Channel, SourceReader, StatusWriter
 from ledger.records import (
     DEBTOR_COLUMNS,
+    ERP_PAYMENT_COLUMNS,
     INVOICE_COLUMNS,
     OutboundMessage,
     WriteBack,
@@ -49,7 +50,7 @@ from transforms.wik import wik_deadline
 
 log = logging.getLogger("vangnet")
 
-ENTITIES = ("debtors", "invoices")
+ENTITIES = ("debtors", "invoices", "payments")  # validated in this order (references)
 ACTOR = "daily-cycle"
 
 
@@ -188,25 +189,37 @@ def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
 def _validate_part(
     ctx: Ctx, validator: validation.Validator, entity: str, source: str, part: pd.DataFrame
 ) -> tuple[dict[str, Any], str | None]:
-    cols = list(DEBTOR_COLUMNS if entity == "debtors" else INVOICE_COLUMNS) + ["_errors"]
-    df = pd.DataFrame(list(part["payload"]), columns=cols)
+    cols = list(
+        {"debtors": DEBTOR_COLUMNS, "invoices": INVOICE_COLUMNS, "payments": ERP_PAYMENT_COLUMNS}[
+            entity
+        ]
+    )
+    df = pd.DataFrame(list(part["payload"]), columns=[*cols, "_errors"])
+    for c in ("invoice_date", "due_date", "paid_date", "paid_on"):
+        if c in df:
+            df[c] = pd.to_datetime(df[c], errors="coerce").dt.date
+            df[c] = df[c].astype(object).where(df[c].notna(), None)
     if entity == "debtors":
         prepared = validation.derive_debtor_checks(df)
         rules = validation.debtor_rules()
         id_col = "debtor_id"
     else:
-        for c in ("invoice_date", "due_date", "paid_date"):
-            df[c] = pd.to_datetime(df[c], errors="coerce").dt.date
-            df[c] = df[c].astype(object).where(df[c].notna(), None)
         with ctx.engine.connect() as conn:
             known = set(
                 conn.execute(
                     select(s.debtors.c.debtor_id).where(s.debtors.c.creditor_id == ctx.creditor_id)
                 ).scalars()
             )
-        prepared = validation.derive_invoice_checks(df, known)
-        rules = validation.invoice_rules(tuple(ctx.cfg.policy.currencies))
-        id_col = "invoice_id"
+        currencies = tuple(ctx.cfg.policy.currencies)
+        if entity == "invoices":
+            prepared = validation.derive_invoice_checks(df, known)
+            rules = validation.invoice_rules(currencies)
+            id_col = "invoice_id"
+        else:
+            df["amount_cents"] = df["amount_cents"].astype("Int64")
+            prepared = validation.derive_payment_checks(df, known)
+            rules = validation.payment_rules(currencies)
+            id_col = "payment_id"
     outcome = validator.validate(entity, df, rules, id_col, prepared)
     stop = validation.batch_level_error(entity, outcome, ctx.cfg.policy.max_reject_share)
     if (
@@ -277,6 +290,23 @@ def _promote(
             ["creditor_id", "debtor_id"],
             [*compared, "updated_at", "source"],
             only_if_changed=compared,
+        )
+    if entity == "payments":
+        v["bucket"] = bucket_column(v["debtor_id"])
+        rows = [
+            {k: to_json_value(x) if k != "updated_at" else x for k, x in r.items()}
+            for r in v.to_dict("records")
+        ]
+        for r in rows:
+            r["paid_on"] = dt.date.fromisoformat(r["paid_on"])
+        cols = [c for c in ERP_PAYMENT_COLUMNS if c != "payment_id"]
+        return upsert(
+            conn,
+            s.erp_payments,
+            rows,
+            ["creditor_id", "payment_id"],
+            [*cols, "bucket", "updated_at", "source"],
+            only_if_changed=cols,
         )
     # invoices: the ledger's open amount is the source's minus what vangnet allocated
     alloc = (

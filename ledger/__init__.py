@@ -3,6 +3,7 @@
 from ledger import schema
 from ledger.records import (
     DEBTOR_COLUMNS,
+    ERP_PAYMENT_COLUMNS,
     INVOICE_COLUMNS,
     PAYMENT_COLUMNS,
     OutboundMessage,
@@ -14,6 +15,7 @@ from ledger.store import audit, frame, migrate, open_ledger, upsert, utcnow
 
 __all__ = [
     "DEBTOR_COLUMNS",
+    "ERP_PAYMENT_COLUMNS",
     "INVOICE_COLUMNS",
     "PAYMENT_COLUMNS",
     "OutboundMessage",

@@ -42,6 +42,18 @@ INVOICE_COLUMNS = (
     "source_version",
 )
 
+#: a payment the creditor's own system has booked (ERP/CRM side, not a bank line)
+ERP_PAYMENT_COLUMNS = (
+    "payment_id",
+    "debtor_id",
+    "invoice_id",
+    "paid_on",
+    "amount_cents",
+    "currency",
+    "method",
+    "source_version",
+)
+
 #: a booked bank statement entry (or one transaction of a batch entry)
 PAYMENT_COLUMNS = (
     "payment_id",

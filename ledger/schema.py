@@ -132,6 +132,27 @@ invoices = Table(
     Index("ix_invoices_reference", "creditor_id", "payment_reference"),
 )
 
+erp_payments = Table(
+    "erp_payments",
+    metadata,
+    # payments as the creditor's own system booked them (payment history for signals);
+    # bank statement lines are `payments`
+    Column("creditor_id", String(64), primary_key=True),
+    Column("payment_id", String(64), primary_key=True),
+    Column("source", String(64), nullable=False),
+    Column("debtor_id", String(64), nullable=False),
+    Column("invoice_id", String(64)),
+    Column("paid_on", Date, nullable=False),
+    Column("amount_cents", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("method", String(32)),
+    Column("bucket", Integer, nullable=False),
+    Column("source_version", String(64)),
+    Column("updated_at", TS, nullable=False),
+    ForeignKeyConstraint(["creditor_id"], ["creditors.creditor_id"]),
+    Index("ix_erp_payments_debtor", "creditor_id", "debtor_id"),
+)
+
 statement_files = Table(
     "statement_files",
     metadata,

@@ -101,6 +101,64 @@ def derive_invoice_checks(df: pd.DataFrame, known_debtors: Iterable[str]) -> pd.
     return out
 
 
+def derive_payment_checks(df: pd.DataFrame, known_debtors: Iterable[str]) -> pd.DataFrame:
+    out = df.copy()
+    out["debtor_known"] = out["debtor_id"].isin(set(known_debtors))
+    out["parse_ok"] = out["_errors"].isna() if "_errors" in out else True
+    return out
+
+
+def payment_rules(currencies: tuple[str, ...] = ("EUR",)) -> list[Rule]:
+    E = _gx().expectations
+    cur = list(currencies)
+    return [
+        Rule(
+            "payment.parseable",
+            "_errors",
+            lambda: E.ExpectColumnValuesToBeInSet(column="parse_ok", value_set=[True]),
+            "every field could be read",
+        ),
+        Rule(
+            "payment.id_present",
+            "payment_id",
+            lambda: E.ExpectColumnValuesToNotBeNull(column="payment_id"),
+            "a payment id is present",
+        ),
+        Rule(
+            "payment.id_unique",
+            "payment_id",
+            lambda: E.ExpectColumnValuesToBeUnique(column="payment_id"),
+            "payment ids are unique in the batch",
+        ),
+        Rule(
+            "payment.amount_plausible",
+            "amount_cents",
+            lambda: E.ExpectColumnValuesToBeBetween(
+                column="amount_cents", min_value=-MAX_PLAUSIBLE_CENTS, max_value=MAX_PLAUSIBLE_CENTS
+            ),
+            "amount within +/- EUR 100,000",
+        ),
+        Rule(
+            "payment.amount_not_zero",
+            "amount_cents",
+            lambda: E.ExpectColumnValuesToNotBeInSet(column="amount_cents", value_set=[0]),
+            "a payment of zero is no payment",
+        ),
+        Rule(
+            "payment.currency",
+            "currency",
+            lambda: E.ExpectColumnValuesToBeInSet(column="currency", value_set=cur),
+            f"currency in {cur}",
+        ),
+        Rule(
+            "payment.debtor_known",
+            "debtor_id",
+            lambda: E.ExpectColumnValuesToBeInSet(column="debtor_known", value_set=[True]),
+            "the payment's debtor is known",
+        ),
+    ]
+
+
 def _gx() -> Any:
     import great_expectations as gx
 
@@ -381,7 +439,9 @@ __all__ = [
     "debtor_rules",
     "derive_debtor_checks",
     "derive_invoice_checks",
+    "derive_payment_checks",
     "invoice_rules",
+    "payment_rules",
     "postcode_normal",
     "record_key",
 ]

@@ -73,7 +73,7 @@ class ExactOnlineSettings(BaseModel):
     ca_bundle: str | None = Field(
         None, description="a private CA bundle (tests; not needed for Exact)"
     )
-    entities: dict[Literal["debtors", "invoices"], ExactEntity]
+    entities: dict[Literal["debtors", "invoices", "payments"], ExactEntity]
     write_back: dict[str, ExactWriteBack] = Field(default_factory=dict)
 
     @field_validator("base_url")

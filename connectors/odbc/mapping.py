@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 import phonenumbers
 
-from ledger.records import DEBTOR_COLUMNS, INVOICE_COLUMNS
+from ledger.records import DEBTOR_COLUMNS, ERP_PAYMENT_COLUMNS, INVOICE_COLUMNS
 
 
 def _blank(v: Any) -> bool:
@@ -80,6 +80,8 @@ def to_canonical(
         return _debtors(records, columns)
     if entity == "invoices":
         return _invoices(records, columns)
+    if entity == "payments":
+        return _payments(records, columns)
     raise ValueError(f"unknown entity {entity!r}")
 
 
@@ -169,4 +171,26 @@ def _invoices(records: Sequence[Mapping[str, Any]], columns: Mapping[str, str]) 
     df = pd.DataFrame(rows, columns=[*INVOICE_COLUMNS, "_errors"])
     for col in ("amount_cents", "open_cents"):
         df[col] = df[col].astype("Int64")
+    return df
+
+
+def _payments(records: Sequence[Mapping[str, Any]], columns: Mapping[str, str]) -> pd.DataFrame:
+    rows = []
+    for rec in records:
+        errors: list[str] = []
+        rows.append(
+            {
+                "payment_id": _text(_get(rec, columns, "payment_id")),
+                "debtor_id": _text(_get(rec, columns, "debtor_id")),
+                "invoice_id": _text(_get(rec, columns, "invoice_id")),
+                "paid_on": _convert(rec, columns, "paid_on", parse_date, errors, True),
+                "amount_cents": _convert(rec, columns, "amount_cents", parse_cents, errors, True),
+                "currency": (_text(_get(rec, columns, "currency")) or "EUR").upper(),
+                "method": _text(_get(rec, columns, "method")),
+                "source_version": _text(_get(rec, columns, "source_version")),
+                "_errors": "; ".join(errors) or None,
+            }
+        )
+    df = pd.DataFrame(rows, columns=[*ERP_PAYMENT_COLUMNS, "_errors"])
+    df["amount_cents"] = df["amount_cents"].astype("Int64")
     return df

@@ -48,7 +48,7 @@ class OdbcSettings(BaseModel):
     )
     # executemany speed-up; never for the SQLite driver, which crashes with it
     fast_executemany: bool = False
-    entities: dict[Literal["debtors", "invoices"], OdbcEntity]
+    entities: dict[Literal["debtors", "invoices", "payments"], OdbcEntity]
     write_back: dict[str, str] = Field(
         default_factory=dict,
         description="entity -> UPDATE with named parameters; :record_id and :expected_version"

@@ -87,7 +87,7 @@ class SalesforceSettings(BaseModel):
     ca_bundle: str | None = Field(
         None, description="a private CA bundle (ignores REQUESTS_CA_BUNDLE)"
     )
-    entities: dict[Literal["debtors", "invoices"], SalesforceEntity]
+    entities: dict[Literal["debtors", "invoices", "payments"], SalesforceEntity]
     write_back: dict[str, SalesforceWriteBack] = Field(default_factory=dict)
 
     @field_validator("instance_url", "token_url")

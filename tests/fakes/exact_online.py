@@ -89,11 +89,17 @@ def _cond(expr: str) -> Any:
             continue
         alts = []
         for alt in re.split(r"\s+or\s+", part):
-            m = re.fullmatch(r"(\w+) eq ('(?:[^']|'')*'|-?\d+)", alt.strip("() "))
+            m = re.fullmatch(r"(\w+) eq ('(?:[^']|'')*'|-?\d+|true|false)", alt.strip("() "))
             if not m:
                 raise ValueError(f"unsupported filter: {alt[:40]}")
             prop, lit = m.groups()
-            val: Any = lit[1:-1].replace("''", "'") if lit.startswith("'") else int(lit)
+            val: Any
+            if lit.startswith("'"):
+                val = lit[1:-1].replace("''", "'")
+            elif lit in ("true", "false"):
+                val = lit == "true"
+            else:
+                val = int(lit)
             alts.append((prop, val))
         preds.append(lambda r, alts=alts: any(r.get(p) == v for p, v in alts))
     return lambda r: all(p(r) for p in preds)

@@ -124,3 +124,38 @@ def test_a_mostly_broken_batch_stops_the_creditor(validator: v.Validator) -> Non
     out = validator.validate("invoices", df, v.invoice_rules(), "invoice_id", prepared)
     msg = v.batch_level_error("invoices", out, 0.5)
     assert msg is not None and "20 of 30" in msg and "looks broken" in msg
+
+
+GOOD_PAYMENT = {
+    "payment_id": "P1",
+    "debtor_id": "R1",
+    "invoice_id": "F1",
+    "paid_on": dt.date(2026, 11, 2),
+    "amount_cents": 4500,
+    "currency": "EUR",
+    "method": "ideal",
+    "source_version": "1",
+    "_errors": None,
+}
+PAYMENT_CASES = {
+    "payment.parseable": {"_errors": "paid_on: bad"},
+    "payment.id_present": {"payment_id": None},
+    "payment.amount_plausible": {"amount_cents": 50_000_000},
+    "payment.amount_not_zero": {"amount_cents": 0},
+    "payment.currency": {"currency": "GBP"},
+    "payment.debtor_known": {"debtor_id": "R404"},
+}
+
+
+@pytest.mark.parametrize("rule", sorted(PAYMENT_CASES))
+def test_payment_rule_breaks_and_passes(validator: v.Validator, rule: str) -> None:
+    from ledger.records import ERP_PAYMENT_COLUMNS
+
+    bad = {**GOOD_PAYMENT, "payment_id": "P2", **PAYMENT_CASES[rule]}
+    df = pd.DataFrame([GOOD_PAYMENT, bad], columns=[*ERP_PAYMENT_COLUMNS, "_errors"])
+    df["amount_cents"] = df["amount_cents"].astype("Int64")
+    out = validator.validate(
+        "payments", df, v.payment_rules(), "payment_id", v.derive_payment_checks(df, {"R1"})
+    )
+    assert list(out.valid["payment_id"]) == ["P1"]
+    assert rule in {f["rule"] for f in next(iter(out.failures.values()))}

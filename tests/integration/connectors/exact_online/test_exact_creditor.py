@@ -7,7 +7,7 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 from typer.testing import CliRunner
 
 from flows import stages
@@ -44,6 +44,11 @@ sources:
         columns: {{invoice_id: InvoiceNumber, debtor_id: InvoiceTo, invoice_date: InvoiceDate, due_date: DueDate,
                   amount_cents: AmountDC, currency: Currency, payment_reference: PaymentReference,
                   source_version: Modified}}
+      payments:
+        endpoint: sync/Cashflow/Receivables
+        filter: "IsFullyPaid eq true"
+        columns: {{payment_id: ID, debtor_id: Account, invoice_id: InvoiceNumber, paid_on: TransactionDate,
+                  amount_cents: AmountDC, method: PaymentMethod, source_version: Modified}}
     write_back:
       invoices: {{endpoint: salesinvoice/SalesInvoices, key: InvoiceID, match: InvoiceNumber,
                  fields: {{status: Remarks}}}}
@@ -78,6 +83,17 @@ def creditor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
             PaymentReference=new_betalingskenmerk(31000 + i),
             Remarks=None,
         )
+        if i < 10:  # the ERP's own payment history: received payments
+            d.add(
+                "sync/Cashflow/Receivables",
+                ID=new_guid(),
+                Account=acc["ID"],
+                InvoiceNumber=30000 + i,
+                TransactionDate=odate(dt.date(2026, 9, 20 + i % 5)),
+                AmountDC=45.0,
+                PaymentMethod="B",
+                IsFullyPaid=i != 9,
+            )
     d.entities["salesinvoice/SalesInvoices"] = d.entities["sync/SalesInvoice/SalesInvoices"]
     ca = make_ca(tmp_path / "ca")
     with ExactServer(ca, d) as srv:
@@ -99,9 +115,16 @@ def test_authorise_read_match_write_back(creditor) -> None:
 
     ctx = make_ctx(str(cfg), dt.datetime(2026, 11, 24, 10, tzinfo=AMS))
     first = [stages.ingest_entity(ctx, "erp", e) for e in stages.ENTITIES]
-    assert [r["rows"] for r in first] == [24, 25] and '"daily"' in first[0]["api_usage"]
+    assert [r["rows"] for r in first] == [24, 25, 9] and '"daily"' in first[0]["api_usage"]
     v = stages.validate_staged(ctx, Validator())
     assert v["entities"]["invoices"]["quarantined"] == 1  # the supplier's invoice: debtor unknown
+    assert v["entities"]["payments"]["quarantined"] == 1  # the supplier's payment: debtor unknown
+    with ctx.engine.connect() as conn:
+        paid = conn.execute(
+            select(s.erp_payments.c.paid_on, s.erp_payments.c.amount_cents, s.erp_payments.c.method)
+        ).all()
+    assert len(paid) == 8 and {(p.amount_cents, p.method) for p in paid} == {(4500, "B")}
+    assert min(p.paid_on for p in paid) == dt.date(2026, 9, 20)
     with ctx.engine.begin() as conn:
         conn.execute(
             insert(s.payments).values(
@@ -124,6 +147,6 @@ def test_authorise_read_match_write_back(creditor) -> None:
         31007
     ] == "betaald"
     second = [stages.ingest_entity(ctx, "erp", e) for e in stages.ENTITIES]
-    assert [r["rows"] for r in second] == [0, 1]  # only the invoice we wrote into comes back
+    assert [r["rows"] for r in second] == [0, 1, 0]  # only the invoice we wrote into comes back
     stages.validate_staged(ctx, Validator())
     assert stages.write_back(ctx)["applied"] == 0

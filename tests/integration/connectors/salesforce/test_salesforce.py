@@ -290,11 +290,24 @@ def test_a_large_write_back_goes_through_a_bulk_upsert_job(server, org: Org) -> 
         org.add("Invoice__c", Name=f"W{i:03d}", Collection_Status__c=None, Vangnet_Open__c=None)
     org.locked.add("W007")
     c = client(server, bulk_write_threshold=50, bulk_poll_seconds=0.05)
-    changes = [WriteBack(f"w{i}", "invoices", f"W{i:03d}", {"status": "betaald", "open_amount": "0.00"}, None)
-               for i in range(60)]
+    changes = [
+        WriteBack(
+            f"w{i}", "invoices", f"W{i:03d}", {"status": "betaald", "open_amount": "0.00"}, None
+        )
+        for i in range(60)
+    ]
     got = {r.change_id: (r.status, r.error) for r in SalesforceWriter(c).write(changes)}
-    assert got["w7"] == ("failed", "UNABLE_TO_LOCK_ROW:unable to obtain exclusive access to this record")
+    assert got["w7"] == (
+        "failed",
+        "UNABLE_TO_LOCK_ROW:unable to obtain exclusive access to this record",
+    )
     assert sum(1 for s, _ in got.values() if s == "applied") == 59
-    assert not any(m == "PATCH" and "composite" in p for m, p in server.requests)  # no collections used
+    assert not any(
+        m == "PATCH" and "composite" in p for m, p in server.requests
+    )  # no collections used
     assert any(m == "PUT" and p.endswith("/batches") for m, p in server.requests)
-    assert {r["Collection_Status__c"] for r in org.objects["Invoice__c"] if r["Name"].startswith("W") and r["Name"] != "W007"} == {"betaald"}
+    assert {
+        r["Collection_Status__c"]
+        for r in org.objects["Invoice__c"]
+        if r["Name"].startswith("W") and r["Name"] != "W007"
+    } == {"betaald"}

@@ -111,7 +111,7 @@ def _pay(ctx, ref: str, cents: int) -> None:
 def test_read_match_and_write_back_from_yaml_alone(creditor) -> None:
     ctx, org, srv = creditor
     first = [stages.ingest_entity(ctx, "crm", e) for e in stages.ENTITIES]
-    assert [r["rows"] for r in first] == [30, 30] and first[0]["api_requests"] >= 2
+    assert [r["rows"] for r in first] == [30, 30, 0] and first[0]["api_requests"] >= 2  # no payments mapped
     v = stages.validate_staged(ctx, Validator())
     assert v["entities"]["invoices"]["quarantined"] == 1  # the USD invoice, with its rule
     with ctx.engine.connect() as conn:
@@ -176,3 +176,23 @@ def test_a_conflict_is_recorded_and_retried_next_cycle(creditor) -> None:
         inv["EN-5"]["Collection_Status__c"] == "betaald"
         and inv["EN-5"]["Due_Date__c"] == "2026-10-20"
     )
+
+
+def test_a_read_failing_half_way_keeps_the_cursor_at_the_committed_page(creditor) -> None:
+    from connectors.errors import RetriableError
+    from ledger.store import get_cursor
+
+    ctx, org, srv = creditor
+    org.batch = 10  # 30 accounts: three API pages
+    srv.faults.add("500", times=20, path_contains="/query/01g")  # every query-more fails
+    with pytest.raises(RetriableError):
+        stages.ingest_entity(ctx, "crm", "debtors")
+    with ctx.engine.connect() as conn:
+        staged = conn.execute(select(s.staging.c.id).where(s.staging.c.entity == "debtors")).all()
+        cursor = get_cursor(conn, ctx.creditor_id, "crm", "debtors")
+    first_page = sorted(org.objects["Account"], key=lambda r: r["SystemModstamp"])[:10]
+    assert len(staged) == 10  # the first page is committed ...
+    assert cursor["watermark"] == first_page[-1]["SystemModstamp"][:19] + "Z"  # ... and the cursor with it, no further
+    srv.faults.queue.clear()
+    again = stages.ingest_entity(ctx, "crm", "debtors")
+    assert again["rows"] == 21  # the cursor's own second again, then the rest
