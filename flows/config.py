@@ -182,6 +182,12 @@ class CreditorConfig(Strict):
         """Sources that debtors and invoices are read from (ERP/CRM)."""
         return {k: v for k, v in self.sources.items() if isinstance(v, READER_KINDS)}
 
+    def write_back_entities(self) -> set[str]:
+        """The entities the write-back target has a mapping for."""
+        if self.write_back is None:
+            return set()
+        return set(self.reader_sources()[self.write_back.target].write_back)
+
     def sftp_sources(self) -> dict[str, SftpSettings]:
         return {k: v for k, v in self.sources.items() if isinstance(v, SftpSettings)}
 

@@ -341,24 +341,14 @@ def _promote(
         for c in ("invoice_date", "due_date", "paid_date"):
             if isinstance(r[c], str):
                 r[c] = dt.date.fromisoformat(r[c])
-    upd = [
-        "debtor_id",
-        "invoice_date",
-        "due_date",
-        "amount_cents",
-        "open_cents",
-        "currency",
-        "payment_reference",
-        "paid_date",
-        "prior_reminders",
-        "status",
-        "bucket",
-        "source_version",
-        "updated_at",
-        "source",
-    ]
+    compared = [c for c in INVOICE_COLUMNS if c != "invoice_id"] + ["status", "bucket"]
     return upsert(
-        conn, s.invoices, rows, ["creditor_id", "invoice_id"], upd, only_if_changed=upd[:-2]
+        conn,
+        s.invoices,
+        rows,
+        ["creditor_id", "invoice_id"],
+        [*compared, "updated_at", "source"],
+        only_if_changed=compared,
     )
 
 
@@ -689,6 +679,55 @@ def match_new_payments(ctx: Ctx) -> dict[str, Any]:
 STATUS_NL = {"paid": "betaald", "partial": "deels betaald", "open": "open"}
 
 
+def _write_back_row(
+    ctx: Ctx, target: str, entity: str, record_id: str, values: dict[str, Any], version: str | None
+) -> dict[str, Any]:
+    """A planned write-back; its id derives from what it writes, so the same change is
+    planned once however often it is computed."""
+    change_id = hashlib.sha256(
+        json.dumps([ctx.creditor_id, target, entity, record_id, values], sort_keys=True).encode()
+    ).hexdigest()[:32]
+    return {
+        "creditor_id": ctx.creditor_id,
+        "target": target,
+        "entity": entity,
+        "record_id": record_id,
+        "change_id": change_id,
+        "values": values,
+        "expected_version": version,
+        "status": "planned",
+        "attempts": 0,
+        "created_at": utcnow(),
+    }
+
+
+def plan_preference_write_backs(ctx: Ctx) -> int:
+    """A debtor's preferred payment day and channel go back to the creditor's system,
+    when its write-back target maps ``debtors``."""
+    wb = ctx.cfg.write_back
+    if wb is None or "debtors" not in ctx.cfg.write_back_entities():
+        return 0
+    p, d = s.preferences, s.debtors
+    with ctx.engine.begin() as conn:
+        prefs = conn.execute(
+            select(p.c.debtor_id, p.c.preferred_day, p.c.channel, d.c.source_version)
+            .join(d, and_(d.c.creditor_id == p.c.creditor_id, d.c.debtor_id == p.c.debtor_id))
+            .where(p.c.creditor_id == ctx.creditor_id)
+        ).all()
+        rows = [
+            _write_back_row(
+                ctx,
+                wb.target,
+                "debtors",
+                r.debtor_id,
+                {"preferred_day": r.preferred_day, "channel": r.channel},
+                r.source_version,
+            )
+            for r in prefs
+        ]
+        return insert_ignore(conn, s.write_backs, rows)
+
+
 def _plan_status_write_backs(conn: Any, ctx: Ctx, invoice_ids: list[str]) -> int:
     wb = ctx.cfg.write_back
     if wb is None or not invoice_ids:
@@ -704,31 +743,20 @@ def _plan_status_write_backs(conn: Any, ctx: Ctx, invoice_ids: list[str]) -> int
             s.invoices.c.creditor_id == ctx.creditor_id, s.invoices.c.invoice_id.in_(invoice_ids)
         ),
     )
-    rows = []
-    for r in inv.itertuples(index=False):
-        values = {
-            "status": STATUS_NL.get(r.status, r.status),
-            "open_amount": f"{int(r.open_cents) / 100:.2f}",
-        }
-        change_id = hashlib.sha256(
-            json.dumps(
-                [ctx.creditor_id, wb.target, "invoices", r.invoice_id, values], sort_keys=True
-            ).encode()
-        ).hexdigest()[:32]
-        rows.append(
+    rows = [
+        _write_back_row(
+            ctx,
+            wb.target,
+            "invoices",
+            r.invoice_id,
             {
-                "creditor_id": ctx.creditor_id,
-                "target": wb.target,
-                "entity": "invoices",
-                "record_id": r.invoice_id,
-                "change_id": change_id,
-                "values": values,
-                "expected_version": r.source_version,
-                "status": "planned",
-                "attempts": 0,
-                "created_at": utcnow(),
-            }
+                "status": STATUS_NL.get(r.status, r.status),
+                "open_amount": f"{int(r.open_cents) / 100:.2f}",
+            },
+            r.source_version,
         )
+        for r in inv.itertuples(index=False)
+    ]
     return insert_ignore(conn, s.write_backs, rows)
 
 
@@ -1202,6 +1230,7 @@ def write_back(
         writer = writer_for(ctx, wb.target)
     w = s.write_backs
     base = and_(w.c.creditor_id == ctx.creditor_id, w.c.target == wb.target)
+    out["planned_preferences"] = plan_preference_write_backs(ctx)
     with ctx.engine.begin() as conn:
         out["retried_conflicts"] = _retry_conflicts(conn, ctx, wb.target)
     while True:
@@ -1251,17 +1280,24 @@ def write_back(
 def _retry_conflicts(conn: Any, ctx: Ctx, target: str) -> int:
     """A conflicted change is planned again once the ledger has read the record's newer
     version from the source (so the next attempt checks against what is there now)."""
-    w, inv = s.write_backs, s.invoices
-    rows = conn.execute(
-        select(w.c.id, w.c.expected_version, inv.c.source_version)
-        .join(inv, and_(inv.c.creditor_id == w.c.creditor_id, inv.c.invoice_id == w.c.record_id))
-        .where(
-            w.c.creditor_id == ctx.creditor_id,
-            w.c.target == target,
-            w.c.status == "conflict",
-            w.c.entity == "invoices",
-        )
-    ).all()
+    w = s.write_backs
+    rows = []
+    for entity, table, key in (
+        ("invoices", s.invoices, "invoice_id"),
+        ("debtors", s.debtors, "debtor_id"),
+    ):
+        rows += conn.execute(
+            select(w.c.id, w.c.expected_version, table.c.source_version)
+            .join(
+                table, and_(table.c.creditor_id == w.c.creditor_id, table.c[key] == w.c.record_id)
+            )
+            .where(
+                w.c.creditor_id == ctx.creditor_id,
+                w.c.target == target,
+                w.c.status == "conflict",
+                w.c.entity == entity,
+            )
+        ).all()
     moved = [r for r in rows if r.source_version != r.expected_version]
     for r in moved:
         conn.execute(

@@ -18,7 +18,6 @@ import socket
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import quote
 
@@ -32,6 +31,7 @@ from pydantic import SecretStr
 from connectors.errors import FatalError, RetriableError
 from connectors.exact_online.mapping import odata_literal, plain, to_frame
 from connectors.exact_online.settings import ExactOnlineSettings
+from connectors.writeback import by_entity, same_value
 from ledger.ports import Cursor, Page
 from ledger.records import WriteBack, WriteResult
 from ledger.tokens import Tokens, TokenStore
@@ -279,15 +279,6 @@ class ExactReader:
             resource = data.get("__next")
 
 
-def _same(a: Any, b: Any) -> bool:
-    try:
-        return Decimal(str(a)).quantize(Decimal("0.01")) == Decimal(str(b)).quantize(
-            Decimal("0.01")
-        )
-    except (InvalidOperation, ValueError):
-        return a == b
-
-
 class ExactWriter:
     """``StatusWriter``: look the records up (a batch of ids per call), then PUT each
     change that is needed. A record changed since we read it (``Modified``) or missing is
@@ -298,19 +289,7 @@ class ExactWriter:
 
     def write(self, changes: Sequence[WriteBack]) -> Sequence[WriteResult]:
         out: dict[str, WriteResult] = {}
-        for entity in dict.fromkeys(c.entity for c in changes):
-            mine = [c for c in changes if c.entity == entity]
-            wb = self.client.s.write_back.get(entity)
-            if wb is None:
-                out.update(
-                    {
-                        c.change_id: WriteResult(
-                            c.change_id, "failed", f"no write_back for {entity}"
-                        )
-                        for c in mine
-                    }
-                )
-                continue
+        for entity, _wb, mine in by_entity(changes, self.client.s.write_back, out):
             for i in range(0, len(mine), LOOKUP_BATCH):
                 out.update(self._batch(entity, mine[i : i + LOOKUP_BATCH]))
         return [out[c.change_id] for c in changes]
@@ -345,7 +324,7 @@ class ExactWriter:
                 out[c.change_id] = WriteResult(
                     c.change_id, "conflict", "record missing in Exact Online"
                 )
-            elif all(_same(row.get(p), v) for p, v in wanted.items()):
+            elif all(same_value(row.get(p), v) for p, v in wanted.items()):
                 out[c.change_id] = WriteResult(c.change_id, "applied")
             elif c.expected_version and plain(row.get("Modified")) != c.expected_version:
                 out[c.change_id] = WriteResult(

@@ -15,7 +15,6 @@ import io
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
 import requests
@@ -30,6 +29,7 @@ from simple_salesforce.exceptions import (
 from connectors.errors import FatalError, RetriableError
 from connectors.salesforce.mapping import EPOCH, soql_datetime, to_frame
 from connectors.salesforce.settings import SalesforceSettings
+from connectors.writeback import by_entity, same_value
 from ledger.ports import Cursor, Page
 from ledger.records import WriteBack, WriteResult
 
@@ -279,15 +279,6 @@ def _json_value(v: Any) -> Any:
     return v
 
 
-def _same(a: Any, b: Any) -> bool:
-    try:
-        return Decimal(str(a)).quantize(Decimal("0.01")) == Decimal(str(b)).quantize(
-            Decimal("0.01")
-        )
-    except (InvalidOperation, ValueError):
-        return a == b
-
-
 class SalesforceWriter:
     """``StatusWriter``: upsert by external id with sObject Collections, 200 at a time.
 
@@ -301,19 +292,7 @@ class SalesforceWriter:
 
     def write(self, changes: Sequence[WriteBack]) -> Sequence[WriteResult]:
         results: dict[str, WriteResult] = {}
-        for entity in dict.fromkeys(c.entity for c in changes):
-            mine = [c for c in changes if c.entity == entity]
-            wb = self.client.s.write_back.get(entity)
-            if wb is None:
-                results.update(
-                    {
-                        c.change_id: WriteResult(
-                            c.change_id, "failed", f"no write_back for {entity}"
-                        )
-                        for c in mine
-                    }
-                )
-                continue
+        for entity, _wb, mine in by_entity(changes, self.client.s.write_back, results):
             todo: list[WriteBack] = []
             for i in range(0, len(mine), COLLECTION_LIMIT):
                 decided, needed = self._check(entity, mine[i : i + COLLECTION_LIMIT])
@@ -350,7 +329,7 @@ class SalesforceWriter:
                 out[c.change_id] = WriteResult(
                     c.change_id, "conflict", "record missing in Salesforce"
                 )
-            elif all(_same(row.get(f), v) for f, v in wanted.items()):
+            elif all(same_value(row.get(f), v) for f, v in wanted.items()):
                 out[c.change_id] = WriteResult(c.change_id, "applied")  # already there
             elif c.expected_version and row.get("SystemModstamp") != c.expected_version:
                 out[c.change_id] = WriteResult(

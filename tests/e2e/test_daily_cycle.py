@@ -76,7 +76,13 @@ def test_cycle_twice_on_sqlite(demo_dir: Path) -> None:
     r2 = run(demo_dir, MORNING + dt.timedelta(hours=2))
     assert r2["ingest"]["rows"] == 0
     assert sent(r2) == 0 and r2["plan"]["planned"] == 0
-    assert r2["write_back"] == {"applied": 0, "conflict": 0, "failed": 0, "retried_conflicts": 0}
+    assert r2["write_back"] == {
+        "applied": 0,
+        "conflict": 0,
+        "failed": 0,
+        "planned_preferences": 0,
+        "retried_conflicts": 0,
+    }
     assert r2["reconcile"]["payments"] == 0
     assert len(list((demo_dir / "outbox").glob("*/*/*.txt"))) == sent(r1)
 

@@ -127,6 +127,7 @@ def test_write_back_resumes_after_a_crash_and_reapplies_only_absolute_values(pla
         "applied": 0,
         "conflict": 0,
         "failed": 0,
+        "planned_preferences": 0,
         "retried_conflicts": 0,
     }
     assert set(writer.applied) == {r for r, _ in wbs}

@@ -111,7 +111,9 @@ def _pay(ctx, ref: str, cents: int) -> None:
 def test_read_match_and_write_back_from_yaml_alone(creditor) -> None:
     ctx, org, srv = creditor
     first = [stages.ingest_entity(ctx, "crm", e) for e in stages.ENTITIES]
-    assert [r["rows"] for r in first] == [30, 30, 0] and first[0]["api_requests"] >= 2  # no payments mapped
+    assert [r["rows"] for r in first] == [30, 30, 0] and first[0][
+        "api_requests"
+    ] >= 2  # no payments mapped
     v = stages.validate_staged(ctx, Validator())
     assert v["entities"]["invoices"]["quarantined"] == 1  # the USD invoice, with its rule
     with ctx.engine.connect() as conn:
@@ -124,6 +126,7 @@ def test_read_match_and_write_back_from_yaml_alone(creditor) -> None:
         "applied": 2,
         "conflict": 0,
         "failed": 0,
+        "planned_preferences": 0,
         "retried_conflicts": 0,
     }
     inv = {r["Name"]: r for r in org.objects["Invoice__c"]}
@@ -146,6 +149,7 @@ def test_read_match_and_write_back_from_yaml_alone(creditor) -> None:
         "applied": 0,
         "conflict": 0,
         "failed": 0,
+        "planned_preferences": 0,
         "retried_conflicts": 0,
     }
 
@@ -192,7 +196,9 @@ def test_a_read_failing_half_way_keeps_the_cursor_at_the_committed_page(creditor
         cursor = get_cursor(conn, ctx.creditor_id, "crm", "debtors")
     first_page = sorted(org.objects["Account"], key=lambda r: r["SystemModstamp"])[:10]
     assert len(staged) == 10  # the first page is committed ...
-    assert cursor["watermark"] == first_page[-1]["SystemModstamp"][:19] + "Z"  # ... and the cursor with it, no further
+    assert (
+        cursor["watermark"] == first_page[-1]["SystemModstamp"][:19] + "Z"
+    )  # ... and the cursor with it, no further
     srv.faults.queue.clear()
     again = stages.ingest_entity(ctx, "crm", "debtors")
     assert again["rows"] == 21  # the cursor's own second again, then the rest
