@@ -189,15 +189,16 @@ def exact_authorize(
 
 @statements_app.command("parse")
 def statements_parse(file: Path) -> None:
-    """Print one JSON object per booked entry (or per transaction of a batch entry)."""
-    from transforms.statements import StatementError, entries_as_json_rows, parse_camt053
+    """Print one JSON object per booked entry (or per transaction of a batch entry) of a
+    CAMT.053 or MT940 file."""
+    from transforms.statements import StatementError, entries_as_json_rows, parse_statement
 
     try:
         data = file.read_bytes()
     except OSError as exc:
         _fail(f"{file}: {exc.strerror}")
     try:
-        df = parse_camt053(data, file.name)
+        df = parse_statement(data, file.name)
     except StatementError as exc:
         _fail(str(exc), 1)
     for row in entries_as_json_rows(df):

@@ -45,7 +45,7 @@ from transforms import messages, segments, signals, treatment, validation
 from transforms.contact_window import AMS, ContactWindow
 from transforms.matching import match_payments
 from transforms.partition import bucket_column
-from transforms.statements import StatementError, parse_camt053
+from transforms.statements import StatementError, parse_statement
 from transforms.wik import wik_deadline
 
 log = logging.getLogger("vangnet")
@@ -513,7 +513,7 @@ def fetch_statements(ctx: Ctx, source: str, server_port: int | None = None) -> d
                 client.move(name, settings.processed_dir)
                 continue
             try:
-                entries = parse_camt053(got.local_path.read_bytes(), name)
+                entries = parse_statement(got.local_path.read_bytes(), name, settings.format)
             except StatementError as exc:
                 out["failed"] += 1
                 with ctx.engine.begin() as conn:

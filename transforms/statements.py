@@ -1,4 +1,4 @@
-"""Bank statement parsing: CAMT.053 (ISO 20022, .001.02 .. .001.08).
+"""Bank statement parsing: CAMT.053 (ISO 20022, .001.02 .. .001.08); MT940 in ``mt940.py``.
 
 Output is a DataFrame of booked entries with the canonical ``PAYMENT_COLUMNS``; a batch
 entry with several ``TxDtls`` is split into its transactions. Reversals (``RvslInd``)
@@ -186,6 +186,19 @@ def parse_camt053(data: bytes, source_name: str = "statement") -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(PAYMENT_COLUMNS))
 
 
+def parse_statement(data: bytes, source_name: str = "statement", fmt: str = "auto") -> pd.DataFrame:
+    """CAMT.053 or MT940 (``fmt`` ``camt053`` | ``mt940`` | ``auto``: XML means CAMT)."""
+    if fmt == "auto":
+        fmt = "camt053" if data.lstrip()[:1] == b"<" else "mt940"
+    if fmt == "camt053":
+        return parse_camt053(data, source_name)
+    if fmt == "mt940":
+        from transforms.mt940 import parse_mt940
+
+        return parse_mt940(data, source_name)
+    raise StatementError(f"{source_name}: unknown statement format {fmt!r}")
+
+
 def entries_as_json_rows(df: pd.DataFrame) -> list[dict[str, Any]]:
     """The operator-facing JSON shape: signed decimal strings, ISO dates."""
     out = []
@@ -193,7 +206,9 @@ def entries_as_json_rows(df: pd.DataFrame) -> list[dict[str, Any]]:
         out.append(
             {
                 "booking_date": r.booking_date.isoformat(),
-                "value_date": r.value_date.isoformat() if r.value_date else None,
+                "value_date": r.value_date.isoformat()
+                if isinstance(r.value_date, dt.date)
+                else None,
                 "amount": f"{Decimal(int(r.amount_cents)) / 100:.2f}",
                 "currency": r.currency,
                 "counterparty_iban": r.counterparty_iban,
@@ -209,4 +224,4 @@ def entries_as_json_rows(df: pd.DataFrame) -> list[dict[str, Any]]:
     return out
 
 
-__all__ = ["StatementError", "entries_as_json_rows", "parse_camt053"]
+__all__ = ["StatementError", "entries_as_json_rows", "parse_camt053", "parse_statement"]

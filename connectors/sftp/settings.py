@@ -28,7 +28,7 @@ class SftpSettings(BaseModel):
     pattern: str = "*.xml"
     processed_dir: str = "processed"
     failed_dir: str = "failed"
-    format: Literal["camt053"] = "camt053"
+    format: Literal["camt053", "mt940", "auto"] = "auto"
     connect_timeout_seconds: float = 15
     banner_timeout_seconds: float = 15
     auth_timeout_seconds: float = 15
