@@ -31,6 +31,7 @@ from connectors.outbox.channel import OutboxSettings
 from connectors.salesforce.settings import SalesforceSettings
 from connectors.secrets import SecretRef
 from connectors.sftp.settings import SftpSettings
+from transforms.csv_payments import CsvMapping
 
 Source = Annotated[
     OdbcSettings | SalesforceSettings | ExactOnlineSettings | SftpSettings,
@@ -137,6 +138,22 @@ class CreditorConfig(Strict):
     channels: dict[Literal["email", "sms", "letter"], OutboxSettings]
     debt_help: DebtHelpSettings = Field(default_factory=DebtHelpSettings)
     policy: PolicySettings = Field(default_factory=PolicySettings)
+
+    @model_validator(mode="after")
+    def _csv_mappings(self) -> CreditorConfig:
+        for name, src in self.sftp_sources().items():
+            if src.csv is not None:
+                try:
+                    CsvMapping.model_validate(src.csv)
+                except ValidationError as exc:
+                    first = exc.errors(include_url=False)[0]
+                    where = ".".join(str(p) for p in first["loc"])
+                    raise ValueError(f"sources.{name}.csv.{where}: {first['msg']}") from None
+        return self
+
+    def csv_mapping(self, source: str) -> CsvMapping | None:
+        raw = self.sftp_sources()[source].csv
+        return None if raw is None else CsvMapping.model_validate(raw)
 
     @model_validator(mode="after")
     def _write_back_target(self) -> CreditorConfig:

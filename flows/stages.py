@@ -27,6 +27,7 @@ from connectors.outbox import OutboxChannel
 from connectors.salesforce import SalesforceClient, SalesforceReader, SalesforceWriter
 from connectors.salesforce.settings import SalesforceSettings
 from connectors.sftp import SftpClient
+from connectors.sftp.client import ChecksumMismatch, ChecksumMissing
 from flows.config import resolve_secret
 from flows.context import Ctx
 from ledger import schema as s
@@ -492,7 +493,7 @@ def fetch_statements(ctx: Ctx, source: str, server_port: int | None = None) -> d
     settings = ctx.cfg.sftp_sources()[source]
     if server_port is not None:
         settings = settings.model_copy(update={"port": server_port})
-    out = {"files": 0, "duplicates": 0, "failed": 0, "entries": 0}
+    out = {"files": 0, "duplicates": 0, "failed": 0, "entries": 0, "waiting_for_checksum": 0}
     local = ctx.var_dir("statements")
     with SftpClient(
         settings,
@@ -500,7 +501,16 @@ def fetch_statements(ctx: Ctx, source: str, server_port: int | None = None) -> d
         resolve_secret(settings.private_key, ctx.cfg.base_dir),
     ) as client:
         for name in client.list_new():
-            got = client.download(name, local)
+            try:
+                got = client.download(name, local)
+            except ChecksumMissing:
+                out["waiting_for_checksum"] += 1  # still being uploaded: next run
+                continue
+            except ChecksumMismatch as exc:
+                out["failed"] += 1
+                _quarantine_file(ctx, source, name, "", "statement.checksum", str(exc))
+                client.move(name, settings.failed_dir)
+                continue
             with ctx.engine.connect() as conn:
                 seen = conn.execute(
                     select(s.statement_files.c.file_name).where(
@@ -513,7 +523,9 @@ def fetch_statements(ctx: Ctx, source: str, server_port: int | None = None) -> d
                 client.move(name, settings.processed_dir)
                 continue
             try:
-                entries = parse_statement(got.local_path.read_bytes(), name, settings.format)
+                entries = parse_statement(
+                    got.local_path.read_bytes(), name, settings.format, ctx.cfg.csv_mapping(source)
+                )
             except StatementError as exc:
                 out["failed"] += 1
                 with ctx.engine.begin() as conn:
@@ -586,6 +598,28 @@ def fetch_statements(ctx: Ctx, source: str, server_port: int | None = None) -> d
             out["files"] += 1
             out["entries"] += len(rows)
     return out
+
+
+def _quarantine_file(ctx: Ctx, source: str, name: str, sha: str, rule: str, why: str) -> None:
+    with ctx.engine.begin() as conn:
+        insert_ignore(
+            conn,
+            s.quarantine,
+            [
+                {
+                    "creditor_id": ctx.creditor_id,
+                    "source": source,
+                    "entity": "statement_file",
+                    "record_id": name,
+                    "fingerprint": sha or hashlib.sha256(f"{name}:{why}".encode()).hexdigest(),
+                    "failures": [{"rule": rule, "column": "file", "value": why[:300]}],
+                    "payload": {"file": name, "sha256": sha},
+                    "status": "open",
+                    "cycle_date": ctx.today,
+                    "created_at": utcnow(),
+                }
+            ],
+        )
 
 
 def match_new_payments(ctx: Ctx) -> dict[str, Any]:

@@ -186,8 +186,19 @@ def parse_camt053(data: bytes, source_name: str = "statement") -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(PAYMENT_COLUMNS))
 
 
-def parse_statement(data: bytes, source_name: str = "statement", fmt: str = "auto") -> pd.DataFrame:
-    """CAMT.053 or MT940 (``fmt`` ``camt053`` | ``mt940`` | ``auto``: XML means CAMT)."""
+def parse_statement(
+    data: bytes, source_name: str = "statement", fmt: str = "auto", csv_mapping: Any = None
+) -> pd.DataFrame:
+    """CAMT.053, MT940 or a mapped CSV export (``fmt`` ``camt053`` | ``mt940`` | ``csv`` |
+    ``auto``: XML means CAMT, otherwise MT940)."""
+    if fmt == "csv":
+        from transforms.csv_payments import parse_csv_payments
+
+        if csv_mapping is None:
+            raise StatementError(
+                f"{source_name}: a CSV export needs a column mapping (csv: in the source)"
+            )
+        return parse_csv_payments(data, csv_mapping, source_name)
     if fmt == "auto":
         fmt = "camt053" if data.lstrip()[:1] == b"<" else "mt940"
     if fmt == "camt053":

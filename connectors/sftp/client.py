@@ -22,8 +22,16 @@ from typing import Any
 import paramiko
 from pydantic import SecretStr
 
-from connectors.errors import FatalError, RetriableError
+from connectors.errors import DataError, FatalError, RetriableError
 from connectors.sftp.settings import SftpSettings
+
+
+class ChecksumMissing(RetriableError):
+    """The file's checksum file is not there (yet): leave the file for a later run."""
+
+
+class ChecksumMismatch(DataError):
+    """The file does not match its checksum file: it goes to failed/, never into the ledger."""
 
 
 def fingerprint_of(key: paramiko.PKey) -> str:
@@ -159,8 +167,26 @@ class SftpClient:
         except OSError as exc:
             raise RetriableError(f"cannot list {self.s.remote_dir}: {exc}") from None
         return sorted(
-            n for n in names if fnmatch.fnmatch(n, self.s.pattern) and not n.startswith(".")
+            n
+            for n in names
+            if fnmatch.fnmatch(n, self.s.pattern)
+            and not n.startswith(".")
+            and not n.endswith(".sha256")
         )
+
+    def _expected_sha256(self, name: str) -> str | None:
+        if self.s.checksum != "sha256":
+            return None
+        path = posixpath.join(self.s.remote_dir, f"{name}.sha256")
+        try:
+            with self.sftp.open(path, "r") as fh:
+                text = fh.read(4096).decode("ascii", "replace")
+        except OSError:
+            raise ChecksumMissing(f"{name}: no {name}.sha256 yet") from None
+        token = text.split()[0].lower() if text.split() else ""
+        if len(token) != 64 or any(c not in "0123456789abcdef" for c in token):
+            raise ChecksumMismatch(f"{name}.sha256 holds no SHA-256 digest")
+        return token
 
     def download(
         self, name: str, local_dir: Path, progress: Callable[[int, int], object] | None = None
@@ -168,6 +194,7 @@ class SftpClient:
         if "/" in name or name in (".", ".."):
             raise FatalError(f"refusing remote file name {name!r}")
         remote = posixpath.join(self.s.remote_dir, name)
+        expected = self._expected_sha256(name)
         local_dir.mkdir(parents=True, exist_ok=True)
         tmp = local_dir / f".{name}.part"
         try:
@@ -184,6 +211,12 @@ class SftpClient:
             tmp.unlink(missing_ok=True)
             raise RetriableError(f"{name}: got {got} of {size} bytes")
         digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
+        if expected is not None and digest != expected:
+            tmp.unlink(missing_ok=True)
+            raise ChecksumMismatch(
+                f"{name}: SHA-256 {digest[:12]}... does not match its checksum file"
+                f" ({expected[:12]}...)"
+            )
         final = local_dir / name
         tmp.replace(final)
         return Downloaded(name, final, digest, got)
@@ -201,6 +234,9 @@ class SftpClient:
             except OSError:
                 pass
             self.sftp.rename(src, target)
+            if self.s.checksum == "sha256":  # the checksum file travels with its file
+                with contextlib.suppress(OSError):
+                    self.sftp.rename(f"{src}.sha256", f"{target}.sha256")
         except OSError as exc:
             raise RetriableError(f"cannot move {name} to {to_dir}: {exc}") from None
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -28,7 +28,14 @@ class SftpSettings(BaseModel):
     pattern: str = "*.xml"
     processed_dir: str = "processed"
     failed_dir: str = "failed"
-    format: Literal["camt053", "mt940", "auto"] = "auto"
+    format: Literal["camt053", "mt940", "csv", "auto"] = "auto"
+    csv: dict[str, Any] | None = Field(
+        None,
+        description="the column mapping of a CSV payment export (validated by the config loader)",
+    )
+    checksum: Literal["none", "sha256"] = Field(
+        "none", description="sha256: every file has a <name>.sha256 beside it, checked before use"
+    )
     connect_timeout_seconds: float = 15
     banner_timeout_seconds: float = 15
     auth_timeout_seconds: float = 15
@@ -40,4 +47,6 @@ class SftpSettings(BaseModel):
             raise ValueError("pin the server's host key: set host_key_fingerprint or known_hosts")
         if not (self.password or self.private_key):
             raise ValueError("set password or private_key (a secret reference)")
+        if self.format == "csv" and self.csv is None:
+            raise ValueError("format csv needs a `csv:` column mapping")
         return self

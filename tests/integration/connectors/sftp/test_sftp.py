@@ -134,3 +134,28 @@ def test_server_confines_paths_to_its_root(server) -> None:
         pytest.raises(FatalError, match="refusing remote file name"),
     ):
         c.download("../secret.xml", root)
+
+
+def test_checksum_files_are_checked_and_travel_along(server, tmp_path: Path) -> None:
+    import hashlib
+
+    from connectors.sftp.client import ChecksumMismatch, ChecksumMissing
+
+    srv, root, host, _ = server
+    inc = root / "incoming"
+    (inc / "a.xml").write_bytes(b"<a/>")
+    s = _settings(srv, host, checksum="sha256")
+    with SftpClient(s, password=SecretStr("pw")) as c:
+        assert c.list_new() == ["a.xml"]
+        with pytest.raises(ChecksumMissing):
+            c.download("a.xml", tmp_path / "l")  # still uploading: left for the next run
+        (inc / "a.xml.sha256").write_text(hashlib.sha256(b"<a/>").hexdigest() + "  a.xml\n")
+        assert c.list_new() == ["a.xml"]  # the checksum file is not a statement itself
+        assert c.download("a.xml", tmp_path / "l").size == 4
+        c.move("a.xml", "processed")
+        (inc / "b.xml").write_bytes(b"<b/>")
+        (inc / "b.xml.sha256").write_text("0" * 64)
+        with pytest.raises(ChecksumMismatch, match="does not match its checksum file"):
+            c.download("b.xml", tmp_path / "l")
+    assert (root / "processed" / "a.xml.sha256").exists()
+    assert not (tmp_path / "l" / "b.xml").exists()
