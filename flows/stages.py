@@ -623,19 +623,20 @@ def _quarantine_file(ctx: Ctx, source: str, name: str, sha: str, rule: str, why:
 
 
 def match_new_payments(ctx: Ctx) -> dict[str, Any]:
-    """Allocate new payments to open items; plan the status write-backs that follow."""
+    """Allocate new payments to open items (or undo the payments they reverse); plan the
+    status write-backs that follow."""
+    inv_t, pay_t, al = s.invoices, s.payments, s.allocations
     with ctx.engine.connect() as conn:
         pay = frame(
             conn,
-            select(s.payments).where(
-                s.payments.c.creditor_id == ctx.creditor_id, s.payments.c.status == "new"
-            ),
+            select(pay_t).where(pay_t.c.creditor_id == ctx.creditor_id, pay_t.c.status == "new"),
         )
         if pay.empty:
             return {
                 "payments": 0,
                 "matched": 0,
                 "unmatched": 0,
+                "reversed": 0,
                 "allocated_cents": 0,
                 "write_backs_planned": 0,
                 "unmatched_list": [],
@@ -643,20 +644,58 @@ def match_new_payments(ctx: Ctx) -> dict[str, Any]:
         items = frame(
             conn,
             select(
-                s.invoices.c.invoice_id,
-                s.invoices.c.debtor_id,
-                s.invoices.c.open_cents,
-                s.invoices.c.payment_reference,
-                s.invoices.c.due_date,
-            ).where(s.invoices.c.creditor_id == ctx.creditor_id, s.invoices.c.open_cents > 0),
+                inv_t.c.invoice_id,
+                inv_t.c.debtor_id,
+                inv_t.c.open_cents,
+                inv_t.c.payment_reference,
+                inv_t.c.due_date,
+            ).where(inv_t.c.creditor_id == ctx.creditor_id, inv_t.c.open_cents > 0),
         )
-    result = match_payments(pay, items)
+        debtors = frame(
+            conn,
+            select(s.debtors.c.debtor_id, s.debtors.c.name, s.debtors.c.iban).where(
+                s.debtors.c.creditor_id == ctx.creditor_id
+            ),
+        )
+        since = ctx.today - dt.timedelta(days=400)
+        history = frame(
+            conn,
+            select(
+                al.c.payment_id,
+                al.c.invoice_id,
+                inv_t.c.debtor_id,
+                al.c.amount_cents,
+                pay_t.c.end_to_end_id,
+                pay_t.c.bank_reference,
+                pay_t.c.counterparty_iban,
+                pay_t.c.amount_cents.label("payment_amount_cents"),
+                inv_t.c.open_cents.label("item_open_cents"),
+            )
+            .join(
+                pay_t,
+                and_(
+                    pay_t.c.creditor_id == al.c.creditor_id, pay_t.c.payment_id == al.c.payment_id
+                ),
+            )
+            .join(
+                inv_t,
+                and_(
+                    inv_t.c.creditor_id == al.c.creditor_id, inv_t.c.invoice_id == al.c.invoice_id
+                ),
+            )
+            .where(
+                al.c.creditor_id == ctx.creditor_id,
+                al.c.amount_cents > 0,
+                pay_t.c.booking_date >= since,
+            ),
+        )
+    result = match_payments(pay, items, debtors, history)
     now = utcnow()
     with ctx.engine.begin() as conn:
         if len(result.allocations):
             insert_ignore(
                 conn,
-                s.allocations,
+                al,
                 [
                     {
                         **{k: to_json_value(v) for k, v in r.items()},
@@ -668,28 +707,37 @@ def match_new_payments(ctx: Ctx) -> dict[str, Any]:
             )
         for r in result.payments.itertuples(index=False):
             conn.execute(
-                update(s.payments)
-                .where(
-                    s.payments.c.creditor_id == ctx.creditor_id,
-                    s.payments.c.payment_id == r.payment_id,
-                )
+                update(pay_t)
+                .where(pay_t.c.creditor_id == ctx.creditor_id, pay_t.c.payment_id == r.payment_id)
                 .values(
                     status=r.status,
                     allocated_cents=int(r.allocated_cents),
                     unmatched_reason=r.unmatched_reason,
+                    suggestions=r.suggestions or None,
                 )
             )
-        for r in result.invoices.itertuples(index=False):
+        amounts = dict(
             conn.execute(
-                update(s.invoices)
-                .where(
-                    s.invoices.c.creditor_id == ctx.creditor_id,
-                    s.invoices.c.invoice_id == r.invoice_id,
+                select(inv_t.c.invoice_id, inv_t.c.amount_cents).where(
+                    inv_t.c.creditor_id == ctx.creditor_id,
+                    inv_t.c.invoice_id.in_(list(result.invoices["invoice_id"])),
                 )
+            ).all()
+        )
+        for r in result.invoices.itertuples(index=False):
+            open_ = int(r.open_cents)
+            status = (
+                "paid"
+                if open_ == 0
+                else ("open" if open_ >= amounts.get(r.invoice_id, open_ + 1) else "partial")
+            )
+            conn.execute(
+                update(inv_t)
+                .where(inv_t.c.creditor_id == ctx.creditor_id, inv_t.c.invoice_id == r.invoice_id)
                 .values(
-                    open_cents=int(r.open_cents),
-                    status=r.status,
-                    paid_date=ctx.today if r.status == "paid" else None,
+                    open_cents=open_,
+                    status=status,
+                    paid_date=ctx.today if status == "paid" else None,
                     updated_at=now,
                 )
             )
@@ -697,15 +745,21 @@ def match_new_payments(ctx: Ctx) -> dict[str, Any]:
     unmatched = result.payments[result.payments["status"] == "unmatched"]
     return {
         "payments": len(pay),
-        "matched": int((result.payments["status"].isin(["matched", "overpaid"])).sum()),
+        "matched": int(result.payments["status"].isin(["matched", "overpaid"]).sum()),
         "unmatched": len(unmatched),
+        "reversed": int((result.payments["status"] == "reversed").sum()),
         "allocated_cents": int(result.allocations["amount_cents"].sum())
         if len(result.allocations)
         else 0,
         "write_backs_planned": planned,
         "unmatched_list": [
-            {"payment_id": p, "reason": r}
-            for p, r in zip(unmatched["payment_id"], unmatched["unmatched_reason"], strict=True)
+            {"payment_id": p, "reason": r, "suggestion": (sg[0]["debtor_id"] if sg else "")}
+            for p, r, sg in zip(
+                unmatched["payment_id"],
+                unmatched["unmatched_reason"],
+                unmatched["suggestions"],
+                strict=True,
+            )
         ],
     }
 

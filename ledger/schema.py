@@ -186,6 +186,7 @@ payments = Table(
     Column("return_reason", String(8)),
     Column("status", String(16), nullable=False),  # new | matched | partial | unmatched
     Column("unmatched_reason", Text),
+    Column("suggestions", JSON),  # for review: candidate debtors/items with their evidence
     Column("allocated_cents", BigInteger, nullable=False, server_default="0"),
     Column("created_at", TS, nullable=False),
     ForeignKeyConstraint(["creditor_id"], ["creditors.creditor_id"]),

@@ -74,23 +74,152 @@ def test_overpayment_keeps_credit_and_unknown_goes_to_review() -> None:
     assert out.loc["p2", "status"] == "unmatched"
 
 
-def test_invoice_number_in_text_and_ambiguity() -> None:
+def test_invoice_numbers_in_text_split_in_the_order_named() -> None:
     r = match_payments(
-        pd.DataFrame([pay("p1", 50, text="factuur F-100"), pay("p2", 50, text="F-100 en F-200")]),
+        pd.DataFrame([pay("p1", 50, text="factuur F-100"), pay("p2", 700, text="F-200 en F-100")]),
         items(("F-100", 500), ("F-200", 500)),
     )
-    out = r.payments.set_index("payment_id")
-    assert out.loc["p1", "status"] == "matched"
-    assert out.loc["p2", "status"] == "unmatched" and "several" in out.loc["p2", "unmatched_reason"]
+    assert r.payments.set_index("payment_id").loc["p1", "status"] == "matched"
+    p2 = r.allocations[r.allocations["payment_id"] == "p2"]
+    assert list(zip(p2["invoice_id"], p2["amount_cents"])) == [("F-200", 500), ("F-100", 200)]
 
 
-def test_reversals_and_debits_are_not_allocated() -> None:
+def test_reversals_without_their_original_and_debits_are_not_allocated() -> None:
     r = match_payments(
         pd.DataFrame([pay("p1", 5000, new_betalingskenmerk(1), reversal=True), pay("p2", -300)]),
         items(("F1", 5000)),
     )
     assert r.allocations.empty
     assert set(r.payments["status"]) == {"unmatched", "ignored"}
+
+
+DEBTORS = pd.DataFrame(
+    [
+        {"debtor_id": "R0000001", "name": "Jan de Vries", "iban": "NL91ABNA0417164300"},
+        {"debtor_id": "R0000002", "name": "Fatima el Amrani", "iban": None},
+    ]
+)
+
+
+def two_debtors() -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "invoice_id": "F2026-0001",
+                "debtor_id": "R0000001",
+                "open_cents": 30000,
+                "payment_reference": None,
+                "due_date": D,
+            },
+            {
+                "invoice_id": "F2026-0002",
+                "debtor_id": "R0000001",
+                "open_cents": 20000,
+                "payment_reference": None,
+                "due_date": D + dt.timedelta(days=30),
+            },
+            {
+                "invoice_id": "F2026-0003",
+                "debtor_id": "R0000002",
+                "open_cents": 45000,
+                "payment_reference": None,
+                "due_date": D,
+            },
+        ]
+    )
+
+
+def with_payer(row: dict, iban: str | None = None, name: str | None = None) -> dict:
+    row.update(counterparty_iban=iban, counterparty_name=name)
+    return row
+
+
+def test_ocr_noise_in_an_invoice_number_still_matches() -> None:
+    r = match_payments(
+        pd.DataFrame([pay("p1", 45000, text="fact. F2O26-OOO3")]), two_debtors(), DEBTORS
+    )
+    assert r.allocations.to_dict("records") == [
+        {
+            "payment_id": "p1",
+            "invoice_id": "F2026-0003",
+            "amount_cents": 45000,
+            "rule": "invoice_number_fuzzy",
+        }
+    ]
+
+
+def test_known_iban_and_an_amount_that_fits_pay_oldest_first() -> None:
+    r = match_payments(
+        pd.DataFrame([with_payer(pay("p1", 50000), iban="NL91 ABNA 0417 1643 00")]),
+        two_debtors(),
+        DEBTORS,
+    )
+    assert list(zip(r.allocations["invoice_id"], r.allocations["amount_cents"])) == [
+        ("F2026-0001", 30000),
+        ("F2026-0002", 20000),
+    ]
+    assert set(r.allocations["rule"]) == {"payer_iban"}
+
+
+def test_known_iban_alone_is_below_the_threshold_and_suggested() -> None:
+    r = match_payments(
+        pd.DataFrame([with_payer(pay("p1", 12345), iban="NL91ABNA0417164300")]),
+        two_debtors(),
+        DEBTORS,
+    )
+    row = r.payments.iloc[0]
+    assert row["status"] == "unmatched" and "below 0.80" in row["unmatched_reason"]
+    assert row["suggestions"][0]["debtor_id"] == "R0000001" and row["suggestions"][0]["rules"] == [
+        "payer_iban"
+    ]
+
+
+def test_debtor_number_in_text_and_a_name_that_fits() -> None:
+    r = match_payments(
+        pd.DataFrame([with_payer(pay("p1", 45000, text="klantnr R0000002"), name="F. el Amrani")]),
+        two_debtors(),
+        DEBTORS,
+    )
+    assert (
+        r.payments.iloc[0]["status"] == "matched"
+        and r.allocations.iloc[0]["invoice_id"] == "F2026-0003"
+    )
+
+
+def test_two_debtors_that_fit_equally_go_to_review() -> None:
+    r = match_payments(
+        pd.DataFrame([pay("p1", 100, text="F2026-0001 F2026-0003")]), two_debtors(), DEBTORS
+    )
+    row = r.payments.iloc[0]
+    assert row["status"] == "unmatched" and "two debtors fit" in row["unmatched_reason"]
+    assert {s["debtor_id"] for s in row["suggestions"]} == {"R0000001", "R0000002"}
+
+
+def test_a_reversal_undoes_the_original_allocation() -> None:
+    history = pd.DataFrame(
+        [
+            {
+                "payment_id": "old",
+                "invoice_id": "F2026-0003",
+                "debtor_id": "R0000002",
+                "amount_cents": 45000,
+                "end_to_end_id": "E2E-9",
+                "bank_reference": "B1",
+                "counterparty_iban": None,
+                "payment_amount_cents": 45000,
+                "item_open_cents": 0,
+            }
+        ]
+    )
+    rev = pay("p9", -45000, reversal=True)
+    rev.update(end_to_end_id="E2E-9", return_reason="AM04")
+    r = match_payments(pd.DataFrame([rev]), two_debtors().iloc[:2], DEBTORS, history)
+    assert r.allocations.to_dict("records") == [
+        {"payment_id": "p9", "invoice_id": "F2026-0003", "amount_cents": -45000, "rule": "reversal"}
+    ]
+    assert r.invoices.set_index("invoice_id").loc["F2026-0003", "open_cents"] == 45000
+    row = r.payments.iloc[0]
+    assert row["status"] == "reversed" and "AM04" in row["unmatched_reason"]
 
 
 @settings(max_examples=60, deadline=None)
