@@ -6,6 +6,7 @@ Evidence, strongest first (each gives a score for an item or a debtor):
 structured reference         1.00   betalingskenmerk / RF equal to an item's
 reference in the text        0.97   the same, written in the remittance
 invoice number in the text   0.95   exact token; 0.85 when only OCR-ish noise differs
+end-to-end id                0.95   a direct debit returning our invoice number/reference
 debtor number in the text    0.90   the debtor's own number
 payer IBAN seen before       0.75   the debtor's IBAN, or one that paid them before
 name similarity              0.60   payer name ~ debtor name (difflib >= 0.85); +0.05 on
@@ -115,16 +116,26 @@ def match_payments(
     by_number: dict[str, str] = {}
     by_ocr: dict[str, set[str]] = defaultdict(set)
     debtor_items: dict[str, list[str]] = defaultdict(list)
-    for inv in items.itertuples(index=False):
-        open_cents[inv.invoice_id] = int(inv.open_cents)
-        item_debtor[inv.invoice_id] = str(inv.debtor_id)
-        debtor_items[str(inv.debtor_id)].append(inv.invoice_id)
-        if _str(inv.payment_reference):
-            by_ref[compact(inv.payment_reference)] = inv.invoice_id
-        by_number[str(inv.invoice_id).upper()] = inv.invoice_id
-        key = _ocr_key(str(inv.invoice_id))
+    ids = items["invoice_id"].astype(str).tolist()
+    owners = items["debtor_id"].astype(str).tolist()
+    open_cents.update(zip(ids, (int(c) for c in items["open_cents"].tolist()), strict=True))
+    item_debtor.update(zip(ids, owners, strict=True))
+    for inv_id, owner in zip(ids, owners, strict=True):
+        debtor_items[owner].append(inv_id)
+    for inv_id, ref in zip(ids, items["payment_reference"].tolist(), strict=True):
+        if _str(ref):
+            by_ref[compact(ref)] = inv_id
+    by_number.update((i.upper(), i) for i in ids)
+    keys = (
+        pd.Series(ids, dtype=object)
+        .str.upper()
+        .str.replace(r"[^0-9A-Z]", "", regex=True)
+        .str.translate(_OCR)
+        .tolist()
+    )
+    for key, inv_id in zip(keys, ids, strict=True):
         if len(key) >= 5:
-            by_ocr[key].add(inv.invoice_id)
+            by_ocr[key].add(inv_id)
     start_open = dict(open_cents)
 
     names: dict[str, str] = {}
@@ -278,6 +289,11 @@ def _candidates(
         return cands.setdefault(debtor, _Cand(debtor))
 
     text = _str(p.remittance) or ""
+    e2e = _str(p.end_to_end_id)
+    if e2e:  # a direct debit carries our own id back: an invoice number or reference
+        hit = by_number.get(e2e.upper()) or by_ref.get(compact(e2e))
+        if hit:
+            cand(item_debtor[hit]).add(0.95, "end_to_end_id", hit)
     if _str(p.structured_reference):
         inv = by_ref.get(compact(p.structured_reference))
         if inv:

@@ -249,3 +249,17 @@ def test_allocation_invariants(opens: list[int], payments: list[tuple[int, int]]
     assert int(r.payments["allocated_cents"].sum()) + unallocated == total
     # re-running on the remaining items with the same payments is deterministic
     assert match_payments(p, its).allocations.equals(r.allocations)
+
+
+def test_a_direct_debit_end_to_end_id_names_the_item() -> None:
+    row = pay("p1", 20000)
+    row["end_to_end_id"] = "F2026-0002"
+    r = match_payments(pd.DataFrame([row]), two_debtors(), DEBTORS)
+    assert r.allocations.to_dict("records") == [
+        {
+            "payment_id": "p1",
+            "invoice_id": "F2026-0002",
+            "amount_cents": 20000,
+            "rule": "end_to_end_id",
+        }
+    ]

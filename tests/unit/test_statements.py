@@ -89,3 +89,29 @@ def test_round_trip_of_generated_statements(rows: list) -> None:
     df = parse_camt053(camt053(frame, dt.date(2026, 1, 5)))
     assert len(df) == len(rows)
     assert list(df["amount_cents"]) == [int(a * 100) for a, _ in rows]
+
+
+CAMT_08 = b"""<?xml version="1.0" encoding="UTF-8"?>
+<Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.08">
+ <BkToCstmrStmt><GrpHdr><MsgId>M1</MsgId><CreDtTm>2026-11-24T06:00:00</CreDtTm></GrpHdr>
+  <Stmt><Id>S1</Id><Acct><Id><IBAN>NL91ABNA0417164300</IBAN></Id></Acct>
+   <Ntry><Amt Ccy="EUR">120.00</Amt><CdtDbtInd>CRDT</CdtDbtInd><Sts><Cd>BOOK</Cd></Sts>
+    <BookgDt><Dt>2026-11-24</Dt></BookgDt><ValDt><Dt>2026-11-24</Dt></ValDt>
+    <NtryDtls><TxDtls><Refs><EndToEndId>E2E-1</EndToEndId></Refs>
+     <Amt Ccy="EUR">120.00</Amt>
+     <RltdPties><Dbtr><Pty><Nm>J. de Vries</Nm></Pty></Dbtr><DbtrAcct><Id><IBAN>NL20INGB0001234567</IBAN></Id></DbtrAcct></RltdPties>
+     <RmtInf><Strd><CdtrRefInf><Tp><CdOrPrtry><Cd>SCOR</Cd></CdOrPrtry><Issr>CUR</Issr></Tp><Ref>5000056789012345</Ref></CdtrRefInf></Strd></RmtInf>
+    </TxDtls></NtryDtls></Ntry>
+   <Ntry><Amt Ccy="EUR">5.00</Amt><CdtDbtInd>CRDT</CdtDbtInd><Sts><Cd>PDNG</Cd></Sts><BookgDt><Dt>2026-11-24</Dt></BookgDt></Ntry>
+  </Stmt></BkToCstmrStmt></Document>"""
+
+
+def test_camt_053_001_08_party_wrapper_and_status_code() -> None:
+    df = parse_camt053(CAMT_08, "v8.xml")
+    assert len(df) == 1  # the pending entry is not a payment
+    row = df.iloc[0]
+    assert (row["counterparty_name"], row["counterparty_iban"]) == (
+        "J. de Vries",
+        "NL20INGB0001234567",
+    )
+    assert row["structured_reference"] == "5000056789012345" and row["amount_cents"] == 12000
