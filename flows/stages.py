@@ -528,31 +528,7 @@ def fetch_statements(ctx: Ctx, source: str, server_port: int | None = None) -> d
                 )
             except StatementError as exc:
                 out["failed"] += 1
-                with ctx.engine.begin() as conn:
-                    insert_ignore(
-                        conn,
-                        s.quarantine,
-                        [
-                            {
-                                "creditor_id": ctx.creditor_id,
-                                "source": source,
-                                "entity": "statement_file",
-                                "record_id": name,
-                                "fingerprint": got.sha256,
-                                "failures": [
-                                    {
-                                        "rule": "statement.parseable",
-                                        "column": "file",
-                                        "value": str(exc)[:300],
-                                    }
-                                ],
-                                "payload": {"file": name, "sha256": got.sha256},
-                                "status": "open",
-                                "cycle_date": ctx.today,
-                                "created_at": utcnow(),
-                            }
-                        ],
-                    )
+                _quarantine_file(ctx, source, name, got.sha256, "statement.parseable", str(exc))
                 client.move(name, settings.failed_dir)
                 continue
             now = utcnow()
