@@ -7,7 +7,6 @@ per partition or per channel; never one per record.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -302,7 +301,3 @@ def cycle_markdown(summary: dict[str, Any]) -> str:
     if summary["validate"].get("stopped"):
         lines += ["", f"**Contact stopped: {summary['validate']['stopped']}**"]
     return "\n".join(lines)
-
-
-def today_iso(now: dt.datetime | None = None) -> str:
-    return (now or dt.datetime.now(dt.UTC)).isoformat()

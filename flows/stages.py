@@ -13,8 +13,6 @@ import hashlib
 import json
 import logging
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -223,21 +221,13 @@ def _validate_part(
             id_col = "payment_id"
     outcome = validator.validate(entity, df, rules, id_col, prepared)
     stop = validation.batch_level_error(entity, outcome, ctx.cfg.policy.max_reject_share)
-    if (
-        entity == "invoices"
-        and stop is None
-        and len(df) >= 20
-        and (pd.to_numeric(df["amount_cents"], errors="coerce").fillna(0) == 0).all()
-    ):
-        stop = "invoices: every amount is zero: the export looks broken"
     now = utcnow()
     with ctx.engine.begin() as conn:
         changed = _promote(conn, ctx, entity, source, outcome.valid, now)
         q_rows = []
-        for pos, rec in zip(
-            range(len(outcome.rejected)), outcome.rejected.to_dict("records"), strict=True
+        for rid, rec in zip(
+            outcome.rejected_keys, outcome.rejected.to_dict("records"), strict=True
         ):
-            rid = validation.record_key(rec.get(id_col), pos)
             payload = {k: to_json_value(v) for k, v in rec.items()}
             q_rows.append(
                 {
@@ -1379,21 +1369,3 @@ def _retry_conflicts(conn: Any, ctx: Ctx, target: str) -> int:
             {"count": len(moved)},
         )
     return len(moved)
-
-
-def iter_partitions(n: int) -> Iterator[int]:
-    return iter(range(n))
-
-
-def resume_creditor(ctx: Ctx) -> None:
-    """A new cycle starts unstopped; validation decides again."""
-    with ctx.engine.begin() as conn:
-        conn.execute(
-            update(s.creditors)
-            .where(s.creditors.c.creditor_id == ctx.creditor_id)
-            .values(stopped_reason=None)
-        )
-
-
-def quarantine_path(ctx: Ctx) -> Path:
-    return ctx.var_dir("quarantine")

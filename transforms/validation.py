@@ -14,7 +14,6 @@ One GX context per run (``Validator``), never per batch.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,8 +49,9 @@ class ValidationOutcome:
     checked: int
     valid: pd.DataFrame
     rejected: pd.DataFrame  # the rejected rows as read
-    failures: dict[str, list[dict[str, Any]]]  # record_id -> [{rule, column, value}]
+    failures: dict[str, list[dict[str, Any]]]  # record key -> [{rule, column, value}]
     per_rule: dict[str, int] = field(default_factory=dict)
+    rejected_keys: list[str] = field(default_factory=list)  # the key of each rejected row, in order
     batch_error: str | None = None
 
 
@@ -350,7 +350,9 @@ class Validator:
     ) -> ValidationOutcome:
         """``df`` is the batch as read; ``prepared`` the same rows with derived columns."""
         if df.empty:
-            return ValidationOutcome(entity, 0, df, df.iloc[0:0], {}, {r.name: 0 for r in rules})
+            return ValidationOutcome(
+                entity, 0, df, df.iloc[0:0], {}, {r.name: 0 for r in rules}, []
+            )
         key = f"{entity}-{len(rules)}"
         suite = self._suite(key, rules)
         frame = prepared.copy()
@@ -390,21 +392,19 @@ class Validator:
         mask[list(bad_rows)] = True
         mask.index = df.index
         rejected = df[mask]
-        failures = {}
-        for i, fails in bad_rows.items():
-            rid = df.iloc[i][id_column]
-            failures[_record_key(rid, i)] = fails
-        return ValidationOutcome(entity, len(df), df[~mask], rejected, failures, per_rule)
+        keys = {
+            i: _record_key(df.iloc[i][id_column], i) for i in sorted(bad_rows)
+        }  # rejected order
+        failures = {keys[i]: bad_rows[i] for i in keys}
+        return ValidationOutcome(
+            entity, len(df), df[~mask], rejected, failures, per_rule, list(keys.values())
+        )
 
 
 def _record_key(rid: Any, position: int) -> str:
     if rid is None or (isinstance(rid, float) and pd.isna(rid)) or rid == "":
         return f"<row {position}>"
     return str(rid)
-
-
-def record_key(rid: Any, position: int) -> str:
-    return _record_key(rid, position)
 
 
 def batch_level_error(
@@ -418,17 +418,11 @@ def batch_level_error(
             f"validation, above the {max_reject_share:.0%} limit: the export looks broken"
         )
     if entity == "invoices" and outcome.checked >= 20:
-        amounts = outcome.valid.get("amount_cents")
-        if amounts is not None and len(amounts) and (amounts.fillna(0) == 0).all():
+        batch = pd.concat([outcome.valid, outcome.rejected])
+        amounts = pd.to_numeric(batch["amount_cents"], errors="coerce").fillna(0)
+        if (amounts == 0).all():
             return "invoices: every amount is zero: the export looks broken"
     return None
-
-
-def postcode_normal(value: Any) -> Any:
-    if not isinstance(value, str):
-        return value
-    m = re.fullmatch(r"\s*([1-9][0-9]{3})\s*([A-Za-z]{2})\s*", value)
-    return f"{m.group(1)} {m.group(2).upper()}" if m else value
 
 
 __all__ = [
@@ -442,6 +436,4 @@ __all__ = [
     "derive_payment_checks",
     "invoice_rules",
     "payment_rules",
-    "postcode_normal",
-    "record_key",
 ]

@@ -236,9 +236,9 @@ class SalesforceReader:
         failure half-way makes the next run read from the old cursor again."""
         s = self.client.s
         self.used_bulk = True
-        if self.client._sf is None:
-            self.client._sf = self.client._login()
-        sf = self.client._sf
+        sf = self.client.call(
+            lambda sf: sf, f"{self.source}.{entity} login"
+        )  # logged in, with retries
         pending: Page | None = None
         newest = str(since.get("watermark") or EPOCH)
         try:

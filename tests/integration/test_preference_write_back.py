@@ -75,3 +75,24 @@ def test_preferred_day_is_written_back_once(tmp_path: Path) -> None:
             "SELECT voorkeursdag FROM relaties WHERE relatienr = 'R0000005'"
         ).fetchone() == (3,)
     assert stages.write_back(ctx)["applied"] == 0
+
+
+def test_a_record_without_an_id_keeps_its_reasons_in_quarantine(tmp_path: Path) -> None:
+    cfg = seed(tmp_path / "demo", 30, dt.date(2026, 11, 24))
+    with sqlite3.connect(tmp_path / "demo" / "erp.sqlite") as c:
+        c.execute(
+            "INSERT INTO relaties (relatienr, naam, email, gewijzigd_op) VALUES (NULL, 'Zonder Nummer', 'z@x.nl', '2026-11-23T07:00:00')"
+        )
+    ctx = make_ctx(str(cfg), dt.datetime(2026, 11, 24, 10, tzinfo=AMS))
+    stages.ingest_entity(ctx, "erp", "debtors")
+    stages.validate_staged(ctx, Validator())
+    from sqlalchemy import select
+
+    with ctx.engine.connect() as conn:
+        rows = conn.execute(
+            select(s.quarantine.c.record_id, s.quarantine.c.failures).where(
+                s.quarantine.c.record_id.like("<row%")
+            )
+        ).all()
+    assert len(rows) == 1
+    assert "debtor.id_present" in {f["rule"] for f in rows[0].failures}

@@ -159,3 +159,36 @@ def test_payment_rule_breaks_and_passes(validator: v.Validator, rule: str) -> No
     )
     assert list(out.valid["payment_id"]) == ["P1"]
     assert rule in {f["rule"] for f in next(iter(out.failures.values()))}
+
+
+def test_all_zero_amounts_stop_even_when_any_share_of_bad_records_is_allowed(
+    validator: v.Validator,
+) -> None:
+    rows = [
+        {**GOOD_INVOICE, "invoice_id": f"F{i}", "amount_cents": 0, "open_cents": 0}
+        for i in range(25)
+    ]
+    df, prepared = _invoices(rows)
+    out = validator.validate("invoices", df, v.invoice_rules(), "invoice_id", prepared)
+    assert (
+        v.batch_level_error("invoices", out, 1.0)
+        == "invoices: every amount is zero: the export looks broken"
+    )
+
+
+def test_rejected_keys_follow_the_rejected_rows(validator: v.Validator) -> None:
+    df, prepared = _debtors(
+        [
+            GOOD_DEBTOR,
+            {**GOOD_DEBTOR, "debtor_id": None},
+            {**GOOD_DEBTOR, "debtor_id": "R9", "email": "x"},
+        ]
+    )
+    out = validator.validate("debtors", df, v.debtor_rules(), "debtor_id", prepared)
+    assert out.rejected_keys == ["<row 1>", "R9"]
+    assert [
+        set(f["rule"] for f in out.failures[k]) >= {r}
+        for k, r in zip(
+            out.rejected_keys, ["debtor.id_present", "debtor.email_syntax"], strict=True
+        )
+    ] == [True, True]
