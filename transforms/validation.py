@@ -55,8 +55,12 @@ class ValidationOutcome:
     batch_error: str | None = None
 
 
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and pd.isna(value)) or value == ""
+
+
 def _valid_iban(value: Any) -> bool:
-    if value is None or (isinstance(value, float) and pd.isna(value)) or value == "":
+    if _missing(value):
         return True  # optional
     try:
         IBAN(str(value))
@@ -66,7 +70,7 @@ def _valid_iban(value: Any) -> bool:
 
 
 def _valid_phone(value: Any) -> bool:
-    if value is None or (isinstance(value, float) and pd.isna(value)) or value == "":
+    if _missing(value):
         return True
     try:
         num = phonenumbers.parse(str(value), "NL")
@@ -76,7 +80,7 @@ def _valid_phone(value: Any) -> bool:
 
 
 def _valid_ref(value: Any) -> bool:
-    if value is None or (isinstance(value, float) and pd.isna(value)) or value == "":
+    if _missing(value):
         return True
     return is_valid_reference(str(value))
 
@@ -402,7 +406,7 @@ class Validator:
 
 
 def _record_key(rid: Any, position: int) -> str:
-    if rid is None or (isinstance(rid, float) and pd.isna(rid)) or rid == "":
+    if _missing(rid):
         return f"<row {position}>"
     return str(rid)
 
