@@ -22,6 +22,7 @@ from lxml import etree
 from schwifty import IBAN
 
 from transforms.references import new_betalingskenmerk
+from transforms.wik import collection_costs_cents
 
 PERSONAS = ("on_time", "forgetful", "cant_pay", "wont_pay", "protected")
 PERSONA_SHARE = (0.50, 0.25, 0.14, 0.08, 0.03)
@@ -93,6 +94,9 @@ def generate(
             due = inv_date + dt.timedelta(days=14)
             age = (today - due).days
             paid_date, open_c, reminders = _behaviour(p, rng, due, age, rent, today)
+            # after its own 14-day letter the ERP booked the statutory costs (WIK) on top
+            costs = collection_costs_cents(rent) if reminders >= 3 and open_c == rent else 0
+            open_c += costs
             invoices.append(
                 {
                     "factuurnr": f"F{inv_date.year}-{seq:07d}",
@@ -101,6 +105,7 @@ def generate(
                     "vervaldatum": due.isoformat(),
                     "bedrag": f"{Decimal(rent) / 100:.2f}",
                     "openstaand": f"{Decimal(open_c) / 100:.2f}",
+                    "kosten": f"{Decimal(costs) / 100:.2f}",
                     "valuta": "EUR",
                     "betalingskenmerk": new_betalingskenmerk(seq),
                     "betaaldatum": paid_date.isoformat() if paid_date else None,
@@ -245,7 +250,8 @@ def write_erp(path: Path, p: Portfolio) -> None:
             CREATE TABLE relaties (relatienr TEXT PRIMARY KEY, naam TEXT, email TEXT, telefoon TEXT,
               iban TEXT, straat TEXT, postcode TEXT, plaats TEXT, taal TEXT, gewijzigd_op TEXT NOT NULL);
             CREATE TABLE facturen (factuurnr TEXT PRIMARY KEY, relatienr TEXT, factuurdatum TEXT,
-              vervaldatum TEXT, bedrag TEXT, openstaand TEXT, valuta TEXT, betalingskenmerk TEXT,
+              vervaldatum TEXT, bedrag TEXT, openstaand TEXT, kosten TEXT, valuta TEXT,
+              betalingskenmerk TEXT,
               betaaldatum TEXT, herinneringen INTEGER DEFAULT 0, gewijzigd_op TEXT NOT NULL,
               incassostatus TEXT, vangnet_openstaand TEXT, vangnet_bijgewerkt TEXT);
             CREATE INDEX facturen_gewijzigd ON facturen (gewijzigd_op, factuurnr);

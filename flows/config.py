@@ -32,6 +32,7 @@ from connectors.salesforce.settings import SalesforceSettings
 from connectors.secrets import SecretRef
 from connectors.sftp.settings import SftpSettings
 from transforms.csv_payments import CsvMapping
+from transforms.matching import STATUTORY_ORDER, Component, MatchPolicy
 
 Source = Annotated[
     OdbcSettings | SalesforceSettings | ExactOnlineSettings | SftpSettings,
@@ -120,6 +121,36 @@ class PolicySettings(Strict):
         None, description="e.g. 0.21, only for creditors that cannot deduct VAT"
     )
     segment_thresholds: dict[str, float] = Field(default_factory=dict)
+    match_threshold: float = Field(
+        0.80, gt=0, le=1, description="evidence score needed to allocate a payment by itself"
+    )
+    match_margin: float = Field(
+        0.10, ge=0, lt=1, description="lead over the runner-up needed to allocate by itself"
+    )
+    allocation_order: list[Component] = Field(
+        default_factory=lambda: list(STATUTORY_ORDER),
+        description="order in which a payment pays an item's parts; art. 6:44 BW by default",
+    )
+    allocation_scope: Literal["item", "debtor"] = Field(
+        "item",
+        description="item: each item in its order before the next item; debtor: every"
+        " item's costs first, then interest, then principal",
+    )
+
+    @field_validator("allocation_order")
+    @classmethod
+    def _each_component_once(cls, v: list[Component]) -> list[Component]:
+        if sorted(v) != ["costs", "interest", "principal"]:
+            raise ValueError("name costs, interest and principal, each once, in the order wanted")
+        return v
+
+    def match_policy(self) -> MatchPolicy:
+        return MatchPolicy(
+            threshold=self.match_threshold,
+            margin=self.match_margin,
+            allocation_order=tuple(self.allocation_order),
+            allocation_scope=self.allocation_scope,
+        )
 
     @field_validator("partitions")
     @classmethod

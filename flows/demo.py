@@ -60,8 +60,8 @@ sources:
                   source_version: gewijzigd_op}}
       invoices:
         query: >-
-          SELECT factuurnr, relatienr, factuurdatum, vervaldatum, bedrag, openstaand, valuta,
-                 betalingskenmerk, betaaldatum, herinneringen, gewijzigd_op
+          SELECT factuurnr, relatienr, factuurdatum, vervaldatum, bedrag, openstaand, kosten,
+                 valuta, betalingskenmerk, betaaldatum, herinneringen, gewijzigd_op
           FROM facturen
           WHERE gewijzigd_op > :watermark OR (gewijzigd_op = :watermark AND factuurnr > :last_key)
           ORDER BY gewijzigd_op, factuurnr
@@ -69,7 +69,7 @@ sources:
         watermark: gewijzigd_op
         columns: {{invoice_id: factuurnr, debtor_id: relatienr, invoice_date: factuurdatum,
                   due_date: vervaldatum, amount_cents: bedrag, open_cents: openstaand,
-                  currency: valuta, payment_reference: betalingskenmerk, paid_date: betaaldatum,
+                  costs_cents: kosten, currency: valuta, payment_reference: betalingskenmerk, paid_date: betaaldatum,
                   prior_reminders: herinneringen, source_version: gewijzigd_op}}
     write_back:
       invoices: >-

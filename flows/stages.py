@@ -299,25 +299,25 @@ def _promote(
             [*cols, "bucket", "updated_at", "source"],
             only_if_changed=cols,
         )
-    # invoices: the ledger's open amount is the source's minus what vangnet allocated
-    alloc = (
-        dict(
-            conn.execute(
-                select(s.allocations.c.invoice_id, func.sum(s.allocations.c.amount_cents))
-                .where(
-                    s.allocations.c.creditor_id == ctx.creditor_id,
-                    s.allocations.c.invoice_id.in_(list(v["invoice_id"])),
-                )
-                .group_by(s.allocations.c.invoice_id)
-            ).all()
-        )
-        if len(v) <= 50_000
-        else _all_allocations(conn, ctx)
-    )
-    v["open_cents"] = [
-        max(int(o) - int(alloc.get(i, 0)), 0)
-        for i, o in zip(v["invoice_id"], v["open_cents"], strict=True)
-    ]
+    # invoices: the ledger's open amount is the source's minus what vangnet allocated, and
+    # so are its open costs and interest (component by component)
+    alloc = _allocated(conn, ctx, list(v["invoice_id"]) if len(v) <= 50_000 else None)
+    zero = (0, 0, 0)
+    opens, costs, interest = [], [], []
+    for i, o, c, n in zip(
+        v["invoice_id"],
+        v["open_cents"],
+        v["costs_cents"].fillna(0),
+        v["interest_cents"].fillna(0),
+        strict=True,
+    ):
+        total, a_costs, a_interest = alloc.get(i, zero)
+        open_ = max(int(o) - int(total), 0)
+        c = min(max(int(c) - int(a_costs), 0), open_)
+        opens.append(open_)
+        costs.append(c)
+        interest.append(min(max(int(n) - int(a_interest), 0), open_ - c))
+    v["open_cents"], v["costs_cents"], v["interest_cents"] = opens, costs, interest
     v["status"] = [
         "paid" if o == 0 else ("partial" if o < a else "open")
         for o, a in zip(v["open_cents"], v["amount_cents"], strict=True)
@@ -343,14 +343,24 @@ def _promote(
     )
 
 
-def _all_allocations(conn: Any, ctx: Ctx) -> dict[str, int]:
-    return dict(
-        conn.execute(
-            select(s.allocations.c.invoice_id, func.sum(s.allocations.c.amount_cents))
-            .where(s.allocations.c.creditor_id == ctx.creditor_id)
-            .group_by(s.allocations.c.invoice_id)
-        ).all()
-    )
+def _allocated(
+    conn: Any, ctx: Ctx, invoice_ids: list[str] | None
+) -> dict[str, tuple[int, int, int]]:
+    """Per invoice what vangnet allocated: (total, costs, interest); all invoices of the
+    creditor when ``invoice_ids`` is None (cheaper than a huge IN list)."""
+    al = s.allocations
+    q = select(
+        al.c.invoice_id,
+        func.sum(al.c.amount_cents),
+        func.sum(al.c.costs_cents),
+        func.sum(al.c.interest_cents),
+    ).where(al.c.creditor_id == ctx.creditor_id)
+    if invoice_ids is not None:
+        q = q.where(al.c.invoice_id.in_(invoice_ids))
+    return {
+        r[0]: (int(r[1] or 0), int(r[2] or 0), int(r[3] or 0))
+        for r in conn.execute(q.group_by(al.c.invoice_id))
+    }
 
 
 # ------------------------------------------------------------------------ debt help
@@ -613,6 +623,8 @@ def match_new_payments(ctx: Ctx) -> dict[str, Any]:
                 inv_t.c.invoice_id,
                 inv_t.c.debtor_id,
                 inv_t.c.open_cents,
+                inv_t.c.costs_cents,
+                inv_t.c.interest_cents,
                 inv_t.c.payment_reference,
                 inv_t.c.due_date,
             ).where(inv_t.c.creditor_id == ctx.creditor_id, inv_t.c.open_cents > 0),
@@ -631,11 +643,15 @@ def match_new_payments(ctx: Ctx) -> dict[str, Any]:
                 al.c.invoice_id,
                 inv_t.c.debtor_id,
                 al.c.amount_cents,
+                al.c.costs_cents,
+                al.c.interest_cents,
                 pay_t.c.end_to_end_id,
                 pay_t.c.bank_reference,
                 pay_t.c.counterparty_iban,
                 pay_t.c.amount_cents.label("payment_amount_cents"),
                 inv_t.c.open_cents.label("item_open_cents"),
+                inv_t.c.costs_cents.label("item_costs_cents"),
+                inv_t.c.interest_cents.label("item_interest_cents"),
             )
             .join(
                 pay_t,
@@ -655,7 +671,7 @@ def match_new_payments(ctx: Ctx) -> dict[str, Any]:
                 pay_t.c.booking_date >= since,
             ),
         )
-    result = match_payments(pay, items, debtors, history)
+    result = match_payments(pay, items, debtors, history, ctx.cfg.policy.match_policy())
     now = utcnow()
     with ctx.engine.begin() as conn:
         if len(result.allocations):
@@ -702,6 +718,8 @@ def match_new_payments(ctx: Ctx) -> dict[str, Any]:
                 .where(inv_t.c.creditor_id == ctx.creditor_id, inv_t.c.invoice_id == r.invoice_id)
                 .values(
                     open_cents=open_,
+                    costs_cents=int(r.costs_cents),
+                    interest_cents=int(r.interest_cents),
                     status=status,
                     paid_date=ctx.today if status == "paid" else None,
                     updated_at=now,
@@ -791,6 +809,8 @@ def _plan_status_write_backs(conn: Any, ctx: Ctx, invoice_ids: list[str]) -> int
         select(
             s.invoices.c.invoice_id,
             s.invoices.c.open_cents,
+            s.invoices.c.costs_cents,
+            s.invoices.c.interest_cents,
             s.invoices.c.status,
             s.invoices.c.source_version,
         ).where(
@@ -806,6 +826,8 @@ def _plan_status_write_backs(conn: Any, ctx: Ctx, invoice_ids: list[str]) -> int
             {
                 "status": STATUS_NL.get(r.status, r.status),
                 "open_amount": f"{int(r.open_cents) / 100:.2f}",
+                "open_costs": f"{int(r.costs_cents) / 100:.2f}",
+                "open_interest": f"{int(r.interest_cents) / 100:.2f}",
             },
             r.source_version,
         )

@@ -33,8 +33,10 @@ INVOICE_COLUMNS = (
     "debtor_id",
     "invoice_date",
     "due_date",
-    "amount_cents",
-    "open_cents",
+    "amount_cents",  # the principal invoiced
+    "open_cents",  # still owed, including open costs and interest
+    "costs_cents",  # the part of open_cents that is collection costs (0 when not given)
+    "interest_cents",  # the part of open_cents that is interest (0 when not given)
     "currency",
     "payment_reference",
     "paid_date",

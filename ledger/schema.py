@@ -118,7 +118,9 @@ invoices = Table(
     Column("invoice_date", Date, nullable=False),
     Column("due_date", Date, nullable=False),
     Column("amount_cents", BigInteger, nullable=False),
-    Column("open_cents", BigInteger, nullable=False),
+    Column("open_cents", BigInteger, nullable=False),  # still owed, costs and interest included
+    Column("costs_cents", BigInteger, nullable=False, server_default="0"),  # part of open
+    Column("interest_cents", BigInteger, nullable=False, server_default="0"),  # part of open
     Column("currency", String(3), nullable=False),
     Column("payment_reference", String(35)),
     Column("paid_date", Date),
@@ -201,6 +203,10 @@ allocations = Table(
     Column("invoice_id", String(64), primary_key=True),
     Column("amount_cents", BigInteger, nullable=False),
     Column("rule", String(32), nullable=False),  # which evidence matched
+    # amount_cents split over the components, in the creditor's allocation order
+    Column("costs_cents", BigInteger, nullable=False, server_default="0"),
+    Column("interest_cents", BigInteger, nullable=False, server_default="0"),
+    Column("principal_cents", BigInteger, nullable=False, server_default="0"),
     Column("created_at", TS, nullable=False),
     ForeignKeyConstraint(["creditor_id"], ["creditors.creditor_id"]),
 )

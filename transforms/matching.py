@@ -22,6 +22,13 @@ reversal or return (RvslInd, RC/RD, a return reason) undoes the allocations of t
 payment it reverses (found by end-to-end id, else bank reference and amount): negative
 allocations that reopen the items.
 
+Within the money an item receives, the components are paid in ``allocation_order``: by
+default costs, then interest, then principal, as art. 6:44 BW prescribes (DOMAIN.md,
+WIK). A creditor whose social policy pays principal first configures that. With
+``allocation_scope="debtor"`` the order runs over all items of the payment first (every
+item's costs, then every item's interest, then principal oldest first). Each allocation
+records its split, so a reversal restores exactly the components it took.
+
 Pure: frames in, frames out; deterministic for the same input.
 """
 
@@ -31,7 +38,7 @@ import difflib
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 
@@ -45,18 +52,50 @@ _OCR = str.maketrans(
 )
 
 
+Component = Literal["costs", "interest", "principal"]
+COMPONENTS: tuple[Component, ...] = ("costs", "interest", "principal")
+#: art. 6:44 BW: a payment goes to costs first, then interest, then the principal
+STATUTORY_ORDER: tuple[Component, ...] = COMPONENTS
+
+
 @dataclass(frozen=True)
 class MatchPolicy:
     threshold: float = 0.80
     margin: float = 0.10
     subset_max_items: int = 12  # bounded subset-sum search over one debtor's items
+    allocation_order: tuple[str, ...] = STATUTORY_ORDER
+    allocation_scope: str = "item"  # "item": per item in order; "debtor": per component
+
+    def __post_init__(self) -> None:
+        if sorted(self.allocation_order) != sorted(COMPONENTS):
+            raise ValueError(
+                f"allocation_order must name each of {', '.join(COMPONENTS)} once,"
+                f" got {list(self.allocation_order)}"
+            )
+        if self.allocation_scope not in ("item", "debtor"):
+            raise ValueError(
+                f"allocation_scope must be 'item' or 'debtor', got {self.allocation_scope!r}"
+            )
 
 
 @dataclass(frozen=True)
 class MatchResult:
-    allocations: pd.DataFrame  # payment_id, invoice_id, amount_cents (negative undoes), rule
+    #: payment_id, invoice_id, amount_cents (negative undoes), rule, and the split of
+    #: amount_cents over costs_cents, interest_cents and principal_cents
+    allocations: pd.DataFrame
     payments: pd.DataFrame  # payment_id, status, allocated_cents, unmatched_reason, suggestions
-    invoices: pd.DataFrame  # invoice_id, open_cents (new), status
+    invoices: pd.DataFrame  # invoice_id, open_cents, costs_cents, interest_cents (new), status
+
+
+ALLOCATION_COLUMNS = (
+    "payment_id",
+    "invoice_id",
+    "amount_cents",
+    "rule",
+    "costs_cents",
+    "interest_cents",
+    "principal_cents",
+)
 
 
 @dataclass
@@ -104,9 +143,12 @@ def match_payments(
     """Allocate payments to items.
 
     ``payments``: PAYMENT_COLUMNS. ``open_items``: invoice_id, debtor_id, open_cents,
-    payment_reference, due_date. ``debtors`` (optional): debtor_id, name, iban.
-    ``history`` (optional): earlier allocations with payment_id, invoice_id, debtor_id,
-    amount_cents, end_to_end_id, bank_reference, counterparty_iban, payment_amount_cents.
+    payment_reference, due_date, and optionally costs_cents and interest_cents (the parts
+    of open_cents that are costs and interest). ``debtors`` (optional): debtor_id, name,
+    iban. ``history`` (optional): earlier allocations with payment_id, invoice_id,
+    debtor_id, amount_cents, end_to_end_id, bank_reference, counterparty_iban,
+    payment_amount_cents and optionally their costs_cents/interest_cents split and the
+    item's current item_open_cents/item_costs_cents/item_interest_cents.
     """
     policy = policy or MatchPolicy()
     items = open_items.sort_values(["due_date", "invoice_id"], kind="stable")
@@ -119,6 +161,16 @@ def match_payments(
     ids = items["invoice_id"].astype(str).tolist()
     owners = items["debtor_id"].astype(str).tolist()
     open_cents.update(zip(ids, (int(c) for c in items["open_cents"].tolist()), strict=True))
+    parts: dict[str, dict[str, int]] = {
+        i: _split(o, c, n)
+        for i, o, c, n in zip(
+            ids,
+            open_cents.values(),
+            _ints(items, "costs_cents"),
+            _ints(items, "interest_cents"),
+            strict=True,
+        )
+    }
     item_debtor.update(zip(ids, owners, strict=True))
     for inv_id, owner in zip(ids, owners, strict=True):
         debtor_items[owner].append(inv_id)
@@ -168,7 +220,7 @@ def match_payments(
         amount = int(p.amount_cents)
         if bool(p.reversal) or _str(getattr(p, "return_reason", None)):
             outcomes.append(
-                _reverse(p, amount, by_e2e, by_bankref, allocs, open_cents, reopen_item)
+                _reverse(p, amount, by_e2e, by_bankref, allocs, open_cents, parts, reopen_item)
             )
             continue
         if amount <= 0:
@@ -223,17 +275,25 @@ def match_payments(
         order = list(best.items)
         if not best.items or rule in ("debtor_number", "payer_iban", "name"):
             order += [i for i in debtor_items.get(best.debtor, []) if i not in order]
-        for inv in order:
-            take = min(left, open_cents.get(inv, 0))
-            if take <= 0:
-                continue
-            open_cents[inv] -= take
-            left -= take
-            allocs.append(
-                {"payment_id": p.payment_id, "invoice_id": inv, "amount_cents": take, "rule": rule}
-            )
+        if policy.allocation_scope == "debtor":
+            slots = [(inv, comp) for comp in policy.allocation_order for inv in order]
+        else:
+            slots = [(inv, comp) for inv in order for comp in policy.allocation_order]
+        per_item: dict[str, dict[str, Any]] = {}
+        for inv, comp in slots:
             if left == 0:
                 break
+            avail = parts[inv][comp] if inv in parts else 0
+            take = min(left, avail)
+            if take <= 0:
+                continue
+            parts[inv][comp] -= take
+            open_cents[inv] -= take
+            left -= take
+            a = per_item.setdefault(inv, _alloc(p.payment_id, inv, rule))
+            a["amount_cents"] += take
+            a[f"{comp}_cents"] += take
+        allocs.extend(per_item.values())
         taken = amount - left
         if taken == 0:
             outcomes.append(
@@ -258,13 +318,13 @@ def match_payments(
         {
             "invoice_id": changed,
             "open_cents": [open_cents.get(i, reopen_item.get(i, 0)) for i in changed],
+            "costs_cents": [parts[i]["costs"] if i in parts else 0 for i in changed],
+            "interest_cents": [parts[i]["interest"] if i in parts else 0 for i in changed],
         }
     )
     inv["status"] = ["paid" if o == 0 else "partial" for o in inv["open_cents"]] if len(inv) else []
     return MatchResult(
-        allocations=pd.DataFrame(
-            allocs, columns=["payment_id", "invoice_id", "amount_cents", "rule"]
-        ),
+        allocations=pd.DataFrame(allocs, columns=list(ALLOCATION_COLUMNS)),
         payments=pd.DataFrame(
             outcomes,
             columns=["payment_id", "status", "allocated_cents", "unmatched_reason", "suggestions"],
@@ -345,6 +405,7 @@ def _reverse(
     by_bankref: dict[str, list[Any]],
     allocs: list[dict[str, Any]],
     open_cents: dict[str, int],
+    parts: dict[str, dict[str, int]],
     reopen: dict[str, int],
 ) -> dict[str, Any]:
     originals = by_e2e.get(p.end_to_end_id, []) if _str(p.end_to_end_id) else []
@@ -362,24 +423,67 @@ def _reverse(
         return _out(p.payment_id, "unmatched", 0, why)
     undone = 0
     for h in originals:
-        allocs.append(
-            {
-                "payment_id": p.payment_id,
-                "invoice_id": h.invoice_id,
-                "amount_cents": -int(h.amount_cents),
-                "rule": "reversal",
-            }
+        took = int(h.amount_cents)
+        costs = _int(getattr(h, "costs_cents", 0))
+        interest = _int(getattr(h, "interest_cents", 0))
+        principal = took - costs - interest
+        a = _alloc(p.payment_id, h.invoice_id, "reversal")
+        a.update(
+            amount_cents=-took,
+            costs_cents=-costs,
+            interest_cents=-interest,
+            principal_cents=-principal,
         )
-        base = open_cents.get(h.invoice_id, int(getattr(h, "item_open_cents", 0)))
-        open_cents[h.invoice_id] = base + int(h.amount_cents)
+        allocs.append(a)
+        if h.invoice_id not in parts:  # a settled item: start from what the ledger holds
+            base = _int(getattr(h, "item_open_cents", 0))
+            parts[h.invoice_id] = _split(
+                base,
+                _int(getattr(h, "item_costs_cents", 0)),
+                _int(getattr(h, "item_interest_cents", 0)),
+            )
+            open_cents[h.invoice_id] = base
+        parts[h.invoice_id]["costs"] += costs
+        parts[h.invoice_id]["interest"] += interest
+        parts[h.invoice_id]["principal"] += principal
+        open_cents[h.invoice_id] += took
         reopen[h.invoice_id] = open_cents[h.invoice_id]
-        undone += int(h.amount_cents)
+        undone += took
     return _out(
         p.payment_id,
         "reversed",
         -undone,
         f"undoes {originals[0].payment_id}" + (f" ({reason})" if reason else ""),
     )
+
+
+def _int(v: Any) -> int:
+    return 0 if v is None or pd.isna(v) else int(v)
+
+
+def _ints(frame: pd.DataFrame, col: str) -> list[int]:
+    if col not in frame:
+        return [0] * len(frame)
+    return [_int(v) for v in frame[col].tolist()]
+
+
+def _split(open_: int, costs: int, interest: int) -> dict[str, int]:
+    """An item's open amount in components; costs and interest never exceed it."""
+    costs = min(max(costs, 0), open_)
+    interest = min(max(interest, 0), open_ - costs)
+    return {"costs": costs, "interest": interest, "principal": open_ - costs - interest}
+
+
+def _alloc(pid: str, inv: str, rule: str) -> dict[str, Any]:
+    return {
+        "payment_id": pid,
+        "invoice_id": inv,
+        "amount_cents": 0,
+        "rule": rule,
+        "costs_cents": 0,
+        "interest_cents": 0,
+        "principal_cents": 0,
+    }
 
 
 def _out(
@@ -398,4 +502,12 @@ def _out(
     }
 
 
-__all__ = ["MatchPolicy", "MatchResult", "match_payments", "references_in_text"]
+__all__ = [
+    "ALLOCATION_COLUMNS",
+    "COMPONENTS",
+    "STATUTORY_ORDER",
+    "MatchPolicy",
+    "MatchResult",
+    "match_payments",
+    "references_in_text",
+]

@@ -95,12 +95,23 @@ def derive_debtor_checks(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def _cents(df: pd.DataFrame, col: str) -> pd.Series:
+    if col not in df:
+        return pd.Series(0, index=df.index, dtype="Int64")
+    return pd.to_numeric(df[col], errors="coerce").fillna(0)
+
+
 def derive_invoice_checks(df: pd.DataFrame, known_debtors: Iterable[str]) -> pd.DataFrame:
     out = df.copy()
     out["reference_valid"] = [_valid_ref(v) for v in out["payment_reference"]]
     known = set(known_debtors)
     out["debtor_known"] = out["debtor_id"].isin(known)
-    out["open_within_amount"] = out["open_cents"].fillna(0) <= out["amount_cents"].fillna(0)
+    costs = _cents(out, "costs_cents")
+    interest = _cents(out, "interest_cents")
+    open_ = out["open_cents"].fillna(0)
+    # open = what is left of the principal plus open costs and interest
+    out["open_within_amount"] = open_ - costs - interest <= out["amount_cents"].fillna(0)
+    out["components_within_open"] = (costs >= 0) & (interest >= 0) & (costs + interest <= open_)
     out["parse_ok"] = out["_errors"].isna() if "_errors" in out else True
     return out
 
@@ -281,7 +292,15 @@ def invoice_rules(currencies: tuple[str, ...] = ("EUR",)) -> list[Rule]:
             "invoice.open_within_amount",
             "open_cents",
             lambda: E.ExpectColumnValuesToBeInSet(column="open_within_amount", value_set=[True]),
-            "open amount not above the invoice amount",
+            "open amount, costs and interest aside, not above the invoice amount",
+        ),
+        Rule(
+            "invoice.components_within_open",
+            "costs_cents",
+            lambda: E.ExpectColumnValuesToBeInSet(
+                column="components_within_open", value_set=[True]
+            ),
+            "open costs and interest not negative and together not above the open amount",
         ),
         Rule(
             "invoice.currency",

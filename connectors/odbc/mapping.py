@@ -160,6 +160,8 @@ def _invoices(records: Sequence[Mapping[str, Any]], columns: Mapping[str, str]) 
                 "due_date": conv("due_date", parse_date),
                 "amount_cents": amount,
                 "open_cents": amount if open_ is None and amount is not None else open_,
+                "costs_cents": conv("costs_cents", parse_cents, required=False) or 0,
+                "interest_cents": conv("interest_cents", parse_cents, required=False) or 0,
                 "currency": (_text(_get(rec, columns, "currency")) or "EUR").upper(),
                 "payment_reference": ref.replace(" ", "") if ref else None,
                 "paid_date": conv("paid_date", parse_date, required=False),
@@ -169,7 +171,7 @@ def _invoices(records: Sequence[Mapping[str, Any]], columns: Mapping[str, str]) 
             }
         )
     df = pd.DataFrame(rows, columns=[*INVOICE_COLUMNS, "_errors"])
-    for col in ("amount_cents", "open_cents"):
+    for col in ("amount_cents", "open_cents", "costs_cents", "interest_cents"):
         df[col] = df[col].astype("Int64")
     return df
 

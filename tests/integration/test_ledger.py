@@ -139,3 +139,39 @@ def test_timestamps_compare_across_zones(url: str) -> None:
             select(t).where(t <= dt.datetime(2026, 11, 24, 8, 29, tzinfo=dt.UTC))
         ).first()
     engine.dispose()
+
+
+def test_allocations_made_before_components_count_as_principal(url: str) -> None:
+    """Upgrading a ledger from revision 0004: its allocations all went to the principal."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import text
+
+    from ledger.store import _MIGRATIONS, make_engine
+
+    engine = make_engine(url)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0004")
+        conn.execute(
+            text(
+                "INSERT INTO creditors (creditor_id, name, sector, config_sha256, created_at,"
+                " updated_at)"
+                " VALUES ('c1', 'C', 'housing', 'h', :now, :now)"
+            ),
+            {"now": utcnow()},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO allocations (creditor_id, payment_id, invoice_id, amount_cents,"
+                " rule, created_at) VALUES ('c1', 'p1', 'F1', 12345, 'structured_reference', :now)"
+            ),
+            {"now": utcnow()},
+        )
+    migrate(engine)
+    with engine.connect() as conn:
+        row = conn.execute(select(s.allocations)).one()
+    assert (row.principal_cents, row.costs_cents, row.interest_cents) == (12345, 0, 0)
+    engine.dispose()

@@ -1,11 +1,12 @@
 import datetime as dt
 
 import pandas as pd
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ledger.records import PAYMENT_COLUMNS
-from transforms.matching import match_payments, references_in_text
+from transforms.matching import MatchPolicy, match_payments, references_in_text
 from transforms.references import new_betalingskenmerk
 
 D = dt.date(2026, 11, 23)
@@ -42,12 +43,18 @@ def items(*rows: tuple[str, int]) -> pd.DataFrame:
     )
 
 
+def rows(df: pd.DataFrame, *cols: str) -> list[dict]:
+    """The records, in the columns a test states (allocations: without the split)."""
+    cols = cols or ("payment_id", "invoice_id", "amount_cents", "rule")
+    return df[list(cols)].to_dict("records")
+
+
 def test_structured_reference_full_payment() -> None:
     r = match_payments(
         pd.DataFrame([pay("p1", 5000, new_betalingskenmerk(1))]), items(("F1", 5000))
     )
     assert r.payments.iloc[0]["status"] == "matched"
-    assert r.invoices.to_dict("records") == [
+    assert rows(r.invoices, "invoice_id", "open_cents", "status") == [
         {"invoice_id": "F1", "open_cents": 0, "status": "paid"}
     ]
 
@@ -57,7 +64,7 @@ def test_reference_written_in_text_with_spaces() -> None:
     text = f"huur nov kenmerk {ref[:4]} {ref[4:8]} {ref[8:12]} {ref[12:]}"
     assert references_in_text(text) == [ref]
     r = match_payments(pd.DataFrame([pay("p1", 100, text=text)]), items(("F1", 5000), ("F2", 300)))
-    assert r.allocations.to_dict("records") == [
+    assert rows(r.allocations) == [
         {"payment_id": "p1", "invoice_id": "F2", "amount_cents": 100, "rule": "reference_in_text"}
     ]
     assert r.invoices.iloc[0]["status"] == "partial"
@@ -138,7 +145,7 @@ def test_ocr_noise_in_an_invoice_number_still_matches() -> None:
     r = match_payments(
         pd.DataFrame([pay("p1", 45000, text="fact. F2O26-OOO3")]), two_debtors(), DEBTORS
     )
-    assert r.allocations.to_dict("records") == [
+    assert rows(r.allocations) == [
         {
             "payment_id": "p1",
             "invoice_id": "F2026-0003",
@@ -214,7 +221,7 @@ def test_a_reversal_undoes_the_original_allocation() -> None:
     rev = pay("p9", -45000, reversal=True)
     rev.update(end_to_end_id="E2E-9", return_reason="AM04")
     r = match_payments(pd.DataFrame([rev]), two_debtors().iloc[:2], DEBTORS, history)
-    assert r.allocations.to_dict("records") == [
+    assert rows(r.allocations) == [
         {"payment_id": "p9", "invoice_id": "F2026-0003", "amount_cents": -45000, "rule": "reversal"}
     ]
     assert r.invoices.set_index("invoice_id").loc["F2026-0003", "open_cents"] == 45000
@@ -255,7 +262,7 @@ def test_a_direct_debit_end_to_end_id_names_the_item() -> None:
     row = pay("p1", 20000)
     row["end_to_end_id"] = "F2026-0002"
     r = match_payments(pd.DataFrame([row]), two_debtors(), DEBTORS)
-    assert r.allocations.to_dict("records") == [
+    assert rows(r.allocations) == [
         {
             "payment_id": "p1",
             "invoice_id": "F2026-0002",
@@ -263,3 +270,141 @@ def test_a_direct_debit_end_to_end_id_names_the_item() -> None:
             "rule": "end_to_end_id",
         }
     ]
+
+
+def with_parts(*rows: tuple[str, int, int, int]) -> pd.DataFrame:
+    """Items of one debtor as (id, principal, costs, interest) still open, oldest first."""
+    its = items(*[(i, p + c + n) for i, p, c, n in rows])
+    its["costs_cents"] = [c for _, _, c, _ in rows]
+    its["interest_cents"] = [n for _, _, _, n in rows]
+    its["due_date"] = [D - dt.timedelta(days=len(rows) - k) for k in range(len(rows))]
+    its["debtor_id"] = "R0000001"
+    return its
+
+
+ONE_DEBTOR = pd.DataFrame([{"debtor_id": "R0000001", "name": "A. Jansen", "iban": None}])
+
+
+def split(r, inv: str) -> tuple[int, int, int]:  # type: ignore[no-untyped-def]
+    a = r.allocations.set_index("invoice_id").loc[inv]
+    return int(a["costs_cents"]), int(a["interest_cents"]), int(a["principal_cents"])
+
+
+def test_a_partial_payment_pays_costs_then_interest_then_principal() -> None:
+    """Art. 6:44 BW: 60.00 on 100.00 principal + 40.00 WIK costs + 1.20 interest."""
+    its = with_parts(("F1", 10000, 4000, 120))
+    ref = its["payment_reference"][0]
+    r = match_payments(pd.DataFrame([pay("p1", 6000, ref)]), its)
+    assert split(r, "F1") == (4000, 120, 1880)
+    left = r.invoices.set_index("invoice_id").loc["F1"]
+    assert (left["open_cents"], left["costs_cents"], left["interest_cents"]) == (8120, 0, 0)
+
+
+def test_a_creditor_can_have_the_principal_paid_first() -> None:
+    its = with_parts(("F1", 10000, 4000, 120))
+    ref = its["payment_reference"][0]
+    policy = MatchPolicy(allocation_order=("principal", "interest", "costs"))
+    r = match_payments(pd.DataFrame([pay("p1", 10060, ref)]), its, policy=policy)
+    assert split(r, "F1") == (0, 60, 10000)
+    left = r.invoices.set_index("invoice_id").loc["F1"]
+    assert (left["open_cents"], left["costs_cents"], left["interest_cents"]) == (4060, 4000, 60)
+
+
+def test_debtor_scope_pays_every_items_costs_before_any_principal() -> None:
+    its = with_parts(("F1", 5000, 1000, 0), ("F2", 5000, 1500, 0))
+    debtors = ONE_DEBTOR
+    p = pay("p1", 3000, text="klantnummer R0000001")
+    item_scope = match_payments(pd.DataFrame([p]), its, debtors)
+    assert split(item_scope, "F1") == (1000, 0, 2000) and "F2" not in set(
+        item_scope.allocations["invoice_id"]
+    )
+    debtor_scope = match_payments(
+        pd.DataFrame([p]), its, debtors, policy=MatchPolicy(allocation_scope="debtor")
+    )
+    assert split(debtor_scope, "F1") == (1000, 0, 500)
+    assert split(debtor_scope, "F2") == (1500, 0, 0)
+
+
+def test_a_reversal_gives_back_exactly_the_components_it_took() -> None:
+    history = pd.DataFrame(
+        [
+            {
+                "payment_id": "old",
+                "invoice_id": "F1",
+                "debtor_id": "R1",
+                "amount_cents": 6000,
+                "costs_cents": 4000,
+                "interest_cents": 120,
+                "end_to_end_id": "E2E-1",
+                "bank_reference": None,
+                "counterparty_iban": None,
+                "payment_amount_cents": 6000,
+                "item_open_cents": 8120,
+                "item_costs_cents": 0,
+                "item_interest_cents": 0,
+            }
+        ]
+    )
+    rev = pay("p2", -6000, reversal=True)
+    rev.update(end_to_end_id="E2E-1", return_reason="MD06")
+    r = match_payments(pd.DataFrame([rev]), with_parts(("F9", 100, 0, 0)), history=history)
+    assert split(r, "F1") == (-4000, -120, -1880)
+    back = r.invoices.set_index("invoice_id").loc["F1"]
+    assert (back["open_cents"], back["costs_cents"], back["interest_cents"]) == (14120, 4000, 120)
+
+
+def test_an_allocation_order_must_name_each_component_once() -> None:
+    with pytest.raises(ValueError, match="costs, interest, principal"):
+        MatchPolicy(allocation_order=("costs", "costs", "principal"))  # type: ignore[arg-type]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(1, 20_000), st.integers(0, 4_000), st.integers(0, 500)),
+        min_size=1,
+        max_size=5,
+    ),
+    st.lists(st.integers(1, 40_000), min_size=1, max_size=8),
+    st.permutations(["costs", "interest", "principal"]),
+    st.sampled_from(["item", "debtor"]),
+)
+def test_component_invariants(
+    parts: list[tuple[int, int, int]], amounts: list[int], order: list[str], scope: str
+) -> None:
+    its = with_parts(*[(f"F{k}", p, c, n) for k, (p, c, n) in enumerate(parts)])
+    debtors = ONE_DEBTOR
+    pays = pd.DataFrame([pay(f"p{k}", a, text="R0000001") for k, a in enumerate(amounts)])
+    policy = MatchPolicy(allocation_order=tuple(order), allocation_scope=scope)  # type: ignore[arg-type]
+    r = match_payments(pays, its, debtors, policy=policy)
+    a = r.allocations
+    # every allocation is exactly the sum of its parts, and no part goes negative
+    assert (
+        a["costs_cents"] + a["interest_cents"] + a["principal_cents"] == a["amount_cents"]
+    ).all()
+    left = its.set_index("invoice_id")
+    left["principal_cents"] = left["open_cents"] - left["costs_cents"] - left["interest_cents"]
+    new = r.invoices.set_index("invoice_id")
+    for inv, row in left.iterrows():
+        got = a[a["invoice_id"] == inv][["costs_cents", "interest_cents"]].sum()
+        assert int(got["costs_cents"]) <= row["costs_cents"]
+        assert int(got["interest_cents"]) <= row["interest_cents"]
+        if inv in new.index:
+            assert new.loc[inv, "costs_cents"] == row["costs_cents"] - int(got["costs_cents"])
+            assert (
+                new.loc[inv, "costs_cents"] + new.loc[inv, "interest_cents"]
+                <= new.loc[inv, "open_cents"]
+            )
+    # a component later in the order is only paid once the earlier ones of that item are
+    if scope == "item":
+        paid: dict[tuple[str, str], int] = {}
+        for row in a.itertuples():
+            for comp in order:
+                paid[row.invoice_id, comp] = paid.get((row.invoice_id, comp), 0) + int(
+                    getattr(row, f"{comp}_cents")
+                )
+            for k, comp in enumerate(order[1:], start=1):
+                if getattr(row, f"{comp}_cents"):
+                    for earlier in order[:k]:
+                        owed = left.loc[row.invoice_id, f"{earlier}_cents"]
+                        assert paid[row.invoice_id, earlier] == owed

@@ -28,6 +28,8 @@ GOOD_INVOICE = {
     "due_date": dt.date(2026, 1, 1),
     "amount_cents": 1,
     "open_cents": 1,
+    "costs_cents": 0,
+    "interest_cents": 0,
     "currency": "EUR",
     "payment_reference": "5000056789012345",
     "paid_date": None,
@@ -54,6 +56,7 @@ INVOICE_CASES = {
     "invoice.amount_positive": {"amount_cents": 0, "open_cents": 0},
     "invoice.open_not_negative": {"open_cents": -1},
     "invoice.open_within_amount": {"open_cents": 2},
+    "invoice.components_within_open": {"open_cents": 1, "costs_cents": 1, "interest_cents": 1},
     "invoice.currency": {"currency": "USD"},
     "invoice.dates_present": {"due_date": None},
     "invoice.due_after_invoice": {"due_date": dt.date(2025, 12, 31)},
@@ -75,8 +78,25 @@ def _debtors(rows: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
 def _invoices(rows: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
     df = pd.DataFrame(rows, columns=[*INVOICE_COLUMNS, "_errors"])
     df["amount_cents"] = df["amount_cents"].astype("Int64")
-    df["open_cents"] = df["open_cents"].astype("Int64")
+    for c in ("open_cents", "costs_cents", "interest_cents"):
+        df[c] = df[c].astype("Int64")
     return df, v.derive_invoice_checks(df, {"R1"})
+
+
+def test_open_costs_and_interest_may_lift_open_above_the_principal(
+    validator: v.Validator,
+) -> None:
+    """An item of 100.00 with 40.00 WIK costs and 1.20 interest open: 141.20 is owed."""
+    with_costs = {
+        **GOOD_INVOICE,
+        "amount_cents": 10000,
+        "open_cents": 14120,
+        "costs_cents": 4000,
+        "interest_cents": 120,
+    }
+    df, prepared = _invoices([with_costs])
+    out = validator.validate("invoices", df, v.invoice_rules(), "invoice_id", prepared)
+    assert list(out.valid["invoice_id"]) == ["F1"] and not out.failures
 
 
 @pytest.mark.parametrize("rule", sorted(DEBTOR_CASES))

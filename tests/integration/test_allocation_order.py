@@ -1,0 +1,136 @@
+"""Allocation by component through the stages: costs booked in the creditor's ERP (read
+through the SQLite ODBC driver) are paid before interest and principal (art. 6:44 BW),
+or principal first when the creditor's policy says so; the ledger, the write-back and a
+reversal all agree."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+import yaml
+from sqlalchemy import insert, select, update
+
+from flows import stages
+from flows.context import make_ctx
+from flows.demo import seed
+from ledger import schema as s
+from ledger.store import utcnow
+from transforms.contact_window import AMS
+from transforms.validation import Validator
+
+NOW = dt.datetime(2026, 11, 24, 10, 0, tzinfo=AMS)
+
+
+def _ctx(tmp_path: Path, order: list[str] | None = None):  # type: ignore[no-untyped-def]
+    cfg = seed(tmp_path / "demo", 200, NOW.date())
+    if order:
+        doc = yaml.safe_load(cfg.read_text())
+        doc.setdefault("policy", {})["allocation_order"] = order
+        cfg.write_text(yaml.safe_dump(doc, sort_keys=False))
+    ctx = make_ctx(str(cfg), NOW)
+    for entity in stages.ENTITIES:
+        stages.ingest_entity(ctx, "erp", entity)
+    stages.validate_staged(ctx, Validator())
+    return ctx
+
+
+def _item_with_costs(ctx):  # type: ignore[no-untyped-def]
+    with ctx.engine.connect() as conn:
+        row = conn.execute(
+            select(s.invoices).where(s.invoices.c.costs_cents > 0).order_by(s.invoices.c.invoice_id)
+        ).first()
+    assert row is not None, "the demo ERP books WIK costs on items after its own 14-day letter"
+    assert row.open_cents == row.amount_cents + row.costs_cents
+    return row
+
+
+def _pay(ctx, pid: str, cents: int, ref: str | None, **extra) -> None:  # type: ignore[no-untyped-def]
+    with ctx.engine.begin() as conn:
+        conn.execute(
+            insert(s.payments).values(
+                creditor_id=ctx.creditor_id,
+                payment_id=pid,
+                source="bank",
+                booking_date=NOW.date(),
+                amount_cents=cents,
+                currency="EUR",
+                structured_reference=ref,
+                status="new",
+                created_at=utcnow(),
+                **extra,
+            )
+        )
+
+
+def _state(ctx, invoice_id: str):  # type: ignore[no-untyped-def]
+    with ctx.engine.connect() as conn:
+        inv = conn.execute(select(s.invoices).where(s.invoices.c.invoice_id == invoice_id)).one()
+        allocs = conn.execute(
+            select(s.allocations)
+            .where(s.allocations.c.invoice_id == invoice_id)
+            .order_by(s.allocations.c.created_at, s.allocations.c.payment_id)
+        ).all()
+        wbs = conn.execute(
+            select(s.write_backs.c["values"])
+            .where(s.write_backs.c.record_id == invoice_id)
+            .order_by(s.write_backs.c.id)
+        ).all()
+    return inv, allocs, [w[0] for w in wbs]
+
+
+def test_costs_are_paid_first_and_a_reversal_restores_them(tmp_path: Path) -> None:
+    ctx = _ctx(tmp_path)
+    item = _item_with_costs(ctx)
+    part = item.costs_cents + 1000  # the costs and 10.00 of the principal
+    _pay(ctx, "p-1", part, item.payment_reference, end_to_end_id="E2E-ALLOC-1")
+    stages.match_new_payments(ctx)
+    inv, allocs, wbs = _state(ctx, item.invoice_id)
+    assert [(a.costs_cents, a.interest_cents, a.principal_cents) for a in allocs] == [
+        (item.costs_cents, 0, 1000)
+    ]
+    assert (inv.open_cents, inv.costs_cents, inv.status) == (item.amount_cents - 1000, 0, "partial")
+    assert wbs[-1]["open_costs"] == "0.00"
+    assert wbs[-1]["open_amount"] == f"{(item.amount_cents - 1000) / 100:.2f}"
+
+    # the next ingest reads the ERP's (unchanged) costs again: vangnet's allocation stays
+    with ctx.engine.begin() as conn:  # force the item to be re-read as changed
+        conn.execute(update(s.invoices).values(source_version="older"))
+    stages.ingest_entity(ctx, "erp", "invoices")
+    stages.validate_staged(ctx, Validator())
+    inv, _, _ = _state(ctx, item.invoice_id)
+    assert (inv.open_cents, inv.costs_cents) == (item.amount_cents - 1000, 0)
+
+    # the direct debit comes back (MD06): the costs are owed again, exactly
+    _pay(ctx, "p-2", -part, None, end_to_end_id="E2E-ALLOC-1", reversal=True, return_reason="MD06")
+    stages.match_new_payments(ctx)
+    inv, allocs, _ = _state(ctx, item.invoice_id)
+    assert [(a.amount_cents, a.costs_cents, a.principal_cents) for a in allocs][-1] == (
+        -part,
+        -item.costs_cents,
+        -1000,
+    )
+    assert (inv.open_cents, inv.costs_cents) == (item.open_cents, item.costs_cents)
+
+
+def test_a_creditor_can_choose_principal_first(tmp_path: Path) -> None:
+    ctx = _ctx(tmp_path, ["principal", "interest", "costs"])
+    item = _item_with_costs(ctx)
+    _pay(ctx, "p-1", item.amount_cents, item.payment_reference)
+    stages.match_new_payments(ctx)
+    inv, allocs, wbs = _state(ctx, item.invoice_id)
+    assert [(a.costs_cents, a.principal_cents) for a in allocs] == [(0, item.amount_cents)]
+    assert (inv.open_cents, inv.costs_cents) == (item.costs_cents, item.costs_cents)
+    assert wbs[-1]["open_costs"] == f"{item.costs_cents / 100:.2f}"
+
+
+def test_a_wrong_allocation_order_is_refused_with_the_fix(tmp_path: Path) -> None:
+    from flows.config import ConfigError, load
+
+    cfg = seed(tmp_path / "demo", 20, NOW.date())
+    doc = yaml.safe_load(cfg.read_text())
+    doc.setdefault("policy", {})["allocation_order"] = ["costs", "principal"]
+    cfg.write_text(yaml.safe_dump(doc, sort_keys=False))
+    with pytest.raises(ConfigError, match="allocation_order"):
+        load(cfg)
