@@ -29,6 +29,7 @@ from connectors.exact_online.settings import ExactOnlineSettings
 from connectors.odbc.settings import OdbcSettings
 from connectors.outbox.channel import OutboxSettings
 from connectors.salesforce.settings import SalesforceSettings
+from connectors.schuldenknooppunt.settings import PortalExchangeSettings, SoapExchangeSettings
 from connectors.secrets import SecretRef
 from connectors.sftp.settings import SftpSettings
 from transforms.csv_payments import CsvMapping
@@ -99,10 +100,52 @@ class WriteBackSettings(Strict):
     )
 
 
-class DebtHelpSettings(Strict):
-    inbox_dir: str | None = Field(
-        None, description="folder with Schuldenknooppunt portal CSV downloads"
+class ProposalSettings(Strict):
+    accept_min_percentage: float | None = Field(
+        None, ge=0, le=100, description="accept a Betaalvoorstel offering at least this %"
     )
+    accept_below: Decimal | None = Field(
+        None, ge=0, description="accept any Betaalvoorstel when the total claim is at most this"
+    )
+    max_term_months: int = Field(36, ge=1, le=120)
+
+
+class WgsSettings(Strict):
+    """Statutory early signalling (Wgs) for landlords, energy, water, health insurers."""
+
+    enabled: bool = False
+    min_days_late: int = Field(30, ge=1, le=365)
+    min_arrears: Decimal = Field(Decimal("0.01"), ge=0)
+    repeat_after_days: int = Field(90, ge=1)
+    export_dir: str = Field("wgs", description="where the signal files for the portal go")
+    messages_point_to_help: bool = True
+
+
+class DebtHelpSettings(Strict):
+    exchange: (
+        Annotated[SoapExchangeSettings | PortalExchangeSettings, Field(discriminator="kind")] | None
+    ) = Field(None, description="the Schuldenknooppunt route: soap or portal")
+    inbox_dir: str | None = Field(
+        None, description="shorthand for exchange: {kind: portal, inbox_dir: ...}"
+    )
+    debt_type: str = Field("overig", description="SoortSchuld in a Saldoverzoek antwoord")
+    bsn_allowed: bool = Field(
+        False, description="may this creditor keep BSNs (Kennisgeving Publiek)?"
+    )
+    answer_working_days: int = Field(10, ge=1, le=30)
+    status_request_after_days: int = Field(
+        120, ge=30, description="ask the counsellor for a status after this long on hold"
+    )
+    proposals: ProposalSettings = Field(default_factory=ProposalSettings)
+    wgs: WgsSettings = Field(default_factory=WgsSettings)
+
+    @model_validator(mode="after")
+    def _one_route(self) -> DebtHelpSettings:
+        if self.inbox_dir and self.exchange is None:
+            self.exchange = PortalExchangeSettings(inbox_dir=self.inbox_dir)
+        elif self.inbox_dir:
+            raise ValueError("set exchange or inbox_dir, not both")
+        return self
 
 
 class PolicySettings(Strict):

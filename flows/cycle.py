@@ -13,6 +13,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from connectors.errors import RetriableError
+from flows import debt_help as debt_help_stage
 from flows import stages
 from flows.context import Ctx, clock, make_ctx
 from transforms.contact_window import AMS
@@ -52,9 +53,14 @@ def validate_staged(ctx: Ctx) -> dict[str, Any]:
     return stages.validate_staged(ctx, Validator())
 
 
-@task(name="debt-help-inbox", **RETRIES)
-def debt_help_inbox(ctx: Ctx) -> dict[str, Any]:
-    return stages.debt_help_inbox(ctx)
+@task(name="debt-help-exchange", task_run_name="debt-help-{moment}", **RETRIES)
+def debt_help_exchange(ctx: Ctx, moment: str = "exchange") -> dict[str, Any]:
+    return debt_help_stage.exchange_messages(ctx)
+
+
+@task(name="wgs-signals")
+def wgs_signals(ctx: Ctx) -> dict[str, Any]:
+    return debt_help_stage.wgs_signals(ctx)
 
 
 @task(name="fetch-statements", task_run_name="fetch-statements-{source}", **RETRIES)
@@ -146,11 +152,35 @@ def validate(ctx: Ctx) -> dict[str, Any]:
 
 @flow(name="debt-help", flow_run_name="debt-help-{ctx.creditor_id}")
 def debt_help(ctx: Ctx) -> dict[str, Any]:
-    out = debt_help_inbox(ctx)
-    create_table_artifact(
-        key=_key("debt-help", ctx), table=[out], description="Schuldenknooppunt notices and holds"
-    )
+    """The Schuldenknooppunt round (fetch, store, confirm, handle, answer) and the
+    statutory early signals."""
+    out = debt_help_exchange(ctx)
+    out["wgs"] = wgs_signals(ctx)
+    _debt_help_artifacts(ctx, out)
     return out
+
+
+@flow(name="debt-help-last-look", flow_run_name="debt-help-last-look-{ctx.creditor_id}")
+def debt_help_last_look(ctx: Ctx) -> dict[str, Any]:
+    """Right before sending: a Kennisgeving that arrived mid-cycle still stops contact."""
+    out = debt_help_exchange(ctx, "last-look")
+    _debt_help_artifacts(ctx, out)
+    return out
+
+
+def _debt_help_artifacts(ctx: Ctx, out: dict[str, Any]) -> None:
+    counts = {k: v for k, v in out.items() if isinstance(v, int | str) and k != "route"}
+    create_table_artifact(
+        key=_key("debt-help", ctx),
+        table=[{"route": out.get("route", "none"), **counts}],
+        description="Schuldenknooppunt messages, holds and answers",
+    )
+    create_table_artifact(
+        key=_key("debt-help-due", ctx),
+        table=out.get("due")
+        or [{"message_id": "-", "type": "-", "answer_due": "-", "note": "nothing due"}],
+        description="Schuldenknooppunt messages owing an answer (10 working days), soonest first",
+    )
 
 
 @flow(name="reconcile", flow_run_name="reconcile-{ctx.creditor_id}")
@@ -240,7 +270,8 @@ def _cycle_run_name() -> str:
 def daily_cycle(
     creditor_file: str, now: str | None = None, sftp_port: int | None = None
 ) -> dict[str, Any]:
-    """ingest -> validate -> debt help -> reconcile -> assess -> plan -> send -> write back."""
+    """ingest -> validate -> debt help -> reconcile -> assess -> plan -> debt help (last
+    look) -> send -> write back."""
     ctx = make_ctx(creditor_file, now)
     summary: dict[str, Any] = {"creditor": ctx.creditor_id, "cycle_date": ctx.today.isoformat()}
     summary["ingest"] = ingest(ctx)
@@ -249,6 +280,7 @@ def daily_cycle(
     summary["reconcile"] = reconcile(ctx, sftp_port)
     summary["assess"] = assess(ctx)
     summary["plan"] = plan(ctx)
+    summary["debt_help_last_look"] = debt_help_last_look(ctx)
     summary["send"] = send(ctx)
     summary["write_back"] = write_back_stage(ctx)
     create_markdown_artifact(
@@ -278,6 +310,7 @@ def cycle_markdown(summary: dict[str, Any]) -> str:
     v = summary["validate"]["entities"]
     sent = {ch: r["sent"] for ch, r in summary["send"].items()}
     rec, wb = summary["reconcile"], summary["write_back"]
+    dh, last = summary["debt_help"], summary.get("debt_help_last_look") or {}
     lines = [
         f"# Daily cycle {summary['creditor']} {summary['cycle_date']}",
         "",
@@ -289,7 +322,10 @@ def cycle_markdown(summary: dict[str, Any]) -> str:
             f"{e}: {x['passed']} passed, {x['quarantined']} quarantined" for e, x in v.items()
         )
         + " |",
-        f"| debt help | {summary['debt_help']['holds']} new holds |",
+        "| debt help | "
+        + f"{dh.get('holds', 0) + last.get('holds', 0)} new holds, "
+        + f"{dh.get('answers_sent', 0) + last.get('answers_sent', 0)} answers sent, "
+        + f"{dh.get('review', 0)} for review, {len(last.get('due') or dh.get('due') or [])} due |",
         f"| reconcile | {rec['matched']} of {rec['payments']} payments matched |",
         "| assess | "
         + ", ".join(f"{k} {n}" for k, n in sorted(summary["assess"]["segments"].items()))

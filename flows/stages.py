@@ -7,7 +7,6 @@ small summary (counts and ids only, never personal data) for the artifacts.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import hashlib
 import json
@@ -364,98 +363,7 @@ def _allocated(
 
 
 # ------------------------------------------------------------------------ debt help
-def debt_help_inbox(ctx: Ctx) -> dict[str, Any]:
-    """Kennisgevingen from the Schuldenknooppunt portal's CSV downloads become holds.
-
-    The portal's exact CSV layout is not public (DOMAIN.md): the columns read here
-    (BerichtId, BerichtType, Datum, KlantnummerSE) are our assumption and live in this
-    one function until the Schuldenknooppunt issue replaces it with the real exchange.
-    """
-    folder = ctx.cfg.debt_help.inbox_dir
-    out = {"files": 0, "notices": 0, "holds": 0, "unknown_debtor": 0, "cancelled_contacts": 0}
-    if not folder:
-        return out
-    inbox = ctx.cfg.path(folder)
-    done = inbox / "processed"
-    for f in sorted(inbox.glob("*.csv")):
-        out["files"] += 1
-        with open(f, encoding="utf-8-sig", newline="") as fh:
-            notices = list(csv.DictReader(fh, delimiter=";"))
-        with ctx.engine.begin() as conn:
-            known = set(
-                conn.execute(
-                    select(s.debtors.c.debtor_id).where(s.debtors.c.creditor_id == ctx.creditor_id)
-                ).scalars()
-            )
-            for n in notices:
-                out["notices"] += 1
-                mid, kind, debtor = n.get("BerichtId"), n.get("BerichtType"), n.get("KlantnummerSE")
-                if kind not in ("Kennisgeving", "Kennisgeving Publiek") or not mid:
-                    _quarantine_message(
-                        conn, ctx, f.name, mid or "<no id>", "skp.message_type", kind
-                    )
-                    continue
-                if not debtor or debtor not in known:
-                    out["unknown_debtor"] += 1
-                    _quarantine_message(conn, ctx, f.name, mid, "skp.debtor_known", debtor)
-                    continue
-                start = dt.date.fromisoformat(n.get("Datum") or ctx.today.isoformat())
-                added = insert_ignore(
-                    conn,
-                    s.holds,
-                    [
-                        {
-                            "creditor_id": ctx.creditor_id,
-                            "debtor_id": debtor,
-                            "kind": "debt_assistance",
-                            "reason": "Kennisgeving Schuldenknooppunt",
-                            "source_message_id": mid,
-                            "starts_on": start,
-                            "created_at": utcnow(),
-                        }
-                    ],
-                )
-                if added:
-                    out["holds"] += 1
-                    audit(
-                        conn,
-                        ctx.creditor_id,
-                        ACTOR,
-                        "hold.added",
-                        debtor,
-                        {"message_id": mid, "kind": "debt_assistance"},
-                    )
-                out["cancelled_contacts"] += cancel_open_contacts(
-                    conn, ctx.creditor_id, debtor, "hold: debt assistance"
-                )
-        done.mkdir(exist_ok=True)
-        f.replace(done / f.name)  # only after the holds are committed
-    return out
-
-
-def _quarantine_message(
-    conn: Any, ctx: Ctx, file_name: str, mid: str, rule: str, value: Any
-) -> None:
-    insert_ignore(
-        conn,
-        s.quarantine,
-        [
-            {
-                "creditor_id": ctx.creditor_id,
-                "source": "schuldenknooppunt",
-                "entity": "skp_message",
-                "record_id": mid,
-                "fingerprint": hashlib.sha256(f"{file_name}:{mid}".encode()).hexdigest(),
-                "failures": [{"rule": rule, "column": "message", "value": str(value)[:64]}],
-                "payload": {"file": file_name, "message_id": mid},
-                "status": "open",
-                "cycle_date": ctx.today,
-                "created_at": utcnow(),
-            }
-        ],
-    )
-
-
+# the Schuldenknooppunt exchange lives in flows/debt_help.py; holds are shared here
 def cancel_open_contacts(conn: Any, creditor_id: str, debtor_ids: str | set[str], why: str) -> int:
     """Cancel every still-planned contact of these debtors, in one statement."""
     ids = [debtor_ids] if isinstance(debtor_ids, str) else sorted(debtor_ids)

@@ -50,8 +50,16 @@ class Channel(Protocol):
 
 
 class DebtHelpExchange(Protocol):
-    def fetch_inbox(self) -> Sequence[Mapping[str, Any]]: ...
+    """The Schuldenknooppunt (connectors/schuldenknooppunt): messages in, answers out.
+
+    ``fetch_inbox`` returns every waiting message (``InMessage``, or ``Unreadable`` for
+    one that cannot be used); the caller commits them to the ledger and only then calls
+    ``acknowledge`` with their ids, so a crash in between fetches them again instead of
+    losing them. ``post_reply`` sends one ``Reply``; the same reply id sent twice must
+    be harmless (the hub and the portal files deduplicate on it)."""
+
+    def fetch_inbox(self) -> Sequence[Any]: ...
 
     def acknowledge(self, message_ids: Sequence[str]) -> None: ...
 
-    def post_reply(self, reply: Mapping[str, Any]) -> None: ...
+    def post_reply(self, reply: Any) -> None: ...

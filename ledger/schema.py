@@ -281,6 +281,8 @@ preferences = Table(
     Column("channel", String(16)),
     Column("preferred_day", Integer),  # day of month 1..28
     Column("language", String(5)),
+    # the debtor refused to have their details shared with the municipality (Wgs)
+    Column("wgs_refused", Boolean, nullable=False, server_default="0"),
     Column("source", String(32), nullable=False),  # portal | erp | operator
     Column("updated_at", TS, nullable=False),
     ForeignKeyConstraint(["creditor_id"], ["creditors.creditor_id"]),
@@ -405,5 +407,82 @@ cycle_runs = Table(
     Column("updated_at", TS, nullable=False),
     ForeignKeyConstraint(["creditor_id"], ["creditors.creditor_id"]),
 )
+
+# ------------------------------------------------------------------ debt help (SKN)
+#: every message from the Schuldenknooppunt, committed before it is confirmed to the hub
+skp_messages = Table(
+    "skp_messages",
+    metadata,
+    Column("creditor_id", String(64), primary_key=True),
+    Column("message_id", String(128), primary_key=True),
+    Column("type", String(32)),  # canonical (messages.IN_TYPES); null when unreadable
+    Column("sent_on", Date),
+    Column("received_at", TS, nullable=False),
+    Column("debtor_id", String(64)),  # resolved from KlantnummerSE (or review)
+    # new | done | review | answered | unreadable | refused
+    Column("status", String(16), nullable=False),
+    Column("answer_due", Date),  # 10 working days after receipt, when an answer is owed
+    Column("payload", JSON, nullable=False),  # the message (a BSN only where allowed)
+    Column("note", Text),  # why it waits for review, or why it could not be used
+    Column("handled_at", TS),
+    ForeignKeyConstraint(["creditor_id"], ["creditors.creditor_id"]),
+    Index("ix_skp_messages_status", "creditor_id", "status"),
+)
+#: answers to the hub: planned -> sending -> sent (same reply_id on a resend)
+skp_replies = Table(
+    "skp_replies",
+    metadata,
+    Column("creditor_id", String(64), primary_key=True),
+    Column("reply_id", String(64), primary_key=True),
+    Column("in_reply_to", String(128)),
+    Column("type", String(32), nullable=False),
+    Column("debtor_id", String(64)),
+    Column("payload", JSON, nullable=False),
+    Column("status", String(16), nullable=False),  # planned | sending | sent | failed
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("last_error", Text),
+    Column("created_at", TS, nullable=False),
+    Column("sent_at", TS),
+    ForeignKeyConstraint(["creditor_id"], ["creditors.creditor_id"]),
+)
+#: payment arrangements (a Schuldregeling akkoord, later the self-service page)
+arrangements = Table(
+    "arrangements",
+    metadata,
+    Column("creditor_id", String(64), primary_key=True),
+    Column("arrangement_id", String(64), primary_key=True),
+    Column("debtor_id", String(64), nullable=False),
+    Column("origin", String(32), nullable=False),  # schuldenknooppunt | portal | operator
+    Column("source_message_id", String(128)),
+    Column("total_cents", BigInteger, nullable=False),
+    Column("instalments", JSON, nullable=False),  # [{"due_on": iso, "amount_cents": n}]
+    Column("status", String(16), nullable=False),  # active | completed | broken | ended
+    Column("starts_on", Date, nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    ForeignKeyConstraint(["creditor_id"], ["creditors.creditor_id"]),
+    Index("ix_arrangements_debtor", "creditor_id", "debtor_id"),
+)
+#: statutory early signals (Wgs) passed to the municipality, and what came back
+wgs_signals = Table(
+    "wgs_signals",
+    metadata,
+    Column("creditor_id", String(64), primary_key=True),
+    Column("signal_id", String(64), primary_key=True),
+    Column("debtor_id", String(64), nullable=False),
+    Column("signal_date", Date, nullable=False),
+    Column("arrears_cents", BigInteger, nullable=False),
+    Column("arisen_on", Date, nullable=False),  # oldest unpaid due date
+    Column("days_late", Integer, nullable=False),
+    Column("crisis", Boolean, nullable=False, server_default="0"),
+    Column("status", String(16), nullable=False),  # exported | outcome
+    Column("export_file", String(255)),
+    Column("outcome", String(64)),
+    Column("outcome_on", Date),
+    Column("created_at", TS, nullable=False),
+    ForeignKeyConstraint(["creditor_id"], ["creditors.creditor_id"]),
+    UniqueConstraint("creditor_id", "debtor_id", "signal_date"),
+)
+
 
 ALL_TABLES = tuple(metadata.sorted_tables)

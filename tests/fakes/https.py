@@ -26,6 +26,42 @@ class TestCA:
     ca_pem: Path
     cert_pem: Path
     key_pem: Path
+    ca_key_pem: Path | None = None
+
+
+def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def make_client_cert(ca: TestCA, folder: Path, name: str = "vangnet-client") -> tuple[Path, Path]:
+    """A client certificate (TLS client auth) signed by the test CA: (cert, key)."""
+    assert ca.ca_key_pem is not None
+    ca_cert = x509.load_pem_x509_certificate(ca.ca_pem.read_bytes())
+    ca_key: Any = serialization.load_pem_private_key(ca.ca_key_pem.read_bytes(), None)
+    now = dt.datetime.now(dt.UTC)
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    cert_path, key_path = folder / f"{name}.pem", folder / f"{name}.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(_pem_key(key))
+    return cert_path, key_path
 
 
 def make_ca(folder: Path) -> TestCA:
@@ -79,8 +115,10 @@ def make_ca(folder: Path) -> TestCA:
         )
         .sign(ca_key, hashes.SHA256())
     )
-    out = TestCA(folder / "ca.pem", folder / "server.pem", folder / "server.key")
+    out = TestCA(folder / "ca.pem", folder / "server.pem", folder / "server.key", folder / "ca.key")
     out.ca_pem.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    assert out.ca_key_pem is not None
+    out.ca_key_pem.write_bytes(_pem_key(ca_key))
     out.cert_pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     out.key_pem.write_bytes(
         key.private_bytes(
@@ -170,10 +208,15 @@ class FakeHandler(BaseHTTPRequestHandler):
 class FakeServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, handler: type[FakeHandler], ca: TestCA) -> None:
+    def __init__(
+        self, handler: type[FakeHandler], ca: TestCA, require_client_cert: bool = False
+    ) -> None:
         super().__init__(("127.0.0.1", 0), handler)
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(ca.cert_pem, ca.key_pem)
+        if require_client_cert:  # mutual TLS: no certificate from our CA, no connection
+            ctx.verify_mode = ssl.CERT_REQUIRED
+            ctx.load_verify_locations(ca.ca_pem)
         self.socket = ctx.wrap_socket(self.socket, server_side=True)
         self.faults = FaultPlan()
         self.requests: list[tuple[str, str]] = []

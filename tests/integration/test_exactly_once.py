@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import select
 
 from connectors.outbox import OutboxChannel, OutboxSettings
-from flows import stages
+from flows import debt_help, stages
 from flows.context import make_ctx
 from flows.demo import seed, sftp_server
 from ledger import schema as s
@@ -55,7 +55,7 @@ def planned(tmp_path: Path):
     for entity in stages.ENTITIES:
         stages.ingest_entity(ctx, "erp", entity)
     stages.validate_staged(ctx, Validator())
-    stages.debt_help_inbox(ctx)
+    debt_help.exchange_messages(ctx)
     with sftp_server(tmp_path / "demo") as srv:
         stages.fetch_statements(ctx, "bank", srv.port)
     stages.match_new_payments(ctx)
