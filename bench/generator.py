@@ -118,12 +118,18 @@ def generate(
     _break_some(deb, inv, rng, broken_share)
     statement = _statement(inv, deb, pd.Series(persona, index=ids), rng, today)
     prot = [d for d, p in zip(ids, persona, strict=True) if p == "protected"]
+    # Kennisgevingen for the protected, and for a few of them the Saldoverzoek that
+    # follows (same CSV shape as the portal's download, see schuldenknooppunt/portal.py)
+    asked = prot[:3]
     notices = pd.DataFrame(
         {
-            "BerichtId": [f"SKN-{today:%Y%m%d}-{i:05d}" for i in range(1, len(prot) + 1)],
-            "BerichtType": "Kennisgeving",
+            "BerichtId": [f"SKN-{today:%Y%m%d}-{i:05d}" for i in range(1, len(prot) + 1)]
+            + [f"SKN-{today:%Y%m%d}-S{i:04d}" for i in range(1, len(asked) + 1)],
+            "BerichtType": ["Kennisgeving"] * len(prot) + ["Saldoverzoek"] * len(asked),
             "Datum": today.isoformat(),
-            "KlantnummerSE": prot,
+            "KlantnummerSE": prot + asked,
+            "KlantnummerSHV": [f"SHV-{i:05d}" for i in range(1, len(prot) + 1)]
+            + [f"SHV-{i:05d}" for i in range(1, len(asked) + 1)],
             "OrganisatieSHV": "Gemeente Voorbeeld, schuldhulpverlening",
         }
     )
@@ -248,7 +254,8 @@ def write_erp(path: Path, p: Portfolio) -> None:
             """
             DROP TABLE IF EXISTS relaties; DROP TABLE IF EXISTS facturen;
             CREATE TABLE relaties (relatienr TEXT PRIMARY KEY, naam TEXT, email TEXT, telefoon TEXT,
-              iban TEXT, straat TEXT, postcode TEXT, plaats TEXT, taal TEXT, gewijzigd_op TEXT NOT NULL);
+              iban TEXT, straat TEXT, postcode TEXT, plaats TEXT, taal TEXT, gewijzigd_op TEXT NOT NULL,
+              schuldhulp TEXT, schuldhulp_sinds TEXT);
             CREATE TABLE facturen (factuurnr TEXT PRIMARY KEY, relatienr TEXT, factuurdatum TEXT,
               vervaldatum TEXT, bedrag TEXT, openstaand TEXT, kosten TEXT, valuta TEXT,
               betalingskenmerk TEXT,

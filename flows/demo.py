@@ -76,6 +76,9 @@ sources:
         UPDATE facturen SET incassostatus = :status, vangnet_openstaand = :open_amount,
                vangnet_bijgewerkt = CURRENT_TIMESTAMP
         WHERE factuurnr = :record_id AND gewijzigd_op = :expected_version
+      holds: >-
+        UPDATE relaties SET schuldhulp = :hold, schuldhulp_sinds = :hold_since
+        WHERE relatienr = :record_id AND gewijzigd_op = :expected_version
   bank:
     kind: sftp
     host: 127.0.0.1
@@ -98,7 +101,10 @@ channels:
   letter: {{kind: outbox, dir: outbox}}
 
 debt_help:
-  inbox_dir: debt-help-inbox
+  exchange: {{kind: portal, inbox_dir: debt-help-inbox, outbox_dir: debt-help-outbox}}
+  debt_type: huur
+  proposals: {{accept_min_percentage: 30, max_term_months: 36}}
+  wgs: {{enabled: true, min_days_late: 30, export_dir: wgs}}
 
 policy:
   partitions: 4

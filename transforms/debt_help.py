@@ -77,15 +77,16 @@ def resolve_debtor(msg: InMessage, debtors: pd.DataFrame) -> Resolved:
         at = at[
             at["street"]
             .astype("string")
-            .str.contains(rf"\b{number.group(0)}\b", regex=True, na=False)
+            .str.contains(rf"(?<!\d){number.group(0)}(?!\d)", regex=True, na=False)
         ]
-    if msg.name and len(at) > 1:
+    if msg.name and len(at) > 1:  # the best name only, and only when it clearly fits
         want = msg.name.lower()
-        at = at[
-            at["name"].map(
-                lambda n: difflib.SequenceMatcher(None, want, str(n).lower()).ratio() >= 0.8
-            )
-        ]
+        score = at["name"].map(
+            lambda n: difflib.SequenceMatcher(None, want, str(n).lower()).ratio()
+        )
+        best = float(score.max())
+        if best >= 0.85:
+            at = at[score >= best - 0.02]
     if len(at) == 1:
         return Resolved(str(at["debtor_id"].iloc[0]), "address")
     if len(at) > 1:
