@@ -25,6 +25,15 @@ app.add_typer(reference_app, name="reference")
 app.add_typer(fees_app, name="fees")
 app.add_typer(creditor_app, name="creditor")
 app.add_typer(exact_app, name="exact")
+debt_help_app = typer.Typer(no_args_is_help=True, help="The Schuldenknooppunt exchange")
+holds_app = typer.Typer(no_args_is_help=True, help="Holds: debtors collection stopped for")
+wgs_app = typer.Typer(no_args_is_help=True, help="Statutory early signalling (Wgs)")
+app.add_typer(debt_help_app, name="debt-help")
+app.add_typer(holds_app, name="holds")
+app.add_typer(wgs_app, name="wgs")
+
+CREDITOR = typer.Option(..., "--creditor", help="the creditor's YAML file")
+OPERATOR = typer.Option(..., help="who decides (an id, for the audit log)")
 
 
 def _quiet_prefect() -> None:
@@ -155,6 +164,126 @@ def creditor_resume(
         )
         audit(conn, ctx.creditor_id, operator, "creditor.resumed", ctx.creditor_id, {})
     typer.echo(f"{ctx.creditor_id}: contact resumed")
+
+
+def _table(rows: list[dict[str, Any]], title: str, as_json: bool) -> None:
+    if as_json:
+        for r in rows:
+            sys.stdout.write(json.dumps(r, default=str, sort_keys=True) + "\n")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=title)
+    for col in rows[0] if rows else ["-"]:
+        t.add_column(col)
+    for r in rows:
+        t.add_row(*(str(v) for v in r.values()))
+    Console().print(t)
+
+
+@debt_help_app.command("run")
+def debt_help_run(creditor: Path = CREDITOR, as_json: bool = typer.Option(False, "--json")) -> None:
+    """One round with the Schuldenknooppunt now: fetch, store, confirm, handle, answer."""
+    from flows.context import make_ctx
+    from flows.debt_help import exchange_messages
+
+    out = exchange_messages(make_ctx(str(creditor)))
+    due = out.pop("due", [])
+    _table([out], "Schuldenknooppunt round", as_json)
+    if due and not as_json:
+        typer.echo(f"{len(due)} message(s) owe an answer: vangnet debt-help due")
+
+
+@debt_help_app.command("due")
+def debt_help_due(creditor: Path = CREDITOR, as_json: bool = typer.Option(False, "--json")) -> None:
+    """Messages owing an answer (10 working days), soonest deadline first."""
+    from flows.context import make_ctx
+    from flows.debt_help import due_answers
+
+    _table(due_answers(make_ctx(str(creditor))), "Schuldenknooppunt: answers due", as_json)
+
+
+@debt_help_app.command("answer")
+def debt_help_answer(
+    message_id: str,
+    decision: str = typer.Argument(..., help="accept | reject | no-cooperation | done"),
+    creditor: Path = CREDITOR,
+    reason: str = typer.Option(..., help="why (sent with the answer, audited)"),
+    operator: str = OPERATOR,
+) -> None:
+    """Answer a message in review; the answer goes out with the next exchange."""
+    from flows.context import make_ctx
+    from flows.debt_help import answer_review
+
+    try:
+        status = answer_review(make_ctx(str(creditor)), message_id, decision, reason, operator)
+    except (LookupError, ValueError) as exc:
+        _fail(str(exc))
+    typer.echo(f"{message_id}: {status}")
+
+
+@holds_app.command("list")
+def holds_list(creditor: Path = CREDITOR, as_json: bool = typer.Option(False, "--json")) -> None:
+    """Active holds: who, why, since when."""
+    from sqlalchemy import select
+
+    from flows.context import make_ctx
+    from ledger import schema as s
+
+    ctx = make_ctx(str(creditor))
+    h = s.holds
+    with ctx.engine.connect() as conn:
+        rows = conn.execute(
+            select(h.c.debtor_id, h.c.kind, h.c.reason, h.c.starts_on, h.c.source_message_id)
+            .where(h.c.creditor_id == ctx.creditor_id, h.c.lifted_at.is_(None))
+            .order_by(h.c.starts_on, h.c.debtor_id)
+        ).all()
+    _table([dict(r._mapping) for r in rows], f"Holds of {ctx.creditor_id}", as_json)
+
+
+@holds_app.command("lift")
+def holds_lift(
+    debtor: str,
+    creditor: Path = CREDITOR,
+    reason: str = typer.Option(..., help="why the hold ends (audited)"),
+    operator: str = OPERATOR,
+) -> None:
+    """Lift a debtor's holds by hand (e.g. the counsellor confirmed the end by phone)."""
+    from flows.context import make_ctx
+    from flows.debt_help import lift_hold_by_operator
+
+    try:
+        n = lift_hold_by_operator(make_ctx(str(creditor)), debtor, operator, reason)
+    except ValueError as exc:
+        _fail(str(exc))
+    if n == 0:
+        _fail(f"{debtor} has no active hold")
+    typer.echo(f"{debtor}: {n} hold(s) lifted")
+
+
+@wgs_app.command("export")
+def wgs_export(creditor: Path = CREDITOR) -> None:
+    """Select today's early signals and write the CSV/JSON for the municipality."""
+    from flows.context import make_ctx
+    from flows.debt_help import wgs_signals
+
+    out = wgs_signals(make_ctx(str(creditor)))
+    if not out["enabled"]:
+        _fail("early signalling is off for this creditor (debt_help.wgs.enabled)")
+    typer.echo(f"{out['signals']} signal(s)" + (f": {out['file']}" if out["file"] else ""))
+
+
+@wgs_app.command("outcomes")
+def wgs_outcomes(file: Path, creditor: Path = CREDITOR) -> None:
+    """Record the outcomes the municipality fed back (CSV: signaal_id;uitkomst;datum)."""
+    from flows.context import make_ctx
+    from flows.debt_help import record_wgs_outcomes
+
+    out = record_wgs_outcomes(make_ctx(str(creditor)), file)
+    typer.echo(f"{out['recorded']} recorded, {out['unknown']} unknown signal id(s)")
+    if out["unknown"]:
+        raise typer.Exit(1)
 
 
 @exact_app.command("auth-url")

@@ -169,8 +169,16 @@ class FakeHandler(BaseHTTPRequestHandler):
         return
 
     def body(self) -> bytes:
-        n = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(n) if n else b""
+        """The request body, read once (a fault answered before the handler read it must
+        still drain it, or the next request on the kept-alive connection breaks)."""
+        if self._body is None:
+            n = int(self.headers.get("Content-Length") or 0)
+            self._body = self.rfile.read(n) if n else b""
+        return self._body
+
+    def handle_one_request(self) -> None:
+        self._body: bytes | None = None  # each request on a kept-alive connection anew
+        super().handle_one_request()
 
     def send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
         data = json.dumps(payload).encode()
@@ -189,6 +197,7 @@ class FakeHandler(BaseHTTPRequestHandler):
 
     def fault(self) -> bool:
         """Apply an injected fault; True when the request was answered by it."""
+        self.body()
         f = self.server.faults.take(self.path)
         if f is None:
             return False

@@ -1,0 +1,201 @@
+"""What operations do by hand: see what is due, answer what is in review, list and lift
+holds (audited), export the Wgs signals and record what the municipality fed back."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import uuid
+from pathlib import Path
+
+from sqlalchemy import func, insert, select
+from typer.testing import CliRunner
+
+from flows import debt_help, stages
+from flows.cli import app
+from flows.context import make_ctx
+from flows.demo import seed
+from ledger import schema as s
+from ledger.store import utcnow
+from transforms.contact_window import AMS
+from transforms.validation import Validator
+
+NOW = dt.datetime(2026, 11, 24, 10, 0, tzinfo=AMS)
+
+
+def _ctx(tmp_path: Path):  # type: ignore[no-untyped-def]
+    cfg = seed(tmp_path / "demo", 150, NOW.date())
+    ctx = make_ctx(str(cfg), NOW)
+    for entity in stages.ENTITIES:
+        stages.ingest_entity(ctx, "erp", entity)
+    stages.validate_staged(ctx, Validator())
+    debt_help.exchange_messages(ctx)
+    return cfg, ctx
+
+
+def _sent(ctx, debtor: str, channel: str) -> None:  # type: ignore[no-untyped-def]
+    with ctx.engine.begin() as conn:
+        conn.execute(
+            insert(s.contacts).values(
+                creditor_id=ctx.creditor_id,
+                debtor_id=debtor,
+                dossier="d1",
+                step="friendly_reminder",
+                channel=channel,
+                message_id=str(uuid.uuid4()),
+                status="sent",
+                segment="wont_pay",
+                send_after=utcnow(),
+                cycle_date=NOW.date(),
+                amount_cents=1,
+                invoice_ids=[],
+                reasons=[],
+                sent_at=utcnow(),
+                created_at=utcnow(),
+                updated_at=utcnow(),
+            )
+        )
+
+
+def test_holds_are_listed_and_lifted_only_with_a_reason(tmp_path: Path) -> None:
+    cfg, ctx = _ctx(tmp_path)
+    cli = CliRunner()
+    listed = cli.invoke(app, ["holds", "list", "--creditor", str(cfg), "--json"])
+    assert listed.exit_code == 0, listed.output
+    holds = [json.loads(line) for line in listed.output.splitlines()]
+    assert holds and {h["kind"] for h in holds} == {"debt_assistance"}
+    debtor = holds[0]["debtor_id"]
+    no_reason = cli.invoke(
+        app, ["holds", "lift", debtor, "--creditor", str(cfg), "--reason", " ", "--operator", "ops"]
+    )
+    assert no_reason.exit_code == 2 and "needs a reason" in no_reason.output
+    lifted = cli.invoke(
+        app,
+        [
+            "holds",
+            "lift",
+            debtor,
+            "--creditor",
+            str(cfg),
+            "--reason",
+            "SHV belde: traject gestopt",
+            "--operator",
+            "ops@wooncorp",
+        ],
+    )
+    assert lifted.exit_code == 0 and "1 hold(s) lifted" in lifted.output
+    again = cli.invoke(
+        app, ["holds", "lift", debtor, "--creditor", str(cfg), "--reason", "x", "--operator", "ops"]
+    )
+    assert again.exit_code == 2 and "no active hold" in again.output
+    with ctx.engine.connect() as conn:
+        actor = conn.execute(
+            select(s.audit_log.c.actor).where(
+                s.audit_log.c.action == "hold.lifted", s.audit_log.c.subject == debtor
+            )
+        ).scalar()
+        planned = conn.execute(
+            select(func.count())
+            .select_from(s.write_backs)
+            .where(s.write_backs.c.entity == "holds", s.write_backs.c.record_id == debtor)
+        ).scalar()
+    assert actor == "ops@wooncorp" and planned == 2  # the hold, then its lifting
+
+
+def test_review_answers_due_list_and_wgs_round_trip(tmp_path: Path) -> None:
+    cfg, ctx = _ctx(tmp_path)
+    cli = CliRunner()
+    inbox = tmp_path / "demo" / "debt-help-inbox"
+    with ctx.engine.connect() as conn:
+        held = set(conn.execute(select(s.holds.c.debtor_id)).scalars())
+        late = [
+            d
+            for d in conn.execute(
+                select(s.invoices.c.debtor_id)
+                .where(
+                    s.invoices.c.open_cents > 0,
+                    s.invoices.c.due_date < NOW.date() - dt.timedelta(days=40),
+                )
+                .distinct()
+                .order_by(s.invoices.c.debtor_id)
+            ).scalars()
+            if d not in held
+        ]
+    target = late[0]
+    (inbox / "heroverweging.csv").write_text(
+        f"BerichtId;BerichtType;Datum;KlantnummerSE\nHV-1;Heroverweging;2026-11-24;{target}\n"
+    )
+    out = cli.invoke(app, ["debt-help", "run", "--creditor", str(cfg), "--json"])
+    assert out.exit_code == 0, out.output
+    due = cli.invoke(app, ["debt-help", "due", "--creditor", str(cfg), "--json"])
+    rows = {json.loads(line)["message_id"]: json.loads(line) for line in due.output.splitlines()}
+    assert rows["HV-1"]["status"] == "review" and rows["HV-1"]["working_days_left"] == 10
+    wrong = cli.invoke(
+        app,
+        [
+            "debt-help",
+            "answer",
+            "HV-1",
+            "maybe",
+            "--creditor",
+            str(cfg),
+            "--reason",
+            "x",
+            "--operator",
+            "ops",
+        ],
+    )
+    assert wrong.exit_code == 2 and "decision is" in wrong.output
+    ok = cli.invoke(
+        app,
+        [
+            "debt-help",
+            "answer",
+            "HV-1",
+            "accept",
+            "--creditor",
+            str(cfg),
+            "--reason",
+            "na heroverweging akkoord",
+            "--operator",
+            "ops",
+        ],
+    )
+    assert ok.exit_code == 0 and "answered" in ok.output
+
+    # Wgs: the four preconditions met for `target` (a text and a letter went out)
+    _sent(ctx, target, "sms")
+    _sent(ctx, target, "letter")
+    exported = cli.invoke(app, ["wgs", "export", "--creditor", str(cfg)])
+    assert exported.exit_code == 0, exported.output
+    files = list((tmp_path / "demo" / "wgs").glob("*.csv"))
+    with open(files[0], encoding="utf-8-sig", newline="") as fh:
+        signals = list(csv.DictReader(fh, delimiter=";"))
+    assert [r["klantnummer"] for r in signals] == [target]
+    sig = signals[0]
+    assert (
+        sig["status"] == "nieuw"
+        and int(sig["dagen_achterstand"]) >= 40
+        and sig["soort_schuld"] == "huur"
+    )
+    assert (
+        json.loads(files[0].with_suffix(".json").read_text())["signalen"][0]["klantnummer"]
+        == target
+    )
+    repeat = cli.invoke(app, ["wgs", "export", "--creditor", str(cfg)])
+    assert "0 signal(s)" in repeat.output  # the same signal is made once
+
+    fed = tmp_path / "uitkomsten.csv"
+    fed.write_text(
+        f"signaal_id;uitkomst;datum\n{sig['signaal_id']};hulp aanvaard;2026-12-01\nonbekend;x;\n"
+    )
+    outcome = cli.invoke(app, ["wgs", "outcomes", str(fed), "--creditor", str(cfg)])
+    assert outcome.exit_code == 1 and "1 recorded, 1 unknown" in outcome.output
+    with ctx.engine.connect() as conn:
+        row = conn.execute(select(s.wgs_signals)).one()
+    assert (row.status, row.outcome, row.outcome_on) == (
+        "outcome",
+        "hulp aanvaard",
+        dt.date(2026, 12, 1),
+    )
