@@ -113,6 +113,14 @@ def _summary(cfg_path: Path, result: dict[str, Any]) -> dict[str, Any]:
             "invoices": count(s.invoices),
             "quarantined": count(s.quarantine, s.quarantine.c.status == "open"),
             "holds": count(s.holds, s.holds.c.lifted_at.is_(None)),
+            "skn_answers_sent": result["debt_help"].get("answers_sent", 0)
+            + (result.get("debt_help_last_look") or {}).get("answers_sent", 0),
+            "skn_answers_due": count(
+                s.skp_messages,
+                s.skp_messages.c.answer_due.is_not(None),
+                s.skp_messages.c.status.in_(["new", "review"]),
+            ),
+            "wgs_signals": (result["debt_help"].get("wgs") or {}).get("signals", 0),
             "payments_matched": result["reconcile"]["matched"],
             "payments_unmatched": result["reconcile"]["unmatched"],
             "segments": result["assess"]["segments"],

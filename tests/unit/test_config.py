@@ -2,6 +2,7 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
+import yaml
 
 from flows.config import ConfigError, load
 from flows.demo import seed
@@ -58,3 +59,22 @@ def test_bad_partitions_and_yaml_errors(demo_cfg: Path, tmp_path: Path) -> None:
     assert "policy.partitions: use a power of two" in str(pytest.raises(ConfigError, load, p).value)
     p.write_text("creditor: [unclosed")
     assert "not valid YAML at line 1" in str(pytest.raises(ConfigError, load, p).value)
+
+
+def test_the_documented_example_creditor_loads() -> None:
+    cfg = load(Path(__file__).parents[2] / "deployments" / "creditor.example.yaml")
+    assert cfg.debt_help.exchange is not None and cfg.debt_help.exchange.kind == "soap"
+    assert cfg.debt_help.wgs.enabled and cfg.policy.allocation_order == [
+        "costs",
+        "interest",
+        "principal",
+    ]
+
+
+def test_debt_help_takes_one_route(demo_cfg: Path, tmp_path: Path) -> None:
+    doc = yaml.safe_load(demo_cfg.read_text())
+    doc["debt_help"]["inbox_dir"] = "elders"
+    bad = tmp_path / "c.yaml"
+    bad.write_text(yaml.safe_dump(doc))
+    with pytest.raises(ConfigError, match="exchange or inbox_dir, not both"):
+        load(bad)
