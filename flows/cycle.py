@@ -58,6 +58,11 @@ def debt_help_exchange(ctx: Ctx, moment: str = "exchange") -> dict[str, Any]:
     return debt_help_stage.exchange_messages(ctx)
 
 
+@task(name="track-arrangements")
+def track_arrangements(ctx: Ctx) -> dict[str, Any]:
+    return debt_help_stage.track_arrangements(ctx)
+
+
 @task(name="wgs-signals")
 def wgs_signals(ctx: Ctx) -> dict[str, Any]:
     return debt_help_stage.wgs_signals(ctx)
@@ -187,9 +192,15 @@ def _debt_help_artifacts(ctx: Ctx, out: dict[str, Any]) -> None:
 def reconcile(ctx: Ctx, sftp_port: int | None = None) -> dict[str, Any]:
     fetched = [fetch_statements(ctx, src, sftp_port) for src in ctx.cfg.sftp_sources()]
     matched = match_payments(ctx)
+    matched["arrangements"] = track_arrangements(ctx)
     create_table_artifact(
         key=_key("reconcile", ctx),
-        table=[{k: v for k, v in matched.items() if k != "unmatched_list"}],
+        table=[
+            {
+                **{k: v for k, v in matched.items() if k not in ("unmatched_list", "arrangements")},
+                **{f"arrangements_{k}": v for k, v in matched["arrangements"].items()},
+            }
+        ],
         description="Payments matched to open items",
     )
     create_table_artifact(

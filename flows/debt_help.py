@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, func, select, update
 
 from connectors.errors import ConnectorError
 from connectors.schuldenknooppunt import (
@@ -454,6 +454,71 @@ def plan_status_requests(ctx: Ctx) -> int:
         return n
 
 
+def plan_status_messages(ctx: Ctx) -> int:
+    """A Statusbericht SE to the counsellor when a held debtor's balance changed since
+    vangnet last reported it (a Saldoverzoek antwoord or an earlier Statusbericht SE):
+    a payment came in, a reversal reopened an item, a claim was added."""
+    h, r_t, m = s.holds, s.skp_replies, s.skp_messages
+    n = 0
+    with ctx.engine.begin() as conn:
+        held = set(
+            conn.execute(
+                select(h.c.debtor_id).where(
+                    h.c.creditor_id == ctx.creditor_id,
+                    h.c.lifted_at.is_(None),
+                    h.c.kind == "debt_assistance",
+                )
+            ).scalars()
+        )
+        for debtor in sorted(held):
+            last = conn.execute(
+                select(r_t.c.payload)
+                .where(
+                    r_t.c.creditor_id == ctx.creditor_id,
+                    r_t.c.debtor_id == debtor,
+                    r_t.c.type.in_(["saldoverzoek_antwoord", "statusbericht_se"]),
+                )
+                .order_by(r_t.c.created_at.desc(), r_t.c.reply_id)
+                .limit(1)
+            ).scalar()
+            if last is None:
+                continue  # nothing reported yet: the Saldoverzoek will
+            before = _claims_total(last.get("claims") or [])
+            ans = rules.saldo_answer(
+                debtor, _items(conn, ctx, debtor), [], ctx.cfg.debt_help.debt_type
+            )
+            now_total = sum(
+                c.principal_cents + c.costs_cents + c.interest_cents for c in ans.claims
+            )
+            if now_total == before:
+                continue
+            latest = conn.execute(
+                select(m.c.payload)
+                .where(m.c.creditor_id == ctx.creditor_id, m.c.debtor_id == debtor)
+                .order_by(m.c.sent_on.desc(), m.c.message_id)
+                .limit(1)
+            ).scalar()
+            ref = InMessage.from_json(latest) if latest else None
+            _plan(
+                conn,
+                ctx,
+                ref,
+                "statusbericht_se",
+                debtor,
+                claims=ans.claims,
+                reason=f"Saldo gewijzigd: was {before / 100:.2f}, nu {now_total / 100:.2f}",
+                extra=f"{debtor}|{now_total}|{ctx.today}",
+            )
+            n += 1
+    return n
+
+
+def _claims_total(claims: list[dict[str, Any]]) -> int:
+    return sum(
+        int(c["principal_cents"]) + int(c["costs_cents"]) + int(c["interest_cents"]) for c in claims
+    )
+
+
 # -------------------------------------------------------------------------- 3. send
 def send_replies(ctx: Ctx, exchange: DebtHelpExchange) -> dict[str, int]:
     r_t = s.skp_replies
@@ -508,6 +573,62 @@ def send_replies(ctx: Ctx, exchange: DebtHelpExchange) -> dict[str, int]:
     return out
 
 
+# -------------------------------------------------------------- arrangements
+def track_arrangements(ctx: Ctx) -> dict[str, int]:
+    """Reconciliation follows every active arrangement: what the debtor's items received
+    since it started, against the instalments due by today. Paid in full: completed.
+    More than one instalment behind for longer than ``grace_days``: broken (audited; a
+    signal for the planner, DOMAIN.md "broken arrangement")."""
+    a, al, p, i = s.arrangements, s.allocations, s.payments, s.invoices
+    out = {"active": 0, "completed": 0, "broken": 0}
+    with ctx.engine.begin() as conn:
+        active = conn.execute(
+            select(a).where(a.c.creditor_id == ctx.creditor_id, a.c.status == "active")
+        ).all()
+        for arr in active:
+            paid = int(
+                conn.execute(
+                    select(func.coalesce(func.sum(al.c.amount_cents), 0))
+                    .select_from(al)
+                    .join(
+                        p,
+                        and_(
+                            p.c.creditor_id == al.c.creditor_id, p.c.payment_id == al.c.payment_id
+                        ),
+                    )
+                    .join(
+                        i,
+                        and_(
+                            i.c.creditor_id == al.c.creditor_id, i.c.invoice_id == al.c.invoice_id
+                        ),
+                    )
+                    .where(
+                        al.c.creditor_id == ctx.creditor_id,
+                        i.c.debtor_id == arr.debtor_id,
+                        p.c.booking_date >= arr.starts_on - dt.timedelta(days=7),
+                    )
+                ).scalar()
+                or 0
+            )
+            status = rules.arrangement_status(arr.instalments, paid, ctx.today)
+            conn.execute(
+                update(a)
+                .where(a.c.creditor_id == ctx.creditor_id, a.c.arrangement_id == arr.arrangement_id)
+                .values(paid_cents=paid, status=status, updated_at=utcnow())
+            )
+            out[status] += 1
+            if status != "active":
+                audit(
+                    conn,
+                    ctx.creditor_id,
+                    ACTOR,
+                    f"arrangement.{status}",
+                    arr.debtor_id,
+                    {"arrangement_id": arr.arrangement_id, "paid_cents": paid},
+                )
+    return out
+
+
 # ------------------------------------------------------------------ what is due
 def due_answers(ctx: Ctx) -> list[dict[str, Any]]:
     """Messages still owing an answer (new or in review, or answered but not yet sent),
@@ -553,6 +674,7 @@ def exchange_messages(ctx: Ctx, exchange: DebtHelpExchange | None = None) -> dic
         out.update(fetch_and_store(ctx, exchange))
         out.update(handle_new(ctx))
         out["status_requests"] = plan_status_requests(ctx)
+        out["status_messages"] = plan_status_messages(ctx)
         out.update({f"answers_{k}": v for k, v in send_replies(ctx, exchange).items()})
     finally:
         if own and hasattr(exchange, "close"):
@@ -824,5 +946,6 @@ __all__ = [
     "lift_holds",
     "record_wgs_outcomes",
     "send_replies",
+    "track_arrangements",
     "wgs_signals",
 ]

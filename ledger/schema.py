@@ -456,6 +456,7 @@ arrangements = Table(
     Column("source_message_id", String(128)),
     Column("total_cents", BigInteger, nullable=False),
     Column("instalments", JSON, nullable=False),  # [{"due_on": iso, "amount_cents": n}]
+    Column("paid_cents", BigInteger, nullable=False, server_default="0"),  # from reconcile
     Column("status", String(16), nullable=False),  # active | completed | broken | ended
     Column("starts_on", Date, nullable=False),
     Column("created_at", TS, nullable=False),

@@ -226,6 +226,22 @@ def instalments(
     return out
 
 
+def arrangement_status(
+    plan: list[dict[str, Any]], paid_cents: int, today: dt.date, grace_days: int = 30
+) -> str:
+    """completed | broken | active. Broken: what was due more than ``grace_days`` ago
+    (and at least one whole instalment) is not covered by what was paid."""
+    total = sum(int(x["amount_cents"]) for x in plan)
+    if paid_cents >= total:
+        return "completed"
+    cutoff = today - dt.timedelta(days=grace_days)
+    overdue = [x for x in plan if dt.date.fromisoformat(x["due_on"]) <= cutoff]
+    owed = sum(int(x["amount_cents"]) for x in overdue)
+    if overdue and owed - paid_cents >= min(int(x["amount_cents"]) for x in overdue):
+        return "broken"
+    return "active"
+
+
 # ------------------------------------------------------------------- early signals
 @dataclass(frozen=True)
 class WgsPolicy:
@@ -323,6 +339,7 @@ __all__ = [
     "SaldoAnswer",
     "WgsPolicy",
     "add_working_days",
+    "arrangement_status",
     "decide_proposal",
     "instalments",
     "resolve_debtor",

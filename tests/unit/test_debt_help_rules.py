@@ -248,3 +248,14 @@ def test_a_bsn_is_kept_only_where_allowed() -> None:
 def test_spreadsheet_formulas_are_neutralised_in_exports(cell: str) -> None:
     assert _safe_cell(cell).startswith("'")
     assert _safe_cell("Dorpsstraat 5") == "Dorpsstraat 5"
+
+
+def test_an_arrangement_is_completed_kept_or_broken() -> None:
+    plan = rules.instalments(
+        30_000, Proposal(amount_cents=30_000, term_months=3, first_payment=dt.date(2027, 1, 1)), D
+    )
+    assert rules.arrangement_status(plan, 30_000, dt.date(2027, 1, 2)) == "completed"
+    assert rules.arrangement_status(plan, 0, dt.date(2027, 1, 20)) == "active"  # within grace
+    assert rules.arrangement_status(plan, 10_000, dt.date(2027, 2, 20)) == "active"  # in grace
+    assert rules.arrangement_status(plan, 0, dt.date(2027, 2, 1)) == "broken"
+    assert rules.arrangement_status(plan, 10_000, dt.date(2027, 3, 31)) == "broken"

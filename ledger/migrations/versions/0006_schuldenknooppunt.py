@@ -60,6 +60,7 @@ def upgrade() -> None:
         sa.Column("source_message_id", sa.String(128)),
         sa.Column("total_cents", sa.BigInteger(), nullable=False),
         sa.Column("instalments", sa.JSON(), nullable=False),
+        sa.Column("paid_cents", sa.BigInteger(), server_default="0", nullable=False),
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("starts_on", sa.Date(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),

@@ -139,6 +139,12 @@ def test_proposals_schemes_and_the_end_of_a_scheme(tmp_path: Path) -> None:
     assert arr.status == "active" and len(arr.instalments) == 18
     assert arr.instalments[0]["due_on"] == "2027-01-01"
     assert arr.total_cents == round(total * 0.40)
+    # reconciliation follows it: nothing due yet today; nothing paid by March is broken
+    assert debt_help.track_arrangements(ctx) == {"active": 1, "completed": 0, "broken": 0}
+    march = make_ctx(str(demo / "creditor.yaml"), "2027-03-15T10:00:00+01:00")
+    assert debt_help.track_arrangements(march)["broken"] == 1
+    with ctx.engine.begin() as conn:  # (the next step reads it active again)
+        conn.execute(s.arrangements.update().values(status="active"))
 
     (inbox / "dag3.csv").write_text(
         f"{HEADER}\nEND-A;Schuldregeling beëindigd;2026-11-24;{a};SHV-A;;;\n"
