@@ -40,6 +40,7 @@ from connectors.schuldenknooppunt import (
     Unreadable,
     reply_id,
 )
+from connectors.schuldenknooppunt.portal import SftpPortalExchange
 from flows.config import resolve_secret
 from flows.context import Ctx
 from flows.stages import ACTOR, _write_back_row, cancel_open_contacts
@@ -60,6 +61,15 @@ def exchange_for(ctx: Ctx) -> DebtHelpExchange | None:
         key = resolve_secret(ex.client_key, ctx.cfg.base_dir)
         assert cert is not None and key is not None
         return SoapExchange(ex, cert.get_secret_value(), key.get_secret_value())
+    if ex.sftp is not None:
+        from connectors.sftp.client import SftpClient
+
+        client = SftpClient(
+            ex.sftp,
+            resolve_secret(ex.sftp.password, ctx.cfg.base_dir),
+            resolve_secret(ex.sftp.private_key, ctx.cfg.base_dir),
+        )
+        return SftpPortalExchange(ex, ctx.cfg.base_dir, client)
     return PortalExchange(ex, ctx.cfg.base_dir)
 
 
@@ -676,6 +686,8 @@ def exchange_messages(ctx: Ctx, exchange: DebtHelpExchange | None = None) -> dic
         out["status_requests"] = plan_status_requests(ctx)
         out["status_messages"] = plan_status_messages(ctx)
         out.update({f"answers_{k}": v for k, v in send_replies(ctx, exchange).items()})
+        if isinstance(exchange, SftpPortalExchange):
+            out["answer_files_uploaded"] = exchange.upload_answers()
     finally:
         if own and hasattr(exchange, "close"):
             exchange.close()

@@ -39,6 +39,7 @@ from connectors.schuldenknooppunt.messages import (
     canonical_type,
 )
 from connectors.schuldenknooppunt.settings import PortalExchangeSettings
+from connectors.sftp.client import SftpClient
 
 SALDO_COLUMNS = (
     "AntwoordId",
@@ -156,6 +157,7 @@ class PortalExchange:
         self.outbox = (base_dir / settings.outbox_dir).resolve()
         self._pending: dict[Path, set[str]] = {}
         self._unusable: set[Path] = set()
+        self.written: set[Path] = set()  # answer files written since the last upload
 
     def fetch_inbox(self) -> Sequence[InMessage | Unreadable]:
         out: list[InMessage | Unreadable] = []
@@ -254,6 +256,47 @@ class PortalExchange:
             fh.flush()
             os.fsync(fh.fileno())
         tmp.replace(path)
+        self.written.add(path)
 
 
-__all__ = ["ANSWER_COLUMNS", "SALDO_COLUMNS", "PortalExchange", "row_to_message"]
+class SftpPortalExchange(PortalExchange):
+    """The portal route through an SFTP folder (a creditor's file server or a managed
+    transfer service in between): each new download is fetched into ``inbox_dir``
+    (atomically) and only then moved to the remote ``processed_dir``; a crash in between
+    leaves the local copy, which is read (and deduplicated by message id) next time.
+    Answer files are uploaded to ``upload_dir`` after each round, whole (each day's
+    file is cumulative, so uploading it again is harmless)."""
+
+    def __init__(
+        self, settings: PortalExchangeSettings, base_dir: Path, client: SftpClient
+    ) -> None:
+        super().__init__(settings, base_dir)
+        self.client = client
+
+    def fetch_inbox(self) -> Sequence[InMessage | Unreadable]:
+        assert self.settings.sftp is not None
+        with self.client:
+            for name in self.client.list_new():
+                self.client.download(name, self.inbox)
+                self.client.move(name, self.settings.sftp.processed_dir)
+        return super().fetch_inbox()
+
+    def upload_answers(self) -> int:
+        """Upload the answer files written in this round; returns how many."""
+        if not self.written:
+            return 0
+        with self.client:
+            for path in sorted(self.written):
+                self.client.upload(path, self.settings.upload_dir, replace=True)
+        n = len(self.written)
+        self.written.clear()
+        return n
+
+
+__all__ = [
+    "ANSWER_COLUMNS",
+    "SALDO_COLUMNS",
+    "PortalExchange",
+    "SftpPortalExchange",
+    "row_to_message",
+]

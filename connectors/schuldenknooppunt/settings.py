@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from connectors.schuldenknooppunt.soap_schema import DEFAULT_NAMESPACE
 from connectors.secrets import SecretRef
+from connectors.sftp.settings import SftpSettings
 
 
 class SoapExchangeSettings(BaseModel):
@@ -39,6 +40,18 @@ class PortalExchangeSettings(BaseModel):
     outbox_dir: str = Field("outbox", description="folder for answer CSVs to upload")
     delimiter: str = ";"
     encoding: str = "utf-8-sig"
+    sftp: SftpSettings | None = Field(
+        None,
+        description="fetch the downloads from this SFTP folder (remote_dir, pattern '*.csv')"
+        " and put the answer files in upload_dir there",
+    )
+    upload_dir: str = Field("answers", description="remote folder for answer files (sftp)")
+
+    @model_validator(mode="after")
+    def _csv_pattern(self) -> PortalExchangeSettings:
+        if self.sftp is not None and "pattern" not in self.sftp.model_fields_set:
+            self.sftp = self.sftp.model_copy(update={"pattern": "*.csv"})
+        return self
 
 
 __all__ = ["PortalExchangeSettings", "SoapExchangeSettings"]

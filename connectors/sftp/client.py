@@ -240,11 +240,20 @@ class SftpClient:
         except OSError as exc:
             raise RetriableError(f"cannot move {name} to {to_dir}: {exc}") from None
 
-    def upload(self, local: Path, remote_dir: str) -> None:
+    def upload(self, local: Path, remote_dir: str, replace: bool = False) -> None:
+        """Upload under a temporary name, then rename into place (readers never see half a
+        file). ``replace``: an existing file of that name is replaced."""
         self._ensure_dir(remote_dir)
         tmp = posixpath.join(remote_dir, f".{local.name}.part")
-        self.sftp.put(str(local), tmp)
-        self.sftp.rename(tmp, posixpath.join(remote_dir, local.name))
+        target = posixpath.join(remote_dir, local.name)
+        try:
+            self.sftp.put(str(local), tmp)
+            if replace:
+                with contextlib.suppress(OSError):
+                    self.sftp.remove(target)
+            self.sftp.rename(tmp, target)
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            raise RetriableError(f"upload of {local.name} failed: {exc!r}") from None
 
     def _ensure_dir(self, path: str) -> None:
         try:

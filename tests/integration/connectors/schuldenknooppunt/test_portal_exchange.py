@@ -174,3 +174,50 @@ def test_proposals_schemes_and_the_end_of_a_scheme(tmp_path: Path) -> None:
     assert hold.lifted_at is not None and hold.lifted_by == "schuldenknooppunt"
     assert arr.status == "ended" and lifted == ["schuldenknooppunt"]
     assert [v["hold"] for v in wb] == ["debt_assistance", ""]
+
+
+def test_the_portal_route_over_sftp(tmp_path: Path) -> None:
+    """Downloads fetched from an SFTP folder (the loopback server, pinned host key),
+    moved to processed/ there once safe locally; the answer files uploaded back."""
+    import shutil
+
+    import yaml
+
+    from flows.demo import sftp_server
+
+    _ctx(tmp_path)  # the demo creditor, its debtors and claims ingested
+    demo = tmp_path / "demo"
+    local = demo / "debt-help-inbox"
+    remote = demo / "sftp" / "skn" / "downloads"
+    remote.mkdir(parents=True)
+    for f in local.glob("*.csv"):
+        shutil.move(str(f), remote / f.name)
+    cfg = demo / "creditor.yaml"
+    doc = yaml.safe_load(cfg.read_text())
+    bank = doc["sources"]["bank"]
+    with sftp_server(demo) as srv:
+        doc["debt_help"]["exchange"]["sftp"] = {
+            "host": "127.0.0.1",
+            "port": srv.port,
+            "username": bank["username"],
+            "private_key": bank["private_key"],
+            "host_key_fingerprint": bank["host_key_fingerprint"],
+            "remote_dir": "skn/downloads",
+            "processed_dir": "skn/processed",
+        }
+        doc["debt_help"]["exchange"]["upload_dir"] = "skn/answers"
+        cfg.write_text(yaml.safe_dump(doc, sort_keys=False))
+        sctx = make_ctx(str(cfg), NOW)
+        out = debt_help.exchange_messages(sctx)
+        again = debt_help.exchange_messages(sctx)
+    assert out["stored"] > 0 and out["holds"] > 0 and out["answer_files_uploaded"] == 2
+    assert list(remote.iterdir()) == []
+    assert [p.name for p in (demo / "sftp" / "skn" / "processed").iterdir()] == [
+        f"kennisgevingen_{NOW:%Y%m%d}.csv"
+    ]
+    uploaded = sorted(p.name for p in (demo / "sftp" / "skn" / "answers").iterdir())
+    assert uploaded == [f"antwoorden-{NOW:%Y%m%d}.csv", f"saldoverzoek-antwoord-{NOW:%Y%m%d}.csv"]
+    assert (demo / "sftp" / "skn" / "answers" / uploaded[1]).read_bytes() == (
+        demo / "debt-help-outbox" / uploaded[1]
+    ).read_bytes()
+    assert again["fetched"] == 0 and again["answer_files_uploaded"] == 0
