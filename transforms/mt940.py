@@ -30,8 +30,12 @@ from transforms.statements import MAX_BYTES, StatementError
 _TAG = re.compile(r"^:(\d{2}[A-Z]?):(.*)$")
 _LINE61 = re.compile(
     r"^(?P<value>\d{6})(?P<entry>\d{4})?(?P<mark>RC|RD|C|D)(?P<funds>[A-Z](?=\d))?"
-    r"(?P<amount>\d{1,15},\d{0,2})(?P<type>[NSF][A-Z0-9]{3})(?P<ref>.*?)(?://(?P<bankref>.*))?$"
+    r"(?P<amount>\d{1,15},\d{0,2})(?P<type>[NSF][A-Z0-9 ]{3})(?P<ref>.*?)(?://(?P<bankref>.*))?$"
 )
+_IBAN = re.compile(r"^([A-Z]{2}\d{2}[A-Z0-9]{10,30})\b")
+_BIC = re.compile(r"^[A-Z]{4}[A-Z]{2}[A-Z0-9]{2}([A-Z0-9]{3})?$")
+_GVC = re.compile(r"^\d{3}>")  # Triodos (and German-style) subfields: 000>10...>20...>21...
+_SUBFIELD = re.compile(r">(\d{2})")
 _BALANCE = re.compile(r"^[CD](\d{6})(?P<ccy>[A-Z]{3})")
 CODEWORDS = (
     "EREF",
@@ -94,10 +98,39 @@ def parse_86(text: str) -> dict[str, str]:
     return out
 
 
+def parse_subfields(text: str) -> dict[str, str]:
+    """Triodos' ``:86:``: a three-digit code, then ``>NN`` subfields (``>20`` the
+    counterparty's BIC, ``>21`` its IBAN, ``>22``..``>29`` name, address and description,
+    ``>31`` the own account, ``>32``/``>33`` a name where given)."""
+    flat = text.replace("\n", "")
+    if not _GVC.match(flat):
+        return {}
+    out: dict[str, str] = {}
+    hits = list(_SUBFIELD.finditer(flat))
+    for i, m in enumerate(hits):
+        end = hits[i + 1].start() if i + 1 < len(hits) else len(flat)
+        key = m.group(1)
+        out[key] = out.get(key, "") + flat[m.end() : end]  # raw: words run on across fields
+    return out
+
+
 def _details(info: str, supplement: str) -> dict[str, Any]:
     words = parse_86(info)
+    sub = {} if words else parse_subfields(info)
     iban = name = remittance = structured = e2e = reason = None
-    if words:
+    if sub:
+        texts = []
+        for key in sorted(k for k in sub if "20" <= k <= "29"):
+            v = sub[key].strip()
+            if iban is None and _IBAN.match(v) and len(v.split()) == 1:
+                iban = v
+            elif key in ("20", "21") and _BIC.match(v):
+                continue  # the counterparty's BIC
+            else:  # fields are 27 wide and words run on; a shorter one ended a line
+                texts.append(sub[key] if len(sub[key]) >= 27 else sub[key] + " ")
+        name = " ".join(sub.get(k, "").strip() for k in ("32", "33")).strip() or None
+        remittance = " ".join("".join(texts).split()) or None
+    elif words:
         if "CNTP" in words:  # /CNTP/<account>/<bic>/<name>/<city>/
             parts = (words["CNTP"] + "////").split("/")
             iban, name = parts[0] or None, parts[2] or None
@@ -115,12 +148,18 @@ def _details(info: str, supplement: str) -> dict[str, Any]:
         elif remi:
             remittance = remi
     else:
-        remittance = " ".join(info.split()) or None
-        if supplement:  # Rabobank's old format: account and name on the :61: line
+        lines = [ln.strip() for ln in info.splitlines() if ln.strip()]
+        head = _IBAN.match(lines[0]) if lines else None
+        if head:  # SNS / ASN / RegioBank: "<IBAN> <name>" first, then the description
+            iban = head.group(1)
+            name = lines[0][head.end() :].strip() or None
+            lines = lines[1:]
+        remittance = " ".join(" ".join(lines).split()) or None
+        if supplement:  # account and name on the :61: line (Rabobank's old format, SNS)
             m = re.match(r"^\s*(\d{9,10}|[A-Z]{2}\d{2}[A-Z0-9]{10,30})?\s*(.*)$", supplement)
             if m:
-                iban = m.group(1)
-                name = m.group(2).strip() or None
+                iban = iban or m.group(1)
+                name = name or m.group(2).strip() or None
     return {
         "counterparty_iban": iban,
         "counterparty_name": name,
@@ -197,7 +236,10 @@ def parse_mt940(data: bytes, source_name: str = "statement") -> pd.DataFrame:
             sign = 1 if mark in ("C", "RD") else -1
             ref = e.group("ref")
             supplement = ""
-            if len(ref) > 16:  # Rabobank: <account>   <name> after the reference field
+            account = _IBAN.match(ref.strip())
+            if account:  # SNS: the counterparty's IBAN where the reference would be
+                supplement, ref = ref.strip(), ""
+            elif len(ref) > 16:  # Rabobank: <account>   <name> after the reference field
                 ref, supplement = ref[:16], ref[16:]
                 if re.fullmatch(r"\d{9,10}", ref.strip()):  # the counterparty's (pre-IBAN) account
                     supplement = f"{ref.strip()} {supplement.strip()}"
@@ -225,4 +267,4 @@ def parse_mt940(data: bytes, source_name: str = "statement") -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(PAYMENT_COLUMNS))
 
 
-__all__ = ["CODEWORDS", "parse_86", "parse_mt940"]
+__all__ = ["CODEWORDS", "parse_86", "parse_mt940", "parse_subfields"]

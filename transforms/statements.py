@@ -210,9 +210,15 @@ def parse_statement(
     raise StatementError(f"{source_name}: unknown statement format {fmt!r}")
 
 
+def _text_or_none(v: Any) -> str | None:
+    return None if v is None or (not isinstance(v, str) and pd.isna(v)) else str(v)
+
+
 def entries_as_json_rows(df: pd.DataFrame) -> list[dict[str, Any]]:
-    """The operator-facing JSON shape: signed decimal strings, ISO dates."""
+    """The operator-facing JSON shape: signed decimal strings, ISO dates; a missing value
+    is null (never NaN, which is not JSON)."""
     out = []
+    t = _text_or_none
     for r in df.itertuples(index=False):
         out.append(
             {
@@ -222,14 +228,14 @@ def entries_as_json_rows(df: pd.DataFrame) -> list[dict[str, Any]]:
                 else None,
                 "amount": f"{Decimal(int(r.amount_cents)) / 100:.2f}",
                 "currency": r.currency,
-                "counterparty_iban": r.counterparty_iban,
-                "counterparty_name": r.counterparty_name,
-                "remittance": r.remittance,
-                "structured_reference": r.structured_reference,
-                "end_to_end_id": r.end_to_end_id,
-                "bank_reference": r.bank_reference,
+                "counterparty_iban": t(r.counterparty_iban),
+                "counterparty_name": t(r.counterparty_name),
+                "remittance": t(r.remittance),
+                "structured_reference": t(r.structured_reference),
+                "end_to_end_id": t(r.end_to_end_id),
+                "bank_reference": t(r.bank_reference),
                 "reversal": bool(r.reversal),
-                "return_reason": r.return_reason,
+                "return_reason": t(r.return_reason),
             }
         )
     return out

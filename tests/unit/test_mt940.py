@@ -148,3 +148,45 @@ def test_amounts_and_signs_round_trip(entries: list[tuple[int, str]]) -> None:
     assert list(df["amount_cents"]) == expect
     assert list(df["reversal"]) == [m.startswith("R") for _, m in entries]
     assert all(r["amount"] for r in entries_as_json_rows(df))
+
+
+LAYOUTS = Path(__file__).parents[1] / "data" / "mt940"
+
+
+@pytest.mark.parametrize("name", ["knab.sta", "triodos.sta"])
+def test_layout_samples_agree_with_the_established_parser(name: str) -> None:
+    ours = parse_mt940((LAYOUTS / name).read_bytes(), name)
+    theirs = list(mt940.parse(str(LAYOUTS / name)))
+    assert len(ours) == len(theirs) == 2
+    for row, t in zip(ours.itertuples(), theirs, strict=True):
+        assert Decimal(row.amount_cents) / 100 == t.data["amount"].amount
+        assert row.value_date == t.data["date"]
+
+
+@pytest.mark.parametrize(
+    ("name", "iban", "payer", "text"),
+    [
+        ("knab.sta", "NL91ABNA0417164300", "J DE VRIES", "FACTUUR F2026-0000151 HUUR NOVEMBER"),
+        ("sns.sta", "NL91ABNA0417164300", "j. de vries", "5000056789012345 huur november"),
+        ("asn.sta", "NL91ABNA0417164300", "j. de vries", "5000056789012345 huur november"),
+        (
+            "triodos.sta",
+            "NL91ABNA0417164300",
+            None,
+            "J DE VRIES DORPSSTRAAT 5 1234 AB DORP FACTUUR F2026-0000151 HUUR NOVEMBER",
+        ),
+    ],
+)
+def test_each_banks_layout_gives_payer_and_text(name: str, iban: str, payer, text: str) -> None:  # type: ignore[no-untyped-def]
+    first = entries_as_json_rows(parse_statement((LAYOUTS / name).read_bytes(), name))[0]
+    assert first["amount"] in ("412.50", "596.56") and first["booking_date"] == "2026-11-24"
+    assert (first["counterparty_iban"], first["counterparty_name"]) == (iban, payer)
+    assert first["remittance"] == text
+
+
+def test_sns_is_read_where_the_established_parser_gives_up() -> None:
+    """mt-940 cannot read SNS's :61: (the name on the line after the IBAN); we can."""
+    with pytest.raises(RuntimeError):
+        list(mt940.parse(str(LAYOUTS / "sns.sta")))
+    df = parse_mt940((LAYOUTS / "sns.sta").read_bytes())
+    assert list(df["amount_cents"]) == [59656] and df.iloc[0]["bank_reference"] is None
