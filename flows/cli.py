@@ -28,6 +28,8 @@ app.add_typer(exact_app, name="exact")
 debt_help_app = typer.Typer(no_args_is_help=True, help="The Schuldenknooppunt exchange")
 holds_app = typer.Typer(no_args_is_help=True, help="Holds: debtors collection stopped for")
 wgs_app = typer.Typer(no_args_is_help=True, help="Statutory early signalling (Wgs)")
+quarantine_app = typer.Typer(no_args_is_help=True, help="Records held back by validation")
+app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(debt_help_app, name="debt-help")
 app.add_typer(holds_app, name="holds")
 app.add_typer(wgs_app, name="wgs")
@@ -188,6 +190,73 @@ def _table(rows: list[dict[str, Any]], title: str, as_json: bool) -> None:
     for r in rows:
         t.add_row(*(str(v) for v in r.values()))
     Console().print(t)
+
+
+@quarantine_app.command("list")
+def quarantine_list(
+    creditor: Path = CREDITOR,
+    entity: str | None = typer.Option(
+        None, help="debtors, invoices, payments, statement_line, ..."
+    ),
+    rule: str | None = typer.Option(None, help="only records that broke this rule"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Open quarantined records, oldest first."""
+    from flows.context import make_ctx
+    from flows.quarantine import list_open
+
+    _table(list_open(make_ctx(str(creditor)), entity, rule), "Quarantine", as_json)
+
+
+@quarantine_app.command("show")
+def quarantine_show(record: int, creditor: Path = CREDITOR) -> None:
+    """One record: every rule it broke and its fields (personal ones masked)."""
+    from flows.context import make_ctx
+    from flows.quarantine import show
+
+    try:
+        out = show(make_ctx(str(creditor)), record)
+    except LookupError as exc:
+        _fail(str(exc))
+    sys.stdout.write(json.dumps(out, indent=2, default=str, ensure_ascii=False) + "\n")
+
+
+@quarantine_app.command("release")
+def quarantine_release(
+    records: list[int], creditor: Path = CREDITOR, operator: str = OPERATOR
+) -> None:
+    """Re-validate records and take those that pass now into the ledger (audited)."""
+    from flows.context import make_ctx
+    from flows.quarantine import release
+
+    try:
+        out = release(make_ctx(str(creditor)), records, operator)
+    except (LookupError, ValueError) as exc:
+        _fail(str(exc))
+    for qid in out["released"]:
+        typer.echo(f"{qid}: released")
+    for qid, rules in out["still_failing"].items():
+        typer.echo(f"{qid}: still fails {', '.join(rules)}: kept in quarantine")
+    if out["still_failing"]:
+        raise typer.Exit(1)
+
+
+@quarantine_app.command("discard")
+def quarantine_discard(
+    records: list[int],
+    creditor: Path = CREDITOR,
+    reason: str = typer.Option(..., help="why (audited)"),
+    operator: str = OPERATOR,
+) -> None:
+    """Give up on records for good (audited, with the reason)."""
+    from flows.context import make_ctx
+    from flows.quarantine import discard
+
+    try:
+        n = discard(make_ctx(str(creditor)), records, operator, reason)
+    except ValueError as exc:
+        _fail(str(exc))
+    typer.echo(f"{n} record(s) discarded")
 
 
 @debt_help_app.command("run")

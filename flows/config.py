@@ -100,6 +100,24 @@ class WriteBackSettings(Strict):
     )
 
 
+class ValidationSettings(Strict):
+    data_docs_dir: str | None = Field(
+        None, description="GX Data Docs (HTML) are written here per run, one folder per day"
+    )
+    max_open_total_change: float = Field(
+        0.5,
+        gt=0,
+        description="stop contact when one run would change the creditor's open total by more"
+        " than this share (a broken export: amounts doubled, half the items zeroed)",
+    )
+    min_open_total_cents: int = Field(
+        100_000, ge=0, description="the open-total check applies above this total (EUR 1,000)"
+    )
+    max_due_days: int = Field(
+        400, ge=1, description="a due date further than this after the invoice date is absurd"
+    )
+
+
 class ProposalSettings(Strict):
     accept_min_percentage: float | None = Field(
         None, ge=0, le=100, description="accept a Betaalvoorstel offering at least this %"
@@ -211,6 +229,7 @@ class CreditorConfig(Strict):
     write_back: WriteBackSettings | None = None
     channels: dict[Literal["email", "sms", "letter"], OutboxSettings]
     debt_help: DebtHelpSettings = Field(default_factory=DebtHelpSettings)
+    validation: ValidationSettings = Field(default_factory=ValidationSettings)
     policy: PolicySettings = Field(default_factory=PolicySettings)
 
     @model_validator(mode="after")

@@ -50,7 +50,7 @@ def ingest_entity(ctx: Ctx, source: str, entity: str) -> dict[str, Any]:
 
 @task(name="validate-staged")
 def validate_staged(ctx: Ctx) -> dict[str, Any]:
-    return stages.validate_staged(ctx, Validator())
+    return stages.validate_staged(ctx, Validator(stages.data_docs_dir(ctx)))
 
 
 @task(name="debt-help-exchange", task_run_name="debt-help-{moment}", **RETRIES)
@@ -142,7 +142,8 @@ def validate(ctx: Ctx) -> dict[str, Any]:
     create_table_artifact(
         key=_key("validate", ctx),
         table=table,
-        description="Checked, passed and quarantined per rule",
+        description="Checked, passed and quarantined per rule"
+        + (f"; GX Data Docs: {out['data_docs']}" if out.get("data_docs") else ""),
     )
     if out["stopped"]:
         create_markdown_artifact(

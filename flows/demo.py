@@ -100,6 +100,9 @@ channels:
   sms: {{kind: outbox, dir: outbox}}
   letter: {{kind: outbox, dir: outbox}}
 
+validation:
+  data_docs_dir: data-docs        # GX Data Docs per run: data-docs/<date>/index.html
+
 debt_help:
   exchange: {{kind: portal, inbox_dir: debt-help-inbox, outbox_dir: debt-help-outbox}}
   debt_type: huur

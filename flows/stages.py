@@ -33,6 +33,7 @@ from ledger.records import (
     DEBTOR_COLUMNS,
     ERP_PAYMENT_COLUMNS,
     INVOICE_COLUMNS,
+    PAYMENT_COLUMNS,
     OutboundMessage,
     WriteBack,
     to_json_value,
@@ -134,8 +135,8 @@ def _get_cursor(ctx: Ctx, source: str, entity: str) -> dict[str, Any]:
 def validate_staged(ctx: Ctx, validator: validation.Validator | None = None) -> dict[str, Any]:
     """Promote staged records to the ledger or quarantine them; stop contact for a
     creditor whose export is clearly broken."""
-    validator = validator or validation.Validator()
-    out: dict[str, Any] = {"entities": {}, "stopped": None}
+    validator = validator or validation.Validator(data_docs_dir(ctx))
+    out: dict[str, Any] = {"entities": {}, "stopped": None, "data_docs": None}
     for entity in ENTITIES:
         with ctx.engine.connect() as conn:
             staged = frame(
@@ -174,7 +175,98 @@ def validate_staged(ctx: Ctx, validator: validation.Validator | None = None) -> 
                 {"reason": out["stopped"], "cycle_date": ctx.today.isoformat()},
             )
         log.error("creditor %s stopped: %s", ctx.creditor_id, out["stopped"])
+    out["data_docs"] = validator.build_docs()
     return out
+
+
+def data_docs_dir(ctx: Ctx) -> str | None:
+    """Where this run's GX Data Docs go: ``validation.data_docs_dir/<cycle date>``."""
+    d = ctx.cfg.validation.data_docs_dir
+    return str(ctx.cfg.path(d) / ctx.today.isoformat()) if d else None
+
+
+def payload_frame(entity: str, payloads: list[dict[str, Any]]) -> pd.DataFrame:
+    """Staged (or quarantined) payloads back to the canonical frame of their entity."""
+    cols = list(
+        {"debtors": DEBTOR_COLUMNS, "invoices": INVOICE_COLUMNS, "payments": ERP_PAYMENT_COLUMNS}[
+            entity
+        ]
+    )
+    df = pd.DataFrame(payloads, columns=[*cols, "_errors"])
+    for c in ("invoice_date", "due_date", "paid_date", "paid_on"):
+        if c in df:
+            df[c] = pd.to_datetime(df[c], errors="coerce").dt.date
+            df[c] = df[c].astype(object).where(df[c].notna(), None)
+    return df
+
+
+def prepare_for_rules(
+    ctx: Ctx, entity: str, df: pd.DataFrame
+) -> tuple[pd.DataFrame, list[validation.Rule], str]:
+    """(the frame with derived check columns, the entity's rules, its id column)."""
+    if entity == "debtors":
+        return validation.derive_debtor_checks(df), validation.debtor_rules(), "debtor_id"
+    with ctx.engine.connect() as conn:
+        known = set(
+            conn.execute(
+                select(s.debtors.c.debtor_id).where(s.debtors.c.creditor_id == ctx.creditor_id)
+            ).scalars()
+        )
+    currencies = tuple(ctx.cfg.policy.currencies)
+    if entity == "invoices":
+        for c in ("amount_cents", "open_cents", "costs_cents", "interest_cents"):
+            df[c] = pd.to_numeric(df[c], errors="coerce").astype("Int64")
+        prepared = validation.derive_invoice_checks(df, known, ctx.cfg.validation.max_due_days)
+        return prepared, validation.invoice_rules(currencies), "invoice_id"
+    df["amount_cents"] = pd.to_numeric(df["amount_cents"], errors="coerce").astype("Int64")
+    return (
+        validation.derive_payment_checks(df, known),
+        validation.payment_rules(currencies),
+        "payment_id",
+    )
+
+
+def _open_total_jump(ctx: Ctx, valid: pd.DataFrame) -> str | None:
+    """Distribution check: a batch that would move the creditor's open total by more
+    than ``validation.max_open_total_change`` in one run is a broken export."""
+    if valid.empty:
+        return None
+    v = ctx.cfg.validation
+    inv = s.invoices
+    with ctx.engine.connect() as conn:
+        total = int(
+            conn.execute(
+                select(func.coalesce(func.sum(inv.c.open_cents), 0)).where(
+                    inv.c.creditor_id == ctx.creditor_id
+                )
+            ).scalar()
+            or 0
+        )
+        if total < v.min_open_total_cents:
+            return None
+        ids = list(valid["invoice_id"].astype(str))
+        before = 0
+        for k in range(0, len(ids), 5000):
+            before += int(
+                conn.execute(
+                    select(func.coalesce(func.sum(inv.c.open_cents), 0)).where(
+                        inv.c.creditor_id == ctx.creditor_id,
+                        inv.c.invoice_id.in_(ids[k : k + 5000]),
+                    )
+                ).scalar()
+                or 0
+            )
+    after = (
+        total - before + int(pd.to_numeric(valid["open_cents"], errors="coerce").fillna(0).sum())
+    )
+    change = (after - total) / total
+    if abs(change) > v.max_open_total_change:
+        return (
+            f"invoices: this export would move the open total from {total / 100:,.2f} to "
+            f"{after / 100:,.2f} ({change:+.0%}), beyond the {v.max_open_total_change:.0%} "
+            "limit: the export looks broken"
+        )
+    return None
 
 
 def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
@@ -187,42 +279,15 @@ def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
 def _validate_part(
     ctx: Ctx, validator: validation.Validator, entity: str, source: str, part: pd.DataFrame
 ) -> tuple[dict[str, Any], str | None]:
-    cols = list(
-        {"debtors": DEBTOR_COLUMNS, "invoices": INVOICE_COLUMNS, "payments": ERP_PAYMENT_COLUMNS}[
-            entity
-        ]
-    )
-    df = pd.DataFrame(list(part["payload"]), columns=[*cols, "_errors"])
-    for c in ("invoice_date", "due_date", "paid_date", "paid_on"):
-        if c in df:
-            df[c] = pd.to_datetime(df[c], errors="coerce").dt.date
-            df[c] = df[c].astype(object).where(df[c].notna(), None)
-    if entity == "debtors":
-        prepared = validation.derive_debtor_checks(df)
-        rules = validation.debtor_rules()
-        id_col = "debtor_id"
-    else:
-        with ctx.engine.connect() as conn:
-            known = set(
-                conn.execute(
-                    select(s.debtors.c.debtor_id).where(s.debtors.c.creditor_id == ctx.creditor_id)
-                ).scalars()
-            )
-        currencies = tuple(ctx.cfg.policy.currencies)
-        if entity == "invoices":
-            prepared = validation.derive_invoice_checks(df, known)
-            rules = validation.invoice_rules(currencies)
-            id_col = "invoice_id"
-        else:
-            df["amount_cents"] = df["amount_cents"].astype("Int64")
-            prepared = validation.derive_payment_checks(df, known)
-            rules = validation.payment_rules(currencies)
-            id_col = "payment_id"
-    outcome = validator.validate(entity, df, rules, id_col, prepared)
+    df = payload_frame(entity, list(part["payload"]))
+    prepared, rules, id_col = prepare_for_rules(ctx, entity, df)
+    outcome = validator.validate(entity, df, rules, id_col, prepared, source)
     stop = validation.batch_level_error(entity, outcome, ctx.cfg.policy.max_reject_share)
+    if entity == "invoices" and not stop:
+        stop = _open_total_jump(ctx, outcome.valid)
     now = utcnow()
     with ctx.engine.begin() as conn:
-        changed = _promote(conn, ctx, entity, source, outcome.valid, now)
+        changed = promote(conn, ctx, entity, source, outcome.valid, now)
         q_rows = []
         for rid, rec in zip(
             outcome.rejected_keys, outcome.rejected.to_dict("records"), strict=True
@@ -257,7 +322,7 @@ def _validate_part(
     return summary, stop
 
 
-def _promote(
+def promote(
     conn: Any, ctx: Ctx, entity: str, source: str, valid: pd.DataFrame, now: dt.datetime
 ) -> int:
     if valid.empty:
@@ -439,20 +504,10 @@ def fetch_statements(ctx: Ctx, source: str, server_port: int | None = None) -> d
                 _quarantine_file(ctx, source, name, got.sha256, "statement.parseable", str(exc))
                 client.move(name, settings.failed_dir)
                 continue
+            entries, rejected = _check_statement_lines(ctx, source, name, entries)
+            out["quarantined_lines"] = out.get("quarantined_lines", 0) + rejected
             now = utcnow()
-            rows = []
-            for r in entries.to_dict("records"):
-                row = {k: to_json_value(v) for k, v in r.items()}
-                row["booking_date"], row["value_date"] = r["booking_date"], r["value_date"]
-                row.update(
-                    creditor_id=ctx.creditor_id,
-                    source=source,
-                    status="new",
-                    allocated_cents=0,
-                    created_at=now,
-                )
-                row["reversal"] = bool(r["reversal"])
-                rows.append(row)
+            rows = payment_rows(ctx, source, entries, now)
             with ctx.engine.begin() as conn:
                 insert_ignore(conn, s.payments, rows)
                 insert_ignore(
@@ -482,6 +537,82 @@ def fetch_statements(ctx: Ctx, source: str, server_port: int | None = None) -> d
             out["files"] += 1
             out["entries"] += len(rows)
     return out
+
+
+def payment_rows(
+    ctx: Ctx, source: str, entries: pd.DataFrame, now: dt.datetime
+) -> list[dict[str, Any]]:
+    """Parsed bank lines as ``payments`` rows, waiting to be matched."""
+    rows = []
+    for r in entries.to_dict("records"):
+        row = {k: to_json_value(v) for k, v in r.items() if k in PAYMENT_COLUMNS}
+        for c in ("booking_date", "value_date"):
+            v = r.get(c)
+            row[c] = dt.date.fromisoformat(v[:10]) if isinstance(v, str) else v
+        row.update(
+            creditor_id=ctx.creditor_id,
+            source=source,
+            status="new",
+            allocated_cents=0,
+            created_at=now,
+        )
+        row["reversal"] = bool(r["reversal"])
+        rows.append(row)
+    return rows
+
+
+_STATEMENT_VALIDATOR: list[validation.Validator] = []
+
+
+def _statement_validator() -> validation.Validator:
+    """One GX context per process for statement lines (not one per file)."""
+    if not _STATEMENT_VALIDATOR:
+        _STATEMENT_VALIDATOR.append(validation.Validator())
+    return _STATEMENT_VALIDATOR[0]
+
+
+def _check_statement_lines(
+    ctx: Ctx, source: str, file_name: str, entries: pd.DataFrame
+) -> tuple[pd.DataFrame, int]:
+    """Bank lines through the statement suite; a bad line goes to quarantine with every
+    rule it broke (it is never matched until released), the rest goes on."""
+    if entries.empty:
+        return entries, 0
+    prepared = validation.derive_statement_checks(entries, ctx.today)
+    outcome = _statement_validator().validate(
+        "statement_lines",
+        entries,
+        validation.statement_rules(tuple(ctx.cfg.policy.currencies)),
+        "payment_id",
+        prepared,
+        source,
+    )
+    if outcome.rejected.empty:
+        return entries, 0
+    now = utcnow()
+    rows = []
+    for rid, rec in zip(outcome.rejected_keys, outcome.rejected.to_dict("records"), strict=True):
+        payload = {k: to_json_value(v) for k, v in rec.items()}
+        payload["_file"] = file_name
+        rows.append(
+            {
+                "creditor_id": ctx.creditor_id,
+                "source": source,
+                "entity": "statement_line",
+                "record_id": rid,
+                "fingerprint": hashlib.sha256(
+                    json.dumps(payload, sort_keys=True, default=str).encode()
+                ).hexdigest(),
+                "failures": outcome.failures.get(rid, []),
+                "payload": payload,
+                "status": "open",
+                "cycle_date": ctx.today,
+                "created_at": now,
+            }
+        )
+    with ctx.engine.begin() as conn:
+        insert_ignore(conn, s.quarantine, rows)
+    return outcome.valid, len(rows)
 
 
 def _quarantine_file(ctx: Ctx, source: str, name: str, sha: str, rule: str, why: str) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -85,12 +86,25 @@ def _valid_ref(value: Any) -> bool:
     return is_valid_reference(str(value))
 
 
+def _matches(series: pd.Series, pattern: str) -> pd.Series:
+    """True where the value matches (a missing value passes: presence is its own rule)."""
+    text = series.astype("string")
+    return (text.isna() | text.str.fullmatch(pattern).fillna(False)).astype(bool)
+
+
 def derive_debtor_checks(df: pd.DataFrame) -> pd.DataFrame:
+    """Booleans for every check on a personal field, so the frame GX sees (and the Data
+    Docs it writes) holds no name, address, e-mail, phone number or IBAN."""
     out = df.copy()
     out["iban_valid"] = [_valid_iban(v) for v in out["iban"]]
     out["phone_valid"] = [_valid_phone(v) for v in out["phone"]]
     has = lambda c: out[c].notna() & (out[c].astype("string").str.len() > 0)  # noqa: E731
     out["reachable"] = has("email") | has("phone") | (has("street") & has("postcode"))
+    out["name_present"] = has("name")
+    names = out["name"].astype("string")
+    out["name_clean"] = ~names.str.contains(MANGLED_RE, regex=True).fillna(False).astype(bool)
+    out["email_ok"] = _matches(out["email"], EMAIL_RE)
+    out["postcode_ok"] = _matches(out["postcode"], POSTCODE_RE)
     out["parse_ok"] = out["_errors"].isna() if "_errors" in out else True
     return out
 
@@ -101,8 +115,14 @@ def _cents(df: pd.DataFrame, col: str) -> pd.Series:
     return pd.to_numeric(df[col], errors="coerce").fillna(0)
 
 
-def derive_invoice_checks(df: pd.DataFrame, known_debtors: Iterable[str]) -> pd.DataFrame:
+def derive_invoice_checks(
+    df: pd.DataFrame, known_debtors: Iterable[str], max_due_days: int = 400
+) -> pd.DataFrame:
     out = df.copy()
+    inv = pd.to_datetime(out["invoice_date"], errors="coerce")
+    due = pd.to_datetime(out["due_date"], errors="coerce")
+    far = (due - inv).dt.days > max_due_days
+    out["due_not_absurd"] = ~far.fillna(False).astype(bool)
     out["reference_valid"] = [_valid_ref(v) for v in out["payment_reference"]]
     known = set(known_debtors)
     out["debtor_known"] = out["debtor_id"].isin(known)
@@ -174,6 +194,90 @@ def payment_rules(currencies: tuple[str, ...] = ("EUR",)) -> list[Rule]:
     ]
 
 
+MAX_STATEMENT_CENTS = 1_000_000_000  # EUR 10 million: a bank line beyond is a broken file
+
+
+def derive_statement_checks(df: pd.DataFrame, today: Any) -> pd.DataFrame:
+    """Booleans for the checks on parsed bank lines (no personal value reaches GX)."""
+    out = df.copy()
+    booked = pd.to_datetime(out["booking_date"], errors="coerce")
+    now = pd.Timestamp(today)
+    out["booking_date_present"] = booked.notna()
+    out["booking_date_plausible"] = (
+        booked.isna()
+        | ((booked <= now + pd.Timedelta(days=7)) & (booked >= now - pd.Timedelta(days=800)))
+    ).astype(bool)
+    out["counterparty_iban_valid"] = [
+        _valid_iban(v) or str(v).strip().isdigit() for v in out["counterparty_iban"]
+    ]  # an old Dutch account number (9-10 digits) is not an IBAN, and not wrong
+    out["structured_reference_valid"] = [_valid_ref(v) for v in out["structured_reference"]]
+    out["amount_cents"] = pd.to_numeric(out["amount_cents"], errors="coerce").astype("Int64")
+    return out
+
+
+def statement_rules(currencies: tuple[str, ...] = ("EUR",)) -> list[Rule]:
+    E = _gx().expectations
+    cur = list(currencies)
+    return [
+        Rule(
+            "statement.booking_date",
+            "booking_date",
+            lambda: E.ExpectColumnValuesToBeInSet(column="booking_date_present", value_set=[True]),
+            "a booking date is present",
+        ),
+        Rule(
+            "statement.booking_date_plausible",
+            "booking_date",
+            lambda: E.ExpectColumnValuesToBeInSet(
+                column="booking_date_plausible", value_set=[True]
+            ),
+            "booked at most 7 days ahead and not more than 800 days ago",
+        ),
+        Rule(
+            "statement.amount_not_zero",
+            "amount_cents",
+            lambda: E.ExpectColumnValuesToNotBeInSet(column="amount_cents", value_set=[0]),
+            "an entry of zero is no payment",
+        ),
+        Rule(
+            "statement.amount_plausible",
+            "amount_cents",
+            lambda: E.ExpectColumnValuesToBeBetween(
+                column="amount_cents", min_value=-MAX_STATEMENT_CENTS, max_value=MAX_STATEMENT_CENTS
+            ),
+            "amount within +/- EUR 10 million",
+        ),
+        Rule(
+            "statement.currency",
+            "currency",
+            lambda: E.ExpectColumnValuesToBeInSet(column="currency", value_set=cur),
+            f"currency in {cur}",
+        ),
+        Rule(
+            "statement.counterparty_iban_valid",
+            "counterparty_iban",
+            lambda: E.ExpectColumnValuesToBeInSet(
+                column="counterparty_iban_valid", value_set=[True]
+            ),
+            "the payer's IBAN has valid check digits (pre-IBAN account numbers pass)",
+        ),
+        Rule(
+            "statement.reference_check_digit",
+            "structured_reference",
+            lambda: E.ExpectColumnValuesToBeInSet(
+                column="structured_reference_valid", value_set=[True]
+            ),
+            "a structured reference has valid check digits",
+        ),
+        Rule(
+            "statement.id_unique",
+            "payment_id",
+            lambda: E.ExpectColumnValuesToBeUnique(column="payment_id"),
+            "entry ids are unique in the file",
+        ),
+    ]
+
+
 def _gx() -> Any:
     import great_expectations as gx
 
@@ -204,25 +308,25 @@ def debtor_rules() -> list[Rule]:
         Rule(
             "debtor.name_present",
             "name",
-            lambda: E.ExpectColumnValuesToNotBeNull(column="name"),
+            lambda: E.ExpectColumnValuesToBeInSet(column="name_present", value_set=[True]),
             "a name is present",
         ),
         Rule(
             "debtor.text_clean",
             "name",
-            lambda: E.ExpectColumnValuesToNotMatchRegex(column="name", regex=MANGLED_RE),
+            lambda: E.ExpectColumnValuesToBeInSet(column="name_clean", value_set=[True]),
             "no replacement or control characters (wrong encoding)",
         ),
         Rule(
             "debtor.email_syntax",
             "email",
-            lambda: E.ExpectColumnValuesToMatchRegex(column="email", regex=EMAIL_RE),
+            lambda: E.ExpectColumnValuesToBeInSet(column="email_ok", value_set=[True]),
             "e-mail address syntax",
         ),
         Rule(
             "debtor.postcode_format",
             "postcode",
-            lambda: E.ExpectColumnValuesToMatchRegex(column="postcode", regex=POSTCODE_RE),
+            lambda: E.ExpectColumnValuesToBeInSet(column="postcode_ok", value_set=[True]),
             "Dutch postcode 1234 AB",
         ),
         Rule(
@@ -323,6 +427,12 @@ def invoice_rules(currencies: tuple[str, ...] = ("EUR",)) -> list[Rule]:
             "due date on or after invoice date",
         ),
         Rule(
+            "invoice.due_not_absurd",
+            "due_date",
+            lambda: E.ExpectColumnValuesToBeInSet(column="due_not_absurd", value_set=[True]),
+            "due date not absurdly far after the invoice date (400 days by default)",
+        ),
+        Rule(
             "invoice.reference_check_digit",
             "payment_reference",
             lambda: E.ExpectColumnValuesToBeInSet(column="reference_valid", value_set=[True]),
@@ -337,31 +447,66 @@ def invoice_rules(currencies: tuple[str, ...] = ("EUR",)) -> list[Rule]:
     ]
 
 
-class Validator:
-    """Holds one GX context for a run; validates DataFrames against named rule sets."""
+#: columns that never reach GX (and so never its results or Data Docs)
+PERSONAL_COLUMNS = frozenset(
+    {
+        "name",
+        "email",
+        "phone",
+        "iban",
+        "street",
+        "postcode",
+        "city",
+        "counterparty_iban",
+        "counterparty_name",
+        "remittance",
+        "bsn",
+        "_errors",
+    }
+)
 
-    def __init__(self) -> None:
+
+class Validator:
+    """One GX context for a run; validates DataFrames against named rule sets, one suite
+    per source and entity. With ``data_docs_dir`` the run's results are written there as
+    GX Data Docs (HTML) by ``build_docs``."""
+
+    def __init__(self, data_docs_dir: str | None = None) -> None:
         gx = _gx()
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
         self._ctx = gx.get_context(mode="ephemeral")
         self._ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
         self._source = self._ctx.data_sources.add_pandas("vangnet")
-        self._batches: dict[str, Any] = {}
-        self._suites: dict[str, Any] = {}
+        self._definitions: dict[str, Any] = {}
+        self.data_docs_dir = data_docs_dir
+        if data_docs_dir:
+            self._ctx.add_data_docs_site(
+                "vangnet",
+                {
+                    "class_name": "SiteBuilder",
+                    "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+                    "store_backend": {
+                        "class_name": "TupleFilesystemStoreBackend",
+                        "base_directory": str(data_docs_dir),
+                    },
+                },
+            )
 
-    def _suite(self, key: str, rules: list[Rule]) -> Any:
-        if key not in self._suites:
+    def _definition(self, key: str, rules: list[Rule]) -> Any:
+        if key not in self._definitions:
             gx = _gx()
             suite = self._ctx.suites.add(gx.ExpectationSuite(name=key))
             for rule in rules:
                 exp = rule.build()
-                exp.meta = {"rule": rule.name}
+                exp.meta = {"rule": rule.name, "explain": rule.explain}
                 suite.add_expectation(exp)
             asset = self._source.add_dataframe_asset(key)
-            self._batches[key] = asset.add_batch_definition_whole_dataframe(key)
-            self._suites[key] = suite
-        return self._suites[key]
+            batch = asset.add_batch_definition_whole_dataframe(key)
+            self._definitions[key] = self._ctx.validation_definitions.add(
+                gx.ValidationDefinition(name=key, data=batch, suite=suite)
+            )
+        return self._definitions[key]
 
     def validate(
         self,
@@ -370,19 +515,18 @@ class Validator:
         rules: list[Rule],
         id_column: str,
         prepared: pd.DataFrame,
+        source: str = "any",
     ) -> ValidationOutcome:
         """``df`` is the batch as read; ``prepared`` the same rows with derived columns."""
         if df.empty:
             return ValidationOutcome(
                 entity, 0, df, df.iloc[0:0], {}, {r.name: 0 for r in rules}, []
             )
-        key = f"{entity}-{len(rules)}"
-        suite = self._suite(key, rules)
-        frame = prepared.copy()
+        definition = self._definition(f"{source}.{entity}", rules)
+        frame = prepared.drop(columns=[c for c in prepared.columns if c in PERSONAL_COLUMNS])
         frame["_rid"] = [f"{i}" for i in range(len(frame))]  # row ids survive null record ids
-        batch = self._batches[key].get_batch(batch_parameters={"dataframe": frame})
-        result = batch.validate(
-            suite,
+        result = definition.run(
+            batch_parameters={"dataframe": frame},
             result_format={
                 "result_format": "COMPLETE",
                 "unexpected_index_column_names": ["_rid"],
@@ -423,6 +567,13 @@ class Validator:
             entity, len(df), df[~mask], rejected, failures, per_rule, list(keys.values())
         )
 
+    def build_docs(self) -> str | None:
+        """Write the Data Docs of this run's validations; the index page's path."""
+        if not self.data_docs_dir or not self._definitions:
+            return None
+        self._ctx.build_data_docs(site_names=["vangnet"])
+        return str(Path(self.data_docs_dir) / "index.html")
+
 
 def _record_key(rid: Any, position: int) -> str:
     if _missing(rid):
@@ -449,11 +600,14 @@ def batch_level_error(
 
 
 __all__ = [
+    "PERSONAL_COLUMNS",
     "Rule",
     "ValidationOutcome",
     "Validator",
     "batch_level_error",
     "debtor_rules",
+    "derive_statement_checks",
+    "statement_rules",
     "derive_debtor_checks",
     "derive_invoice_checks",
     "derive_payment_checks",

@@ -60,6 +60,7 @@ INVOICE_CASES = {
     "invoice.currency": {"currency": "USD"},
     "invoice.dates_present": {"due_date": None},
     "invoice.due_after_invoice": {"due_date": dt.date(2025, 12, 31)},
+    "invoice.due_not_absurd": {"due_date": dt.date(2027, 2, 6)},  # 401 days; 400 passes
     "invoice.reference_check_digit": {"payment_reference": "6000056789012345"},
     "invoice.debtor_known": {"debtor_id": "R404"},
 }
@@ -212,3 +213,106 @@ def test_rejected_keys_follow_the_rejected_rows(validator: v.Validator) -> None:
             out.rejected_keys, ["debtor.id_present", "debtor.email_syntax"], strict=True
         )
     ] == [True, True]
+
+
+# ---------------------------------------------------------------- bad-input corpus
+def _a_reference_with_a_leading_zero() -> str:
+    from transforms.references import new_betalingskenmerk
+
+    return next(r for n in range(1, 500) if (r := new_betalingskenmerk(n)).startswith("0"))
+
+
+def test_a_reference_that_lost_its_leading_zero_is_held(validator: v.Validator) -> None:
+    """Excel turned 0xxxxxxxxxxxxxxx into a 15-digit number: the check digit no longer fits."""
+    good = _a_reference_with_a_leading_zero()
+    ok = {**GOOD_INVOICE, "payment_reference": good}
+    lost = {**GOOD_INVOICE, "invoice_id": "F2", "payment_reference": good.lstrip("0")}
+    df, prepared = _invoices([ok, lost])
+    out = validator.validate("invoices", df, v.invoice_rules(), "invoice_id", prepared)
+    assert list(out.valid["invoice_id"]) == ["F1"]
+    assert [f["rule"] for f in out.failures["F2"]] == ["invoice.reference_check_digit"]
+
+
+def test_excel_mangled_amounts_and_short_dates_through_the_mapping(validator: v.Validator) -> None:
+    from connectors.odbc.mapping import to_canonical
+
+    cols = {c: c for c in ("invoice_id", "debtor_id", "invoice_date", "due_date", "amount_cents")}
+    rows = [
+        {
+            "invoice_id": "F1",
+            "debtor_id": "R1",
+            "invoice_date": "01-12-26",
+            "due_date": "31-12-26",
+            "amount_cents": "1.234,56",
+        },
+        {
+            "invoice_id": "F2",
+            "debtor_id": "R1",
+            "invoice_date": "01-12-26",
+            "due_date": "31-12-26",
+            "amount_cents": "1,23E+05",
+        },
+    ]
+    df = to_canonical("invoices", rows, cols)
+    assert df.loc[0, "amount_cents"] == 123456 and df.loc[0, "due_date"] == dt.date(2026, 12, 31)
+    out = validator.validate(
+        "invoices", df, v.invoice_rules(), "invoice_id", v.derive_invoice_checks(df, {"R1"})
+    )
+    assert list(out.valid["invoice_id"]) == ["F1"]
+    (fail,) = [f for f in out.failures["F2"] if f["rule"] == "invoice.parseable"]
+    assert "scientific notation" in fail["value"]
+
+
+def test_statement_lines_have_their_own_suite(validator: v.Validator) -> None:
+    from ledger.records import PAYMENT_COLUMNS
+
+    base = dict.fromkeys(PAYMENT_COLUMNS)
+    base.update(
+        booking_date=dt.date(2026, 11, 24), amount_cents=5000, currency="EUR", reversal=False
+    )
+    lines = [
+        {**base, "payment_id": "ok", "counterparty_iban": "0121470966"},  # pre-IBAN passes
+        {**base, "payment_id": "usd", "currency": "USD"},
+        {**base, "payment_id": "iban", "counterparty_iban": "NL00INGB0001234567"},
+        {**base, "payment_id": "ref", "structured_reference": "6000056789012345"},
+        {**base, "payment_id": "zero", "amount_cents": 0},
+        {**base, "payment_id": "future", "booking_date": dt.date(2027, 3, 1)},
+    ]
+    df = pd.DataFrame(lines, columns=list(PAYMENT_COLUMNS))
+    out = validator.validate(
+        "statement_lines",
+        df,
+        v.statement_rules(),
+        "payment_id",
+        v.derive_statement_checks(df, dt.date(2026, 11, 24)),
+    )
+    assert list(out.valid["payment_id"]) == ["ok"]
+    assert {k: [f["rule"] for f in fs] for k, fs in out.failures.items()} == {
+        "usd": ["statement.currency"],
+        "iban": ["statement.counterparty_iban_valid"],
+        "ref": ["statement.reference_check_digit"],
+        "zero": ["statement.amount_not_zero"],
+        "future": ["statement.booking_date_plausible"],
+    }
+    assert out.failures["iban"][0]["value"] != "NL00INGB0001234567"  # masked
+
+
+def test_gx_never_sees_a_personal_value(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Data Docs show what GX saw; personal columns are dropped before it looks."""
+    docs = tmp_path / "docs"
+    val = v.Validator(str(docs))
+    bad = {
+        **GOOD_DEBTOR,
+        "debtor_id": "R2",
+        "email": "jan.de.vries@voorbeeld",
+        "name": "M\ufffdller",
+    }
+    df, prepared = _debtors([GOOD_DEBTOR, bad])
+    out = val.validate("debtors", df, v.debtor_rules(), "debtor_id", prepared, "erp")
+    assert {f["rule"] for f in out.failures["R2"]} == {"debtor.email_syntax", "debtor.text_clean"}
+    index = val.build_docs()
+    assert index and (docs / "index.html").exists()
+    html = "".join(p.read_text(errors="ignore") for p in docs.rglob("*.html"))
+    assert "erp.debtors" in html
+    for personal in ("jan.de.vries", "ller", GOOD_DEBTOR["iban"], GOOD_DEBTOR["phone"]):
+        assert personal not in html
