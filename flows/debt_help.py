@@ -87,6 +87,8 @@ def fetch_and_store(ctx: Ctx, exchange: DebtHelpExchange) -> dict[str, int]:
         return out
     dh = ctx.cfg.debt_help
     now = utcnow()
+    invalid = check_messages(ctx, [m for m in got if isinstance(m, InMessage)])
+    out["invalid"] = len(invalid)
     rows: list[dict[str, Any]] = []
     for m in got:
         if isinstance(m, Unreadable):
@@ -115,6 +117,7 @@ def fetch_and_store(ctx: Ctx, exchange: DebtHelpExchange) -> dict[str, int]:
             if m.type in rules.ANSWER_OWED and not refused
             else None
         )
+        broken = invalid.get(m.message_id)
         rows.append(
             {
                 "creditor_id": ctx.creditor_id,
@@ -122,19 +125,76 @@ def fetch_and_store(ctx: Ctx, exchange: DebtHelpExchange) -> dict[str, int]:
                 "type": m.type,
                 "sent_on": m.sent_on,
                 "received_at": now,
-                "status": "refused" if refused else "new",
+                "status": "refused" if refused else ("invalid" if broken else "new"),
                 "answer_due": due,
                 "payload": m.to_json(keep_bsn=dh.bsn_allowed),
                 "note": f"addressed to {m.creditor_code}, not to this creditor"
                 if refused
-                else None,
+                else (", ".join(f["rule"] for f in broken) if broken else None),
             }
         )
     with ctx.engine.begin() as conn:
         out["stored"] = insert_ignore(conn, s.skp_messages, rows)
+        insert_ignore(
+            conn,
+            s.quarantine,
+            [
+                {
+                    "creditor_id": ctx.creditor_id,
+                    "source": "schuldenknooppunt",
+                    "entity": "skp_message",
+                    "record_id": mid,
+                    "fingerprint": hashlib.sha256(f"{mid}|{failures}".encode()).hexdigest(),
+                    "failures": failures,
+                    "payload": {"message_id": mid},  # the message itself stays in skp_messages
+                    "status": "open",
+                    "cycle_date": ctx.today,
+                    "created_at": now,
+                }
+                for mid, failures in invalid.items()
+            ],
+        )
     # committed: now the hub may forget them
     exchange.acknowledge([r["message_id"] for r in rows])
     return out
+
+
+_MESSAGE_VALIDATOR: list[Any] = []
+
+
+def check_messages(ctx: Ctx, msgs: list[InMessage]) -> dict[str, list[dict[str, Any]]]:
+    """The message suite (GX): per message id that fails, every rule it broke."""
+    from transforms import validation
+
+    if not msgs:
+        return {}
+    if not _MESSAGE_VALIDATOR:  # one GX context per process, not per fetch
+        _MESSAGE_VALIDATOR.append(validation.Validator())
+    df = pd.DataFrame(
+        [
+            {
+                "message_id": m.message_id,
+                "type": m.type,
+                "sent_on": m.sent_on,
+                "client_number": m.client_number,
+                "postcode": m.postcode,
+                "house_number": m.house_number,
+                "percentage": m.proposal.percentage if m.proposal else None,
+                "term_months": m.proposal.term_months if m.proposal else None,
+                "bsn": m.bsn,
+            }
+            for m in msgs
+        ]
+    )
+    outcome = _MESSAGE_VALIDATOR[0].validate(
+        "skn_messages",
+        df,
+        validation.message_rules(),
+        "message_id",
+        validation.derive_message_checks(df, ctx.today),
+        "schuldenknooppunt",
+    )
+    return dict(outcome.failures)
 
 
 # ---------------------------------------------------------------------- 2. handle

@@ -22,7 +22,7 @@ from ledger.store import audit, insert_ignore, utcnow
 from transforms import validation
 from transforms.masking import mask_value
 
-RELEASABLE = ("debtors", "invoices", "payments", "statement_line")
+RELEASABLE = ("debtors", "invoices", "payments", "statement_line", "skp_message")
 
 
 def list_open(ctx: Ctx, entity: str | None = None, rule: str | None = None) -> list[dict[str, Any]]:
@@ -94,7 +94,14 @@ def release(ctx: Ctx, qids: list[int], operator: str) -> dict[str, Any]:
         with ctx.engine.begin() as conn:
             if passed is not None:
                 now = utcnow()
-                if row.entity == "statement_line":
+                if row.entity == "skp_message":  # handled with the next exchange round
+                    m = s.skp_messages
+                    conn.execute(
+                        update(m)
+                        .where(m.c.creditor_id == ctx.creditor_id, m.c.message_id == row.record_id)
+                        .values(status="new", note=None)
+                    )
+                elif row.entity == "statement_line":
                     insert_ignore(
                         conn, s.payments, stages.payment_rows(ctx, row.source, passed, now)
                     )
@@ -130,6 +137,21 @@ def _revalidate(
     ctx: Ctx, validator: validation.Validator, row: Any
 ) -> tuple[pd.DataFrame | None, list[dict[str, Any]]]:
     payload = dict(row.payload)
+    if row.entity == "skp_message":
+        from connectors.schuldenknooppunt import InMessage
+        from flows.debt_help import check_messages
+
+        m = s.skp_messages
+        with ctx.engine.connect() as conn:
+            stored = conn.execute(
+                select(m.c.payload).where(
+                    m.c.creditor_id == ctx.creditor_id, m.c.message_id == row.record_id
+                )
+            ).scalar()
+        if stored is None:
+            raise LookupError(f"message {row.record_id} is no longer in the ledger")
+        failures = check_messages(ctx, [InMessage.from_json(stored)]).get(row.record_id)
+        return (None, failures) if failures else (pd.DataFrame(), [])
     if row.entity == "statement_line":
         df = pd.DataFrame([payload], columns=list(PAYMENT_COLUMNS))
         for c in ("booking_date", "value_date"):

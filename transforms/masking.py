@@ -43,6 +43,7 @@ PERSONAL_FIELDS = {
     "name": mask_name,
     "counterparty_name": mask_name,
     "street": lambda v: "***" if v else "",
+    "bsn": lambda v: "*********" if v else "",
 }
 
 

@@ -278,6 +278,89 @@ def statement_rules(currencies: tuple[str, ...] = ("EUR",)) -> list[Rule]:
     ]
 
 
+NEEDS_CLIENT = frozenset(
+    {
+        "kennisgeving",
+        "kennisgeving_publiek",
+        "saldoverzoek",
+        "betaalvoorstel",
+        "heroverweging",
+        "schuldregeling_akkoord",
+        "schuldregeling_beeindigd",
+        "bewindvoering",
+        "wsnp",
+        "moratorium",
+    }
+)
+
+
+def _bsn_ok(v: Any) -> bool:
+    """The BSN eleven test (elfproef: weights 9..2 and -1)."""
+    if _missing(v):
+        return True
+    d = str(v).strip()
+    if not d.isdigit() or len(d) not in (8, 9):
+        return False
+    d = d.zfill(9)
+    total = sum(int(c) * w for c, w in zip(d[:8], range(9, 1, -1), strict=True)) - int(d[8])
+    return total % 11 == 0 and d != "000000000"
+
+
+def derive_message_checks(df: pd.DataFrame, today: Any) -> pd.DataFrame:
+    """Booleans for Schuldenknooppunt messages (``InMessage`` fields as columns)."""
+    out = df.copy()
+    sent = pd.to_datetime(out["sent_on"], errors="coerce")
+    out["date_plausible"] = (
+        sent.notna() & (sent <= pd.Timestamp(today) + pd.Timedelta(days=1))
+    ).astype(bool)
+    has = lambda c: out[c].notna() & (out[c].astype("string").str.strip().str.len() > 0)  # noqa: E731
+    identified = has("client_number") | (has("postcode") & has("house_number"))
+    out["client_identified"] = (identified | ~out["type"].isin(NEEDS_CLIENT)).astype(bool)
+    pct = pd.to_numeric(out["percentage"], errors="coerce")
+    term = pd.to_numeric(out["term_months"], errors="coerce")
+    out["proposal_sane"] = (
+        (pct.isna() | pct.between(0, 100)) & (term.isna() | term.between(1, 120))
+    ).astype(bool)
+    out["bsn_valid"] = [_bsn_ok(v) for v in out["bsn"]]
+    return out
+
+
+def message_rules() -> list[Rule]:
+    E = _gx().expectations
+    return [
+        Rule(
+            "skn.id_unique",
+            "message_id",
+            lambda: E.ExpectColumnValuesToBeUnique(column="message_id"),
+            "message ids are unique in a fetch",
+        ),
+        Rule(
+            "skn.date_plausible",
+            "sent_on",
+            lambda: E.ExpectColumnValuesToBeInSet(column="date_plausible", value_set=[True]),
+            "a message date, not in the future",
+        ),
+        Rule(
+            "skn.client_identified",
+            "client_number",
+            lambda: E.ExpectColumnValuesToBeInSet(column="client_identified", value_set=[True]),
+            "a client number, or postcode and house number, where the message is about a client",
+        ),
+        Rule(
+            "skn.proposal_sane",
+            "percentage",
+            lambda: E.ExpectColumnValuesToBeInSet(column="proposal_sane", value_set=[True]),
+            "a proposal's percentage 0-100 and term 1-120 months",
+        ),
+        Rule(
+            "skn.bsn_valid",
+            "bsn",
+            lambda: E.ExpectColumnValuesToBeInSet(column="bsn_valid", value_set=[True]),
+            "a BSN passes the eleven test",
+        ),
+    ]
+
+
 def _gx() -> Any:
     import great_expectations as gx
 
@@ -606,7 +689,9 @@ __all__ = [
     "Validator",
     "batch_level_error",
     "debtor_rules",
+    "derive_message_checks",
     "derive_statement_checks",
+    "message_rules",
     "statement_rules",
     "derive_debtor_checks",
     "derive_invoice_checks",

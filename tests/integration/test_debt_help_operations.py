@@ -199,3 +199,44 @@ def test_review_answers_due_list_and_wgs_round_trip(tmp_path: Path) -> None:
         "hulp aanvaard",
         dt.date(2026, 12, 1),
     )
+
+
+def test_an_invalid_message_is_held_shown_as_due_and_released_when_it_checks_out(
+    tmp_path: Path,
+) -> None:
+    from flows import quarantine
+
+    cfg, ctx = _ctx(tmp_path)
+    inbox = tmp_path / "demo" / "debt-help-inbox"
+    with ctx.engine.connect() as conn:
+        debtor = conn.execute(select(s.debtors.c.debtor_id).limit(1)).scalar()
+    (inbox / "fouten.csv").write_text(
+        "BerichtId;BerichtType;Datum;KlantnummerSE;Percentage;BSN\n"
+        f"BV-X;Betaalvoorstel;2026-11-24;{debtor};150;\n"
+        f"KG-LATER;Kennisgeving;2026-11-27;{debtor};;\n"
+        f"KG-BSN;Kennisgeving Publiek;2026-11-24;{debtor};;123456789\n"
+    )
+    out = debt_help.exchange_messages(ctx)
+    assert out["invalid"] == 3 and out["holds"] == 0
+    due = {d["message_id"]: d for d in out["due"]}
+    assert due["BV-X"]["status"] == "invalid" and due["BV-X"]["note"] == "skn.proposal_sane"
+    held = {r["record"]: r for r in quarantine.list_open(ctx, "skp_message")}
+    assert held["KG-LATER"]["rules"] == "skn.date_plausible"
+    assert held["KG-BSN"]["rules"] == "skn.bsn_valid"
+    assert quarantine.show(ctx, held["KG-BSN"]["id"])["failures"][0]["value"] == "*********"
+
+    # three days later the date checks out: released, handled in the next round; the
+    # proposal of 150% still fails; the BSN was never kept (not allowed for this creditor),
+    # so what is left of that message checks out
+    later = make_ctx(str(cfg), "2026-11-27T10:00:00+01:00")
+    ids = [held[k]["id"] for k in ("KG-LATER", "KG-BSN", "BV-X")]
+    res = quarantine.release(later, ids, "ops")
+    assert res["released"] == ids[:2]
+    assert res["still_failing"] == {ids[2]: ["skn.proposal_sane"]}
+    again = debt_help.exchange_messages(later)
+    assert again["holds"] == 2
+    with ctx.engine.connect() as conn:
+        status = conn.execute(
+            select(s.skp_messages.c.status).where(s.skp_messages.c.message_id == "KG-LATER")
+        ).scalar()
+    assert status == "answered"

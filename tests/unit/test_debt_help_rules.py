@@ -259,3 +259,59 @@ def test_an_arrangement_is_completed_kept_or_broken() -> None:
     assert rules.arrangement_status(plan, 10_000, dt.date(2027, 2, 20)) == "active"  # in grace
     assert rules.arrangement_status(plan, 0, dt.date(2027, 2, 1)) == "broken"
     assert rules.arrangement_status(plan, 10_000, dt.date(2027, 3, 31)) == "broken"
+
+
+# ------------------------------------------------------------- the message suite
+MESSAGE_CASES = {
+    "skn.date_plausible": {"sent_on": dt.date(2026, 11, 26)},  # the 25th just passes
+    "skn.client_identified": {"client_number": None},
+    "skn.proposal_sane": {"percentage": 101.0},
+    "skn.bsn_valid": {"bsn": "111222334"},
+}
+
+
+@pytest.mark.parametrize("rule", sorted(MESSAGE_CASES))
+def test_each_message_rule_breaks_and_passes(rule: str) -> None:
+    from transforms import validation as v
+
+    good = {
+        "message_id": "ok",
+        "type": "betaalvoorstel",
+        "sent_on": dt.date(2026, 11, 25),
+        "client_number": "R1",
+        "postcode": None,
+        "house_number": None,
+        "percentage": 100.0,
+        "term_months": 120,
+        "bsn": "111222333",
+    }
+    bad = {**good, "message_id": "bad", **MESSAGE_CASES[rule]}
+    df = pd.DataFrame([good, bad])
+    out = v.Validator().validate(
+        "skn_messages", df, v.message_rules(), "message_id", v.derive_message_checks(df, D)
+    )
+    assert list(out.valid["message_id"]) == ["ok"]
+    assert [f["rule"] for f in out.failures["bad"]] == [rule]
+    if rule == "skn.bsn_valid":
+        assert out.failures["bad"][0]["value"] == "*********"  # never shown
+
+
+def test_a_statusbericht_needs_no_client_and_duplicates_are_caught() -> None:
+    from transforms import validation as v
+
+    row = {
+        "message_id": "S1",
+        "type": "statusbericht_shv",
+        "sent_on": D,
+        "client_number": None,
+        "postcode": None,
+        "house_number": None,
+        "percentage": None,
+        "term_months": None,
+        "bsn": None,
+    }
+    df = pd.DataFrame([row, row])
+    out = v.Validator().validate(
+        "skn_messages", df, v.message_rules(), "message_id", v.derive_message_checks(df, D)
+    )
+    assert {f["rule"] for fs in out.failures.values() for f in fs} == {"skn.id_unique"}
