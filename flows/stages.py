@@ -587,8 +587,21 @@ def _check_statement_lines(
         prepared,
         source,
     )
+    valid = outcome.valid
+    bad_refs = [
+        entries.index[i]
+        for i, rules in outcome.warnings.items()
+        if "statement.reference_check_digit" in rules and entries.index[i] in valid.index
+    ]
+    if bad_refs:  # a reference that fails its check digit is not trusted as one
+        valid = valid.copy()
+        for ix in bad_refs:
+            ref = valid.at[ix, "structured_reference"]
+            text = valid.at[ix, "remittance"]
+            valid.at[ix, "remittance"] = f"{text} {ref}" if isinstance(text, str) else ref
+            valid.at[ix, "structured_reference"] = None
     if outcome.rejected.empty:
-        return entries, 0
+        return valid, 0
     now = utcnow()
     rows = []
     for rid, rec in zip(outcome.rejected_keys, outcome.rejected.to_dict("records"), strict=True):
@@ -612,7 +625,7 @@ def _check_statement_lines(
         )
     with ctx.engine.begin() as conn:
         insert_ignore(conn, s.quarantine, rows)
-    return outcome.valid, len(rows)
+    return valid, len(rows)
 
 
 def _quarantine_file(ctx: Ctx, source: str, name: str, sha: str, rule: str, why: str) -> None:

@@ -42,6 +42,8 @@ class Rule:
     column: str  # the column whose value is shown in quarantine
     build: Callable[[], Any]  # returns a GX expectation
     explain: str
+    #: False: a failure is counted and reported (``warnings``) but does not hold the record
+    blocking: bool = True
 
 
 @dataclass
@@ -54,6 +56,8 @@ class ValidationOutcome:
     per_rule: dict[str, int] = field(default_factory=dict)
     rejected_keys: list[str] = field(default_factory=list)  # the key of each rejected row, in order
     batch_error: str | None = None
+    #: non-blocking rules: row position -> the rules it broke (the row itself went on)
+    warnings: dict[int, list[str]] = field(default_factory=dict)
 
 
 def _missing(value: Any) -> bool:
@@ -259,7 +263,9 @@ def statement_rules(currencies: tuple[str, ...] = ("EUR",)) -> list[Rule]:
             lambda: E.ExpectColumnValuesToBeInSet(
                 column="counterparty_iban_valid", value_set=[True]
             ),
-            "the payer's IBAN has valid check digits (pre-IBAN account numbers pass)",
+            "the payer's IBAN has valid check digits (pre-IBAN account numbers pass);"
+            " reported, never holding back money that came in",
+            blocking=False,
         ),
         Rule(
             "statement.reference_check_digit",
@@ -267,7 +273,9 @@ def statement_rules(currencies: tuple[str, ...] = ("EUR",)) -> list[Rule]:
             lambda: E.ExpectColumnValuesToBeInSet(
                 column="structured_reference_valid", value_set=[True]
             ),
-            "a structured reference has valid check digits",
+            "a structured reference has valid check digits; reported, and the line is matched"
+            " on its other evidence (the reference is read as text)",
+            blocking=False,
         ),
         Rule(
             "statement.id_unique",
@@ -618,6 +626,7 @@ class Validator:
         )
         by_rule = {r.name: r for r in rules}
         bad_rows: dict[int, list[dict[str, Any]]] = {}
+        warnings: dict[int, list[str]] = {}
         per_rule = {r.name: 0 for r in rules}
         for res in result.results:
             rule = by_rule[res.expectation_config.meta["rule"]]
@@ -629,6 +638,10 @@ class Validator:
                 continue
             rows = {int(u["_rid"]) for u in (res.result.get("unexpected_index_list") or [])}
             per_rule[rule.name] = len(rows)
+            if not rule.blocking:
+                for i in rows:
+                    warnings.setdefault(i, []).append(rule.name)
+                continue
             for i in rows:
                 raw = df.iloc[i].get(rule.column) if rule.column in df.columns else None
                 bad_rows.setdefault(i, []).append(
@@ -647,7 +660,14 @@ class Validator:
         }  # rejected order
         failures = {keys[i]: bad_rows[i] for i in keys}
         return ValidationOutcome(
-            entity, len(df), df[~mask], rejected, failures, per_rule, list(keys.values())
+            entity,
+            len(df),
+            df[~mask],
+            rejected,
+            failures,
+            per_rule,
+            list(keys.values()),
+            warnings=warnings,
         )
 
     def build_docs(self) -> str | None:

@@ -146,7 +146,11 @@ def test_a_bad_bank_line_is_held_and_the_rest_goes_on(tmp_path: Path) -> None:
     cfg = seed(tmp_path / "demo", 60, NOW.date())
     statement = next((tmp_path / "demo" / "sftp" / "statements" / "incoming").iterdir())
     xml = statement.read_text()
-    xml, n = re.subn(r"(<DbtrAcct>\s*<Id>\s*<IBAN>)[^<]+", r"\g<1>NL00INGB0001234567", xml, count=1)
+    # one line booked next summer (a corrupt file), one payer IBAN with bad check digits
+    xml, n = re.subn(r"(<BookgDt>\s*<Dt>)[^<]+", r"\g<1>2027-06-01", xml, count=1)
+    ibans = list(re.finditer(r"(<DbtrAcct>\s*<Id>\s*<IBAN>)([^<]+)", xml))
+    second = ibans[1]  # another line than the one booked next summer
+    xml = xml[: second.start(2)] + "NL00INGB0001234567" + xml[second.end(2) :]
     assert n == 1
     statement.write_text(xml)
     ctx = make_ctx(str(cfg), NOW)
@@ -159,16 +163,22 @@ def test_a_bad_bank_line_is_held_and_the_rest_goes_on(tmp_path: Path) -> None:
             "quarantine", "list", "--creditor", str(cfg), "--entity", "statement_line", "--json"
         ).output.splitlines()
     ]
-    assert [r["rules"] for r in listed] == ["statement.counterparty_iban_valid"]
+    assert [r["rules"] for r in listed] == ["statement.booking_date_plausible"]
     with ctx.engine.connect() as conn:
         held = conn.execute(
             select(s.payments.c.payment_id).where(s.payments.c.payment_id == listed[0]["record"])
         ).first()
+        odd_iban = conn.execute(
+            select(s.payments.c.payment_id).where(
+                s.payments.c.counterparty_iban == "NL00INGB0001234567"
+            )
+        ).first()
     assert held is None  # never matched while held
+    assert odd_iban is not None  # a payer IBAN that fails its check is reported, not held
     refused = _cli(
         "quarantine", "release", str(listed[0]["id"]), "--creditor", str(cfg), "--operator", "ops"
     )
-    assert refused.exit_code == 1
+    assert refused.exit_code == 1 and "booking_date_plausible" in refused.output
 
 
 def test_an_export_that_moves_the_open_total_stops_contact(tmp_path: Path) -> None:
