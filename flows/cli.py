@@ -192,6 +192,28 @@ def _table(rows: list[dict[str, Any]], title: str, as_json: bool) -> None:
     Console().print(t)
 
 
+@app.command()
+def explain(
+    debtor: str,
+    creditor: Path = CREDITOR,
+    as_json: bool = typer.Option(False, "--json", help="the facts behind the note, as JSON"),
+    now: str | None = typer.Option(None, help="the clock (ISO 8601), default: now"),
+) -> None:
+    """One debtor as a caseworker's note: segment and why, signals, holds, preferences,
+    what is planned or why nothing is."""
+    from flows.context import make_ctx
+    from flows.explain import explain as explain_debtor
+
+    try:
+        out = explain_debtor(make_ctx(str(creditor), now), debtor)
+    except LookupError as exc:
+        _fail(str(exc))
+    if as_json:
+        sys.stdout.write(json.dumps(out, default=str, ensure_ascii=False) + "\n")
+    else:
+        typer.echo(out["note"])
+
+
 @quarantine_app.command("list")
 def quarantine_list(
     creditor: Path = CREDITOR,

@@ -83,6 +83,11 @@ def assess_partition(ctx: Ctx, p: int, n: int) -> dict[str, Any]:
     return stages.assess_partition(ctx, p, n)
 
 
+@task(name="book-costs")
+def book_costs(ctx: Ctx) -> dict[str, Any]:
+    return stages.book_due_costs(ctx)
+
+
 @task(name="plan-partition", task_run_name="plan-p{p}-of-{n}")
 def plan_partition(ctx: Ctx, p: int, n: int) -> dict[str, Any]:
     return stages.plan_partition(ctx, p, n)
@@ -234,6 +239,7 @@ def assess(ctx: Ctx) -> dict[str, Any]:
 @flow(name="plan", flow_run_name="plan-{ctx.creditor_id}")
 def plan(ctx: Ctx) -> dict[str, Any]:
     n = ctx.cfg.policy.partitions
+    costs = book_costs(ctx)
     results = [f.result() for f in [plan_partition.submit(ctx, p, n) for p in range(n)]]
     by_step: dict[str, int] = {}
     for r in results:
@@ -248,7 +254,7 @@ def plan(ctx: Ctx) -> dict[str, Any]:
         table=rows or [{"segment": "-", "step": "-", "channel": "-", "planned": 0}],
         description="Planned steps per segment",
     )
-    return {"planned": sum(r["planned"] for r in results), "by_step": by_step}
+    return {"planned": sum(r["planned"] for r in results), "by_step": by_step, "costs": costs}
 
 
 @flow(name="send", flow_run_name="send-{ctx.creditor_id}")

@@ -989,9 +989,11 @@ def creditor_stopped(ctx: Ctx) -> str | None:
         ).scalar()
 
 
-def plan_partition(ctx: Ctx, p: int, n: int) -> dict[str, Any]:
-    if creditor_stopped(ctx):
-        return {"partition": p, "planned": 0, "stopped": True}
+def plan_inputs(
+    ctx: Ctx, p: int, n: int
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, set[str]] | None:
+    """What the planner needs for one partition: debtors (with segment, preferences and
+    what their history taught), dossiers (overdue and upcoming), contact history, holds."""
     with ctx.engine.connect() as conn:
         held = set(active_holds(conn, ctx.creditor_id, ctx.today)["debtor_id"])
         deb = frame(
@@ -1025,8 +1027,10 @@ def plan_partition(ctx: Ctx, p: int, n: int) -> dict[str, Any]:
                 s.preferences.c.debtor_id,
                 s.preferences.c.preferred_day,
                 s.preferences.c.channel.label("preferred_channel"),
+                s.preferences.c.promise_until,
             ).where(s.preferences.c.creditor_id == ctx.creditor_id),
         )
+        events = _partition_events(conn, ctx, p, n)
         hist = frame(
             conn,
             select(
@@ -1047,12 +1051,10 @@ def plan_partition(ctx: Ctx, p: int, n: int) -> dict[str, Any]:
             .where(_partition_filter(s.debtors, ctx, p, n)),
         )
     if deb.empty:
-        return {"partition": p, "planned": 0}
-    with ctx.engine.begin() as conn:  # a hold from any source stops what is still planned
-        cancelled = cancel_open_contacts(
-            conn, ctx.creditor_id, held & set(deb["debtor_id"]), "hold"
-        )
+        return None
     d = deb.merge(seg, on="debtor_id", how="inner").merge(pref, on="debtor_id", how="left")
+    learned = treatment.learn_from_events(events)
+    d = d.merge(learned, on="debtor_id", how="left")
     d["has_email"] = d["email"].notna()
     d["has_phone"] = d["phone"].notna()
     d["has_address"] = d["street"].notna() & d["postcode"].notna()
@@ -1062,8 +1064,29 @@ def plan_partition(ctx: Ctx, p: int, n: int) -> dict[str, Any]:
         else pd.Series(dtype=object)
     )
     d["failed_channels"] = d["debtor_id"].map(failed)
-    d["failed_channels"] = [x if isinstance(x, set) else set() for x in d["failed_channels"]]
-    dossiers = treatment.overdue_dossiers(inv, ctx.today)
+    d["failed_channels"] = [
+        (x if isinstance(x, set) else set()) | (b if isinstance(b, set) else set())
+        for x, b in zip(d["failed_channels"], d["bounced_channels"], strict=True)
+    ]
+    d["promise_until"] = [
+        v if isinstance(v, dt.date) else None for v in d["promise_until"].astype(object)
+    ]
+    dossiers = pd.concat(
+        [treatment.overdue_dossiers(inv, ctx.today), treatment.upcoming_dossiers(inv, ctx.today)],
+        ignore_index=True,
+    )
+    return d, dossiers, hist, held
+
+
+def plan_partition(ctx: Ctx, p: int, n: int) -> dict[str, Any]:
+    if creditor_stopped(ctx):
+        return {"partition": p, "planned": 0, "stopped": True}
+    inputs = plan_inputs(ctx, p, n)
+    if inputs is None:
+        return {"partition": p, "planned": 0}
+    d, dossiers, hist, held = inputs
+    with ctx.engine.begin() as conn:  # a hold from any source stops what is still planned
+        cancelled = cancel_open_contacts(conn, ctx.creditor_id, held & set(d["debtor_id"]), "hold")
     plan = treatment.plan_next_steps(d, dossiers, hist, held, ctx.now, _policy(ctx))
     now = utcnow()
     rows = []
@@ -1103,6 +1126,133 @@ def plan_partition(ctx: Ctx, p: int, n: int) -> dict[str, Any]:
         "cancelled_for_hold": cancelled,
         "by_step": by_step,
     }
+
+
+def _partition_events(conn: Any, ctx: Ctx, p: int, n: int) -> pd.DataFrame:
+    """Provider events (delivered, opened, clicked, bounced ...) of this partition's
+    contacts, with the debtor and the channel they were about."""
+    c, e = s.contacts, s.contact_events
+    return frame(
+        conn,
+        select(c.c.debtor_id, c.c.channel, e.c.event, e.c.occurred_at)
+        .join(e, and_(e.c.creditor_id == c.c.creditor_id, e.c.message_id == c.c.message_id))
+        .join(
+            s.debtors,
+            and_(
+                s.debtors.c.creditor_id == c.c.creditor_id, s.debtors.c.debtor_id == c.c.debtor_id
+            ),
+        )
+        .where(_partition_filter(s.debtors, ctx, p, n)),
+    )
+
+
+def book_due_costs(ctx: Ctx) -> dict[str, int]:
+    """Statutory collection costs become due when a valid 14-day letter went unanswered:
+    its 14 days (counted from the day after expected delivery, ``wik_deadline``) have
+    passed and the dossier's principal is still open. Booked once per letter, on the
+    dossier item (open costs rise by the amount the letter stated), audited, and written
+    back. Never during a hold, never for a debtor now in "can't pay"."""
+    c, i = s.contacts, s.invoices
+    out = {"booked": 0, "booked_cents": 0, "skipped_hold": 0, "skipped_cant_pay": 0}
+    with ctx.engine.connect() as conn:
+        letters = conn.execute(
+            select(c.c.message_id, c.c.debtor_id, c.c.dossier, c.c.costs_cents, c.c.sent_at)
+            .outerjoin(
+                s.cost_bookings,
+                and_(
+                    s.cost_bookings.c.creditor_id == c.c.creditor_id,
+                    s.cost_bookings.c.message_id == c.c.message_id,
+                ),
+            )
+            .where(
+                c.c.creditor_id == ctx.creditor_id,
+                c.c.step == "wik_letter",
+                c.c.status == "sent",
+                c.c.costs_cents > 0,
+                s.cost_bookings.c.message_id.is_(None),
+            )
+        ).all()
+        if not letters:
+            return out
+        held = set(active_holds(conn, ctx.creditor_id, ctx.today)["debtor_id"])
+        latest = (
+            select(s.segments.c.debtor_id, func.max(s.segments.c.as_of).label("as_of"))
+            .where(s.segments.c.creditor_id == ctx.creditor_id)
+            .group_by(s.segments.c.debtor_id)
+            .subquery()
+        )
+        segment_now = dict(
+            conn.execute(
+                select(s.segments.c.debtor_id, s.segments.c.segment)
+                .join(
+                    latest,
+                    and_(
+                        latest.c.debtor_id == s.segments.c.debtor_id,
+                        latest.c.as_of == s.segments.c.as_of,
+                    ),
+                )
+                .where(s.segments.c.creditor_id == ctx.creditor_id)
+            ).all()
+        )
+    now = utcnow()
+    for msg, debtor, dossier, costs, sent_at in letters:
+        sent_on = sent_at.astimezone(AMS).date()
+        deadline = wik_deadline(sent_on)
+        if ctx.today <= deadline:
+            continue
+        if debtor in held:
+            out["skipped_hold"] += 1
+            continue
+        if segment_now.get(debtor) == "cant_pay":
+            out["skipped_cant_pay"] += 1
+            continue
+        with ctx.engine.begin() as conn:
+            item = conn.execute(
+                select(i.c.open_cents, i.c.costs_cents, i.c.interest_cents, i.c.amount_cents).where(
+                    i.c.creditor_id == ctx.creditor_id, i.c.invoice_id == dossier
+                )
+            ).first()
+            if item is None or item.open_cents - item.costs_cents - item.interest_cents <= 0:
+                continue  # paid within the 14 days: no costs
+            added = insert_ignore(
+                conn,
+                s.cost_bookings,
+                [
+                    {
+                        "creditor_id": ctx.creditor_id,
+                        "message_id": msg,
+                        "debtor_id": debtor,
+                        "invoice_id": dossier,
+                        "amount_cents": int(costs),
+                        "deadline": deadline,
+                        "booked_on": ctx.today,
+                        "created_at": now,
+                    }
+                ],
+            )
+            if not added:
+                continue
+            conn.execute(
+                update(i)
+                .where(i.c.creditor_id == ctx.creditor_id, i.c.invoice_id == dossier)
+                .values(
+                    open_cents=i.c.open_cents + int(costs),
+                    costs_cents=i.c.costs_cents + int(costs),
+                    updated_at=now,
+                )
+            )
+            audit(
+                conn,
+                ctx.creditor_id,
+                ACTOR,
+                "costs.booked",
+                debtor,
+                {"invoice_id": dossier, "cents": int(costs), "deadline": deadline.isoformat()},
+            )
+            _plan_status_write_backs(conn, ctx, [dossier])
+        out["booked"] += 1
+        out["booked_cents"] += int(costs)
+    return out
 
 
 # ----------------------------------------------------------------------------- send

@@ -283,6 +283,7 @@ preferences = Table(
     Column("language", String(5)),
     # the debtor refused to have their details shared with the municipality (Wgs)
     Column("wgs_refused", Boolean, nullable=False, server_default="0"),
+    Column("promise_until", Date),  # a promise to pay by this date: no reminder before
     Column("source", String(32), nullable=False),  # portal | erp | operator
     Column("updated_at", TS, nullable=False),
     ForeignKeyConstraint(["creditor_id"], ["creditors.creditor_id"]),
@@ -485,5 +486,20 @@ wgs_signals = Table(
     UniqueConstraint("creditor_id", "debtor_id", "signal_date"),
 )
 
+
+#: statutory collection costs booked after an unanswered 14-day letter (once per letter)
+cost_bookings = Table(
+    "cost_bookings",
+    metadata,
+    Column("creditor_id", String(64), primary_key=True),
+    Column("message_id", String(64), primary_key=True),  # the 14-day letter's contact
+    Column("debtor_id", String(64), nullable=False),
+    Column("invoice_id", String(64), nullable=False),  # the dossier item carrying them
+    Column("amount_cents", BigInteger, nullable=False),
+    Column("deadline", Date, nullable=False),  # the letter's 14 days ended on this day
+    Column("booked_on", Date, nullable=False),
+    Column("created_at", TS, nullable=False),
+    ForeignKeyConstraint(["creditor_id"], ["creditors.creditor_id"]),
+)
 
 ALL_TABLES = tuple(metadata.sorted_tables)

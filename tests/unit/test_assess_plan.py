@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from transforms.contact_window import AMS
 from transforms.segments import assign_segments
 from transforms.signals import compute_signals
-from transforms.treatment import Policy, overdue_dossiers, plan_next_steps
+from transforms.treatment import Policy, overdue_dossiers, plan_next_steps, upcoming_dossiers
 from transforms.wik import MAXIMUM
 
 TODAY = dt.date(2026, 11, 23)
@@ -161,7 +161,7 @@ segments_st = st.sampled_from(["on_time", "forgetful", "cant_pay", "wont_pay", "
     st.lists(
         st.tuples(
             segments_st,
-            st.integers(0, 120),
+            st.integers(-10, 120),  # negative: not yet due (a pre-due nudge may apply)
             st.integers(1, 5_000_000),
             st.one_of(st.none(), st.integers(1, 28)),
             st.booleans(),
@@ -214,7 +214,10 @@ def test_plans_respect_every_limit(rows: list, moment: dt.datetime) -> None:
         columns=NO_HISTORY.columns,
     )
     policy = Policy(contacts_per_week=2)
-    plan = plan_next_steps(deb, overdue_dossiers(invoices, today), hist, held, now, policy)
+    dossiers = pd.concat(
+        [overdue_dossiers(invoices, today), upcoming_dossiers(invoices, today)], ignore_index=True
+    )
+    plan = plan_next_steps(deb, dossiers, hist, held, now, policy)
     by_id = dict(zip(ids, rows))
     for r in plan.itertuples():
         seg, age, amt, pday, is_held, recent = by_id[r.debtor_id]
@@ -226,3 +229,104 @@ def test_plans_respect_every_limit(rows: list, moment: dt.datetime) -> None:
             assert sa.date() >= today.replace(day=pday)  # not before the preferred day
         assert r.costs_cents <= int(MAXIMUM * 100)
         assert r.costs_cents == 0 or r.step == "wik_letter"
+
+
+# --------------------------------------------------------- learning, timing, pausing
+def test_the_channel_and_hour_a_debtor_responds_at_are_learned() -> None:
+    from transforms.treatment import learn_from_events
+
+    at = lambda day, h, m=0: dt.datetime(2026, 11, day, h, m, tzinfo=AMS)  # noqa: E731
+    events = pd.DataFrame(
+        [
+            {"debtor_id": "a", "channel": "sms", "event": "opened", "occurred_at": at(2, 18, 10)},
+            {"debtor_id": "a", "channel": "sms", "event": "clicked", "occurred_at": at(9, 18, 40)},
+            {"debtor_id": "a", "channel": "email", "event": "opened", "occurred_at": at(3, 8)},
+            {"debtor_id": "a", "channel": "email", "event": "bounced", "occurred_at": at(10, 8)},
+            {"debtor_id": "b", "channel": "email", "event": "delivered", "occurred_at": at(2, 9)},
+        ]
+    )
+    got = learn_from_events(events).set_index("debtor_id")
+    assert got.loc["a", "responsive_channel"] == "sms"
+    assert got.loc["a", "send_hour"] == dt.time(18, 0)  # median 18:10, whole or half hours
+    assert got.loc["a", "bounced_channels"] == {"email"}
+    assert got.loc["b", "send_hour"] is None and got.loc["b", "bounced_channels"] == set()
+
+
+def test_plans_follow_the_debtors_channel_and_hour() -> None:
+    invoices = pd.DataFrame([inv("d", 1, TODAY - dt.timedelta(days=30), 50000, 50000)])
+    deb = _debtors(["d"], responsive_channel="sms", send_hour=dt.time(18, 0))
+    plan = plan_next_steps(deb, overdue_dossiers(invoices, TODAY), NO_HISTORY, set(), NOW, Policy())
+    row = plan.iloc[0]
+    assert row["channel"] == "sms" and "sms: where this debtor responds" in row["reasons"]
+    assert row["send_after"].astimezone(AMS).time() == dt.time(18, 0)
+    late = deb.assign(send_hour=dt.time(21, 0))  # outside the window: the creditor's hour
+    evening = plan_next_steps(
+        late, overdue_dossiers(invoices, TODAY), NO_HISTORY, set(), NOW, Policy()
+    )
+    assert evening.iloc[0]["send_after"] == NOW  # 10:00 is open: now
+
+
+def test_a_promise_to_pay_pauses_and_decisions_say_why() -> None:
+    invoices = pd.DataFrame(
+        [
+            inv("p", 1, TODAY - dt.timedelta(days=30), 50000, 50000),
+            inv("h", 1, TODAY - dt.timedelta(days=30), 50000, 50000),
+            inv("x", 1, TODAY - dt.timedelta(days=30), 50000, 50000),
+        ]
+    )
+    deb = pd.concat(
+        [
+            _debtors(["p"], promise_until=TODAY + dt.timedelta(days=5)),
+            _debtors(["h", "x"], promise_until=TODAY - dt.timedelta(days=1)),
+        ]
+    )
+    why: dict[str, str] = {}
+    plan = plan_next_steps(
+        deb, overdue_dossiers(invoices, TODAY), NO_HISTORY, {"h"}, NOW, Policy(), why
+    )
+    assert list(plan["debtor_id"]) == ["x"]
+    assert why["p"] == "promised to pay by 2026-11-28: waiting"
+    assert why["h"] == "on hold: no contact"
+    assert why["x"].startswith("planned: second_reminder by email")
+
+
+def test_a_forgetful_debtor_gets_a_nudge_before_the_due_date_then_the_ladder() -> None:
+    from transforms.treatment import upcoming_dossiers
+
+    invoices = pd.DataFrame([inv("f", 1, TODAY + dt.timedelta(days=2), 50000, 50000)])
+    deb = _debtors(["f"], segment="forgetful")
+    plan = plan_next_steps(
+        deb, upcoming_dossiers(invoices, TODAY), NO_HISTORY, set(), NOW, Policy()
+    )
+    assert list(plan["step"]) == ["pre_due_nudge"] and "due in 2 days" in plan.iloc[0]["reasons"]
+    early = pd.DataFrame([inv("f", 1, TODAY + dt.timedelta(days=6), 50000, 50000)])
+    why: dict[str, str] = {}
+    assert plan_next_steps(
+        deb, upcoming_dossiers(early, TODAY), NO_HISTORY, set(), NOW, Policy(), why
+    ).empty
+    assert why["f"] == "due in 6 days: nudge later"
+    # after the due date the nudged dossier goes on with the first overdue step
+    hist = pd.DataFrame(
+        [
+            {
+                "debtor_id": "f",
+                "dossier": "f-1",
+                "step": "pre_due_nudge",
+                "channel": "sms",
+                "status": "sent",
+                "at": NOW - dt.timedelta(days=6),
+            }
+        ]
+    )
+    overdue = pd.DataFrame([inv("f", 1, TODAY - dt.timedelta(days=4), 50000, 50000)])
+    nxt = plan_next_steps(deb, overdue_dossiers(overdue, TODAY), hist, set(), NOW, Policy())
+    assert list(nxt["step"]) == ["friendly_reminder"]
+    # an on-time payer gets no nudge (no pre-due step in that ladder)
+    assert plan_next_steps(
+        _debtors(["f"], segment="on_time"),
+        upcoming_dossiers(invoices, TODAY),
+        NO_HISTORY,
+        set(),
+        NOW,
+        Policy(),
+    ).empty

@@ -1,0 +1,36 @@
+"""Collection costs booked after the 14-day letter; promises to pay
+
+Revision ID: 0007
+Revises: 0006
+"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0007"
+down_revision = "0006"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("preferences") as batch_op:
+        batch_op.add_column(sa.Column("promise_until", sa.Date(), nullable=True))
+    op.create_table(
+        "cost_bookings",
+        sa.Column("creditor_id", sa.String(64), nullable=False),
+        sa.Column("message_id", sa.String(64), nullable=False),
+        sa.Column("debtor_id", sa.String(64), nullable=False),
+        sa.Column("invoice_id", sa.String(64), nullable=False),
+        sa.Column("amount_cents", sa.BigInteger(), nullable=False),
+        sa.Column("deadline", sa.Date(), nullable=False),
+        sa.Column("booked_on", sa.Date(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["creditor_id"], ["creditors.creditor_id"]),
+        sa.PrimaryKeyConstraint("creditor_id", "message_id"),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("cost_bookings")
+    with op.batch_alter_table("preferences") as batch_op:
+        batch_op.drop_column("promise_until")
