@@ -923,9 +923,20 @@ def assess_partition(ctx: Ctx, p: int, n: int) -> dict[str, Any]:
             )
             .where(_partition_filter(s.debtors, ctx, p, n)),
         )
+        extra = _signal_inputs(conn, ctx, p, n)
     if deb.empty:
         return {"partition": p, "debtors": 0, "segments": {}}
-    sig = signals.compute_signals(deb["debtor_id"], inv, holds, con, ctx.today)
+    sig = signals.compute_signals(
+        deb["debtor_id"],
+        inv,
+        holds,
+        con,
+        ctx.today,
+        reversals=extra["reversals"],
+        arrangements=extra["arrangements"],
+        preferences=extra["preferences"],
+        events=extra["events"],
+    )
     # reminders the creditor's own system sent count as contacts too
     prior = inv[inv["open_cents"] > 0].groupby("debtor_id")["prior_reminders"].max()
     sig["contacts_unanswered"] = sig["contacts_unanswered"] + sig["debtor_id"].map(prior).fillna(
@@ -934,6 +945,9 @@ def assess_partition(ctx: Ctx, p: int, n: int) -> dict[str, Any]:
     sig.loc[sig["open_overdue_count"] == 0, "contacts_unanswered"] = 0
     seg = segments.assign_segments(sig, ctx.cfg.policy.segment_thresholds)
     sig_rows = signals.signal_rows(ctx.creditor_id, sig, ctx.today)
+    sig_rows += signals.segment_changes(
+        ctx.creditor_id, seg[["debtor_id", "segment"]], extra["previous_segments"], ctx.today
+    )
     seg_rows = [
         {
             "creditor_id": ctx.creditor_id,
@@ -1125,6 +1139,67 @@ def plan_partition(ctx: Ctx, p: int, n: int) -> dict[str, Any]:
         "considered": len(rows),
         "cancelled_for_hold": cancelled,
         "by_step": by_step,
+    }
+
+
+def _signal_inputs(conn: Any, ctx: Ctx, p: int, n: int) -> dict[str, pd.DataFrame]:
+    """What the richer signals need, for one partition: reversed or returned payments per
+    debtor, arrangements, preferences, contact events, and each debtor's segment before
+    today."""
+    al, pay, inv, c, e = s.allocations, s.payments, s.invoices, s.contacts, s.contact_events
+    part = _partition_filter(inv, ctx, p, n)
+    reversals = frame(
+        conn,
+        select(inv.c.debtor_id, pay.c.booking_date, pay.c.return_reason)
+        .select_from(al)
+        .join(pay, and_(pay.c.creditor_id == al.c.creditor_id, pay.c.payment_id == al.c.payment_id))
+        .join(inv, and_(inv.c.creditor_id == al.c.creditor_id, inv.c.invoice_id == al.c.invoice_id))
+        .where(part, al.c.amount_cents < 0, pay.c.status == "reversed"),
+    )
+    debtors_here = select(s.debtors.c.debtor_id).where(_partition_filter(s.debtors, ctx, p, n))
+    arrangements = frame(
+        conn,
+        select(s.arrangements.c.debtor_id, s.arrangements.c.status).where(
+            s.arrangements.c.creditor_id == ctx.creditor_id,
+            s.arrangements.c.debtor_id.in_(debtors_here),
+        ),
+    )
+    preferences = frame(
+        conn,
+        select(s.preferences.c.debtor_id, s.preferences.c.preferred_day).where(
+            s.preferences.c.creditor_id == ctx.creditor_id,
+            s.preferences.c.debtor_id.in_(debtors_here),
+        ),
+    )
+    events = frame(
+        conn,
+        select(c.c.debtor_id, c.c.message_id, e.c.event)
+        .join(e, and_(e.c.creditor_id == c.c.creditor_id, e.c.message_id == c.c.message_id))
+        .where(c.c.creditor_id == ctx.creditor_id, c.c.debtor_id.in_(debtors_here)),
+    )
+    sg = s.segments
+    last = (
+        select(sg.c.debtor_id, func.max(sg.c.as_of).label("as_of"))
+        .where(
+            sg.c.creditor_id == ctx.creditor_id,
+            sg.c.as_of < ctx.today,
+            sg.c.debtor_id.in_(debtors_here),
+        )
+        .group_by(sg.c.debtor_id)
+        .subquery()
+    )
+    previous = frame(
+        conn,
+        select(sg.c.debtor_id, sg.c.segment)
+        .join(last, and_(last.c.debtor_id == sg.c.debtor_id, last.c.as_of == sg.c.as_of))
+        .where(sg.c.creditor_id == ctx.creditor_id),
+    )
+    return {
+        "reversals": reversals,
+        "arrangements": arrangements,
+        "preferences": preferences,
+        "events": events,
+        "previous_segments": previous,
     }
 
 

@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from transforms.signals import NO_MONEY_REASONS
+
 SEGMENTS = ("protected", "cant_pay", "wont_pay", "forgetful", "on_time")
 
 LABELS_NL = {
@@ -41,10 +43,15 @@ def assign_segments(
         ("protected", s["in_debt_assistance"], [("in_debt_assistance", "is true")]),
         (
             "cant_pay",
-            s["partial_payment"] | (s["open_overdue_count"] >= t["cant_pay_open_claims"]),
+            s["partial_payment"]
+            | (s["open_overdue_count"] >= t["cant_pay_open_claims"])
+            | _col(s, "reversed_direct_debit", "").isin(NO_MONEY_REASONS)
+            | _col(s, "broken_arrangement", False).astype(bool),
             [
                 ("partial_payment", "is true"),
                 ("open_overdue_count", f">= {t['cant_pay_open_claims']:g}"),
+                ("reversed_direct_debit", "is a no-money return (AM04, MS02, AC04, AC06)"),
+                ("broken_arrangement", "is true"),
             ],
         ),
         (
@@ -85,6 +92,8 @@ def assign_segments(
     records = s.to_dict("records")
     reasons: list[list[dict[str, Any]]] = []
     for rec, seg in zip(records, segment, strict=True):
+        rec.setdefault("reversed_direct_debit", "")
+        rec.setdefault("broken_arrangement", False)
         if seg == "on_time":
             reasons.append(
                 [
@@ -107,11 +116,17 @@ def assign_segments(
     return out
 
 
+def _col(s: pd.DataFrame, name: str, default: Any) -> pd.Series:
+    return s[name] if name in s else pd.Series(default, index=s.index)
+
+
 def _plain(v: Any) -> Any:
     return v.item() if hasattr(v, "item") else v
 
 
 def _holds(value: Any, rule: str) -> bool:
+    if rule.startswith("is a no-money return"):
+        return value in NO_MONEY_REASONS
     if rule == "is true":
         return bool(value)
     if rule == "is false":

@@ -330,3 +330,82 @@ def test_a_forgetful_debtor_gets_a_nudge_before_the_due_date_then_the_ladder() -
         NOW,
         Policy(),
     ).empty
+
+
+def test_richer_signals_and_what_they_do_to_the_segment() -> None:
+    from transforms.signals import segment_changes, signal_rows
+
+    rows = (
+        # lateness growing: 0,1,0 days then 9,12,15 days late; paying around the 1st, now the 20th
+        [
+            inv(
+                "trend",
+                i,
+                TODAY - dt.timedelta(days=30 * (7 - i)),
+                70000,
+                0,
+                TODAY - dt.timedelta(days=30 * (7 - i)) + dt.timedelta(days=late),
+            )
+            for i, late in enumerate([0, 1, 0, 9, 12, 15])
+        ]
+        + [
+            inv("small", 1, TODAY - dt.timedelta(days=20), 3000, 3000),
+            inv("small", 2, TODAY - dt.timedelta(days=50), 2500, 2500),
+            inv("small", 3, TODAY + dt.timedelta(days=10), 9000, 9000),
+        ]
+        + [inv("rdd", 1, TODAY - dt.timedelta(days=10), 70000, 70000)]
+        + [inv("broke", 1, TODAY - dt.timedelta(days=10), 70000, 70000)]
+    )
+    invoices = pd.DataFrame(rows)
+    reversals = pd.DataFrame(
+        [
+            {
+                "debtor_id": "rdd",
+                "booking_date": TODAY - dt.timedelta(days=3),
+                "return_reason": "AM04",
+            }
+        ]
+    )
+    arrangements = pd.DataFrame([{"debtor_id": "broke", "status": "broken"}])
+    prefs = pd.DataFrame([{"debtor_id": "small", "preferred_day": 25}])
+    events = pd.DataFrame(
+        [
+            {"debtor_id": "small", "message_id": "m1", "event": "delivered"},
+            {"debtor_id": "small", "message_id": "m2", "event": "delivered"},
+            {"debtor_id": "small", "message_id": "m2", "event": "opened"},
+        ]
+    )
+    ids = pd.Series(["trend", "small", "rdd", "broke"])
+    sig = compute_signals(
+        ids,
+        invoices,
+        pd.DataFrame({"debtor_id": []}),
+        pd.DataFrame(columns=["debtor_id", "status", "sent_at"]),
+        TODAY,
+        reversals=reversals,
+        arrangements=arrangements,
+        preferences=prefs,
+        events=events,
+    ).set_index("debtor_id")
+    assert sig.loc["trend", "days_late_trend"] == 11.7 and sig.loc["trend", "habit_change_day"]
+    assert (sig.loc["small", "small_arrears_count"], sig.loc["small", "small_arrears_cents"]) == (
+        2,
+        5500,
+    )
+    assert sig.loc["small", "open_claims"] == 3 and sig.loc["small", "preferred_day_set"] == 25
+    assert (sig.loc["small", "unopened_contacts"], sig.loc["small", "opened_not_paid"]) == (1, 1)
+    assert sig.loc["rdd", "reversed_direct_debit"] == "AM04"
+    assert sig.loc["broke", "broken_arrangement"] and not sig.loc["rdd", "broken_arrangement"]
+    seg = assign_segments(sig.reset_index()).set_index("debtor_id")
+    assert seg.loc["rdd", "segment"] == "cant_pay" and seg.loc["broke", "segment"] == "cant_pay"
+    assert {r["signal"] for r in seg.loc["rdd", "reasons"]} == {"reversed_direct_debit"}
+    fired = {(r["debtor_id"], r["signal"]) for r in signal_rows("c", sig.reset_index(), TODAY)}
+    assert ("trend", "days_late_trend") in fired and ("rdd", "days_late_trend") not in fired
+    before = pd.DataFrame(
+        [
+            {"debtor_id": "rdd", "segment": "forgetful"},
+            {"debtor_id": "broke", "segment": "cant_pay"},
+        ]
+    )
+    moved = segment_changes("c", seg.reset_index()[["debtor_id", "segment"]], before, TODAY)
+    assert [(m["debtor_id"], m["value"]) for m in moved] == [("rdd", "forgetful -> cant_pay")]
