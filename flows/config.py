@@ -166,6 +166,29 @@ class DebtHelpSettings(Strict):
         return self
 
 
+class StepSettings(Strict):
+    step: str = Field(description="a step with a message template (transforms/messages.py)")
+    channels: list[Literal["email", "sms", "letter"]] = Field(min_length=1)
+    wait_days: int = Field(7, ge=0, le=365, description="after the previous step (first: overdue)")
+    costs: bool = Field(False, description="the WIK 14-day letter (announces the costs)")
+    pre_due: bool = Field(False, description="a nudge before the due date")
+
+    @field_validator("step")
+    @classmethod
+    def _has_template(cls, v: str) -> str:
+        from transforms.messages import STEPS
+
+        if v not in STEPS:
+            raise ValueError(f"no message template for {v!r}; use one of {', '.join(STEPS)}")
+        return v
+
+    @model_validator(mode="after")
+    def _law(self) -> StepSettings:
+        if self.costs and (self.step != "wik_letter" or self.channels != ["letter"]):
+            raise ValueError("only the wik_letter step, sent as a letter, may announce costs")
+        return self
+
+
 class PolicySettings(Strict):
     partitions: int = Field(4, description="a power of two up to 1024")
     contacts_per_week: int = Field(2, ge=1, le=14)
@@ -181,7 +204,21 @@ class PolicySettings(Strict):
     vat_on_costs: Decimal | None = Field(
         None, description="e.g. 0.21, only for creditors that cannot deduct VAT"
     )
+    charge_interest: bool = Field(
+        False, description="statutory interest from the end of the 14-day letter's term"
+    )
+    commercial: bool = Field(False, description="business debtors: the commercial rate")
+    interest_rates: list[tuple[dt.date, Decimal, Decimal]] | None = Field(
+        None,
+        description="[[from, consumer %, commercial %], ...]; default: DOMAIN.md's table",
+    )
     segment_thresholds: dict[str, float] = Field(default_factory=dict)
+    ladders: dict[
+        Literal["on_time", "forgetful", "cant_pay", "wont_pay", "protected"], list[StepSettings]
+    ] = Field(
+        default_factory=dict,
+        description="per segment the steps in order; a segment not named keeps the default",
+    )
     match_threshold: float = Field(
         0.80, gt=0, le=1, description="evidence score needed to allocate a payment by itself"
     )

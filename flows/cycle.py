@@ -85,7 +85,7 @@ def assess_partition(ctx: Ctx, p: int, n: int) -> dict[str, Any]:
 
 @task(name="book-costs")
 def book_costs(ctx: Ctx) -> dict[str, Any]:
-    return stages.book_due_costs(ctx)
+    return {**stages.book_due_costs(ctx), "interest": stages.accrue_interest(ctx)}
 
 
 @task(name="plan-partition", task_run_name="plan-p{p}-of-{n}")

@@ -45,7 +45,15 @@ from transforms.contact_window import AMS, ContactWindow
 from transforms.matching import match_payments
 from transforms.partition import bucket_column
 from transforms.statements import StatementError, parse_statement
-from transforms.wik import wik_deadline
+from transforms.wik import (
+    DEFAULT_INTEREST_RATES,
+    SMALL_CLAIM_CENTS,
+    SMALL_CLAIMS_WINDOW_DAYS,
+    RateUnknown,
+    capped_small_claim_costs,
+    statutory_interest_cents,
+    wik_deadline,
+)
 
 log = logging.getLogger("vangnet")
 
@@ -987,7 +995,14 @@ def _policy(ctx: Ctx) -> treatment.Policy:
     window = ContactWindow(
         start=pol.quiet_end, end=pol.quiet_start, extra_closed_days=pol.extra_closed_days
     )
+    ladders = dict(treatment.DEFAULT_LADDERS)
+    for segment, steps in pol.ladders.items():
+        ladders[segment] = tuple(
+            treatment.Step(st.step, tuple(st.channels), st.wait_days, st.costs, st.pre_due)
+            for st in steps
+        )
     return treatment.Policy(
+        ladders=ladders,
         contacts_per_week=pol.contacts_per_week,
         min_days_between_contacts=pol.min_days_between_contacts,
         window=window,
@@ -1250,26 +1265,9 @@ def book_due_costs(ctx: Ctx) -> dict[str, int]:
         if not letters:
             return out
         held = set(active_holds(conn, ctx.creditor_id, ctx.today)["debtor_id"])
-        latest = (
-            select(s.segments.c.debtor_id, func.max(s.segments.c.as_of).label("as_of"))
-            .where(s.segments.c.creditor_id == ctx.creditor_id)
-            .group_by(s.segments.c.debtor_id)
-            .subquery()
-        )
-        segment_now = dict(
-            conn.execute(
-                select(s.segments.c.debtor_id, s.segments.c.segment)
-                .join(
-                    latest,
-                    and_(
-                        latest.c.debtor_id == s.segments.c.debtor_id,
-                        latest.c.as_of == s.segments.c.as_of,
-                    ),
-                )
-                .where(s.segments.c.creditor_id == ctx.creditor_id)
-            ).all()
-        )
+        segment_now = _segments_now(conn, ctx)
     now = utcnow()
+    small_since = ctx.today - dt.timedelta(days=SMALL_CLAIMS_WINDOW_DAYS)
     for msg, debtor, dossier, costs, sent_at in letters:
         sent_on = sent_at.astimezone(AMS).date()
         deadline = wik_deadline(sent_on)
@@ -1289,6 +1287,29 @@ def book_due_costs(ctx: Ctx) -> dict[str, int]:
             ).first()
             if item is None or item.open_cents - item.costs_cents - item.interest_cents <= 0:
                 continue  # paid within the 14 days: no costs
+            booked_small = int(
+                conn.execute(
+                    select(func.coalesce(func.sum(s.cost_bookings.c.amount_cents), 0))
+                    .select_from(s.cost_bookings)
+                    .join(
+                        i,
+                        and_(
+                            i.c.creditor_id == s.cost_bookings.c.creditor_id,
+                            i.c.invoice_id == s.cost_bookings.c.invoice_id,
+                        ),
+                    )
+                    .where(
+                        s.cost_bookings.c.creditor_id == ctx.creditor_id,
+                        s.cost_bookings.c.debtor_id == debtor,
+                        s.cost_bookings.c.booked_on >= small_since,
+                        i.c.amount_cents < SMALL_CLAIM_CENTS,
+                    )
+                ).scalar()
+                or 0
+            )
+            costs = capped_small_claim_costs(
+                int(item.amount_cents), int(costs), booked_small, ctx.today
+            )
             added = insert_ignore(
                 conn,
                 s.cost_bookings,
@@ -1327,6 +1348,89 @@ def book_due_costs(ctx: Ctx) -> dict[str, int]:
             _plan_status_write_backs(conn, ctx, [dossier])
         out["booked"] += 1
         out["booked_cents"] += int(costs)
+    return out
+
+
+def _segments_now(conn: Any, ctx: Ctx) -> dict[str, str]:
+    """Each debtor's latest segment."""
+    latest = (
+        select(s.segments.c.debtor_id, func.max(s.segments.c.as_of).label("as_of"))
+        .where(s.segments.c.creditor_id == ctx.creditor_id)
+        .group_by(s.segments.c.debtor_id)
+        .subquery()
+    )
+    return dict(
+        conn.execute(
+            select(s.segments.c.debtor_id, s.segments.c.segment)
+            .join(
+                latest,
+                and_(
+                    latest.c.debtor_id == s.segments.c.debtor_id,
+                    latest.c.as_of == s.segments.c.as_of,
+                ),
+            )
+            .where(s.segments.c.creditor_id == ctx.creditor_id)
+        ).all()
+    )
+
+
+def accrue_interest(ctx: Ctx) -> dict[str, int]:
+    """Statutory interest (when ``policy.charge_interest``) on the principal of items whose
+    14-day letter went unanswered, from the day after its term to today; set absolutely
+    (a re-run changes nothing), frozen from the start of a hold, none for "can't pay"."""
+    pol = ctx.cfg.policy
+    out = {"items": 0, "interest_cents": 0, "rate_unknown": 0}
+    if not pol.charge_interest:
+        return out
+    rates = tuple(pol.interest_rates) if pol.interest_rates else DEFAULT_INTEREST_RATES
+    b, i = s.cost_bookings, s.invoices
+    with ctx.engine.connect() as conn:
+        rows = conn.execute(
+            select(
+                b.c.debtor_id,
+                b.c.invoice_id,
+                b.c.deadline,
+                i.c.open_cents,
+                i.c.costs_cents,
+                i.c.interest_cents,
+            )
+            .join(i, and_(i.c.creditor_id == b.c.creditor_id, i.c.invoice_id == b.c.invoice_id))
+            .where(b.c.creditor_id == ctx.creditor_id, i.c.open_cents > 0)
+        ).all()
+        holds = dict(
+            conn.execute(
+                select(s.holds.c.debtor_id, func.min(s.holds.c.starts_on))
+                .where(s.holds.c.creditor_id == ctx.creditor_id, s.holds.c.lifted_at.is_(None))
+                .group_by(s.holds.c.debtor_id)
+            ).all()
+        )
+        segment_now = _segments_now(conn, ctx)
+    for debtor, invoice, deadline, open_, costs, interest in rows:
+        if segment_now.get(debtor) == "cant_pay":
+            continue  # no interest for someone who can't pay (what is booked stays)
+        principal = int(open_) - int(costs) - int(interest)
+        end = min(ctx.today, holds.get(debtor, ctx.today))
+        try:
+            wanted = statutory_interest_cents(
+                principal, deadline + dt.timedelta(days=1), end, rates, pol.commercial
+            )
+        except RateUnknown:
+            out["rate_unknown"] += 1
+            continue
+        if wanted == int(interest):
+            continue
+        with ctx.engine.begin() as conn:
+            conn.execute(
+                update(i)
+                .where(i.c.creditor_id == ctx.creditor_id, i.c.invoice_id == invoice)
+                .values(
+                    interest_cents=wanted,
+                    open_cents=i.c.open_cents + (wanted - int(interest)),
+                    updated_at=utcnow(),
+                )
+            )
+        out["items"] += 1
+        out["interest_cents"] += wanted - int(interest)
     return out
 
 

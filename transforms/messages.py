@@ -25,6 +25,7 @@ _ENV = Environment(
 )
 
 STEPS = (
+    "pre_due_nudge",
     "friendly_reminder",
     "second_reminder",
     "service_offer",
@@ -36,6 +37,7 @@ STEPS = (
 
 SUBJECTS = {
     "nl": {
+        "pre_due_nudge": "Binnenkort betalen aan {creditor}",
         "friendly_reminder": "Herinnering: uw betaling aan {creditor}",
         "second_reminder": "Tweede herinnering van {creditor}",
         "service_offer": "Kies zelf wanneer u betaalt",
@@ -45,6 +47,7 @@ SUBJECTS = {
         "handover": "Uw dossier gaat naar een medewerker",
     },
     "en": {
+        "pre_due_nudge": "Coming up: your payment to {creditor}",
         "friendly_reminder": "Reminder: your payment to {creditor}",
         "second_reminder": "Second reminder from {creditor}",
         "service_offer": "Choose when you pay",

@@ -164,3 +164,72 @@ def test_explain_reads_like_a_caseworkers_note(tmp_path: Path) -> None:
     assert name not in b.output  # initials only
     missing = cli.invoke(app, ["explain", "R-NOPE", "--creditor", str(cfg)])
     assert missing.exit_code == 2 and "no debtor R-NOPE" in missing.output
+
+
+def test_small_claims_cap_and_statutory_interest(tmp_path: Path) -> None:
+    import yaml
+
+    from transforms.wik import statutory_interest_cents
+
+    cfg, _ = _ctx(tmp_path)
+    doc = yaml.safe_load(cfg.read_text())
+    doc["policy"]["charge_interest"] = True
+    cfg.write_text(yaml.safe_dump(doc, sort_keys=False))
+    ctx = make_ctx(str(cfg), NOW)
+    with ctx.engine.connect() as conn:
+        debtor = (
+            conn.execute(select(s.debtors.c.debtor_id).order_by(s.debtors.c.debtor_id))
+            .scalars()
+            .first()
+        )
+        seg_debtors = [debtor]
+    # four small rent arrears of one debtor, each with its own unanswered 14-day letter
+    sent = NOW.date() - dt.timedelta(days=60)
+    with ctx.engine.begin() as conn:
+        conn.execute(
+            update(s.segments)
+            .where(s.segments.c.debtor_id.in_(seg_debtors))
+            .values(segment="wont_pay")
+        )
+        for k in range(4):
+            conn.execute(
+                insert(s.invoices).values(
+                    creditor_id=ctx.creditor_id,
+                    invoice_id=f"KLEIN-{k}",
+                    debtor_id=debtor,
+                    source="erp",
+                    invoice_date=sent - dt.timedelta(days=60),
+                    due_date=sent - dt.timedelta(days=46),
+                    amount_cents=20_000,
+                    open_cents=20_000,
+                    currency="EUR",
+                    status="open",
+                    bucket=0,
+                    updated_at=utcnow(),
+                )
+            )
+    for k in range(4):
+        _letter(ctx, debtor, f"KLEIN-{k}", sent + dt.timedelta(days=k), 4_000)
+    out = stages.book_due_costs(ctx)
+    assert out["booked"] == 4 and out["booked_cents"] == 14_000  # 40 + 40 + 40 + 20
+    with ctx.engine.connect() as conn:
+        amounts = [
+            r.amount_cents
+            for r in conn.execute(
+                select(s.cost_bookings.c.amount_cents).order_by(s.cost_bookings.c.deadline)
+            ).all()
+        ]
+    assert amounts == [4_000, 4_000, 4_000, 2_000]
+
+    got = stages.accrue_interest(ctx)
+    deadline = wik_deadline(sent)
+    expected = statutory_interest_cents(20_000, deadline + dt.timedelta(days=1), NOW.date())
+    assert got["items"] == 4 and expected > 0
+    with ctx.engine.connect() as conn:
+        first = conn.execute(
+            select(s.invoices.c.interest_cents, s.invoices.c.open_cents).where(
+                s.invoices.c.invoice_id == "KLEIN-0"
+            )
+        ).one()
+    assert first.interest_cents == expected and first.open_cents == 20_000 + 4_000 + expected
+    assert stages.accrue_interest(ctx)["items"] == 0  # set, not added: a re-run changes nothing

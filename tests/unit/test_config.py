@@ -78,3 +78,35 @@ def test_debt_help_takes_one_route(demo_cfg: Path, tmp_path: Path) -> None:
     bad.write_text(yaml.safe_dump(doc))
     with pytest.raises(ConfigError, match="exchange or inbox_dir, not both"):
         load(bad)
+
+
+def test_ladders_are_configurable_per_segment_within_the_law(
+    demo_cfg: Path, tmp_path: Path
+) -> None:
+    from flows.context import make_ctx
+    from flows.stages import _policy
+
+    doc = yaml.safe_load(demo_cfg.read_text())
+    doc["policy"]["ladders"] = {
+        "wont_pay": [
+            {"step": "friendly_reminder", "channels": ["sms", "email"], "wait_days": 2},
+            {"step": "wik_letter", "channels": ["letter"], "wait_days": 10, "costs": True},
+        ]
+    }
+    ok = tmp_path / "ok.yaml"
+    ok.write_text(yaml.safe_dump(doc))
+    policy = _policy(make_ctx(str(ok)))
+    assert [st.name for st in policy.ladders["wont_pay"]] == ["friendly_reminder", "wik_letter"]
+    assert policy.ladders["wont_pay"][1].costs and policy.ladders["forgetful"][0].pre_due
+    for bad, why in (
+        (
+            {"step": "friendly_reminder", "channels": ["email"], "costs": True},
+            "only the wik_letter",
+        ),
+        ({"step": "dreigbrief", "channels": ["letter"]}, "no message template for 'dreigbrief'"),
+    ):
+        doc["policy"]["ladders"] = {"wont_pay": [bad]}
+        p = tmp_path / "bad.yaml"
+        p.write_text(yaml.safe_dump(doc))
+        with pytest.raises(ConfigError, match=why):
+            load(p)
