@@ -189,6 +189,31 @@ class StepSettings(Strict):
         return self
 
 
+class VariantSettings(Strict):
+    subject: str | None = Field(None, max_length=120)
+    intro: str | None = Field(None, max_length=300, description="an opening sentence (tone)")
+    hour: dt.time | None = Field(None, description="send hour, inside the contact window")
+
+
+class ExperimentSettings(Strict):
+    name: str = Field(pattern=r"^[a-z0-9_-]{1,40}$")
+    step: str
+    variants: dict[str, VariantSettings] = Field(min_length=1)
+    holdout: float = Field(0.2, ge=0, lt=1, description="share that keeps the standard message")
+    outcome_days: int = Field(14, ge=1, le=90)
+    min_contacts: int = Field(30, ge=5)
+    active: bool = True
+
+    @field_validator("step")
+    @classmethod
+    def _not_legal(cls, v: str) -> str:
+        from transforms.experiments import LEGAL_STEPS
+
+        if v in LEGAL_STEPS:
+            raise ValueError(f"{v} carries legal content: it is never experimented on")
+        return v
+
+
 class PolicySettings(Strict):
     partitions: int = Field(4, description="a power of two up to 1024")
     contacts_per_week: int = Field(2, ge=1, le=14)
@@ -267,6 +292,7 @@ class CreditorConfig(Strict):
     channels: dict[Literal["email", "sms", "letter"], OutboxSettings]
     debt_help: DebtHelpSettings = Field(default_factory=DebtHelpSettings)
     validation: ValidationSettings = Field(default_factory=ValidationSettings)
+    experiments: list[ExperimentSettings] = Field(default_factory=list)
     policy: PolicySettings = Field(default_factory=PolicySettings)
 
     @model_validator(mode="after")

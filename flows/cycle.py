@@ -249,6 +249,14 @@ def plan(ctx: Ctx) -> dict[str, Any]:
         dict(zip(("segment", "step", "channel"), k.split(":"), strict=True), planned=v)
         for k, v in sorted(by_step.items())
     ]
+    trials = stages.experiment_report(ctx)
+    if trials:
+        create_table_artifact(
+            key=_key("experiments", ctx),
+            table=trials,
+            description="A/B variants: outcomes per arm (paid with 95% Wilson interval,"
+            " responded, complaints, hardship); guardrail stops",
+        )
     create_table_artifact(
         key=_key("plan", ctx),
         table=rows or [{"segment": "-", "step": "-", "channel": "-", "planned": 0}],

@@ -40,7 +40,7 @@ from ledger.records import (
 )
 from ledger.store import audit, frame, get_cursor, insert_ignore, set_cursor, upsert, utcnow
 from ledger.tokens import TokenStore
-from transforms import messages, segments, signals, treatment, validation
+from transforms import experiments, messages, segments, signals, treatment, validation
 from transforms.contact_window import AMS, ContactWindow
 from transforms.matching import match_payments
 from transforms.partition import bucket_column
@@ -1116,7 +1116,9 @@ def plan_partition(ctx: Ctx, p: int, n: int) -> dict[str, Any]:
     d, dossiers, hist, held = inputs
     with ctx.engine.begin() as conn:  # a hold from any source stops what is still planned
         cancelled = cancel_open_contacts(conn, ctx.creditor_id, held & set(d["debtor_id"]), "hold")
-    plan = treatment.plan_next_steps(d, dossiers, hist, held, ctx.now, _policy(ctx))
+    policy = _policy(ctx)
+    plan = treatment.plan_next_steps(d, dossiers, hist, held, ctx.now, policy)
+    arms = _assign_variants(ctx, plan, policy)
     now = utcnow()
     rows = []
     for r in plan.to_dict("records"):
@@ -1137,11 +1139,17 @@ def plan_partition(ctx: Ctx, p: int, n: int) -> dict[str, Any]:
                 "costs_cents": int(r["costs_cents"]),
                 "invoice_ids": list(r["invoice_ids"]),
                 "reasons": list(r["reasons"]),
+                "variant": arms.get((r["debtor_id"], r["step"])),
                 "attempts": 0,
                 "created_at": now,
                 "updated_at": now,
             }
         )
+        hour = _variant_hour(ctx, rows[-1]["variant"])
+        if hour is not None:
+            at = dt.datetime.combine(ctx.today, hour, AMS)
+            if at > rows[-1]["send_after"]:
+                rows[-1]["send_after"] = policy.window.next_open(at, preferred=hour)
     with ctx.engine.begin() as conn:
         added = insert_ignore(conn, s.contacts, rows)
     by_step: dict[str, int] = {}
@@ -1216,6 +1224,172 @@ def _signal_inputs(conn: Any, ctx: Ctx, p: int, n: int) -> dict[str, pd.DataFram
         "events": events,
         "previous_segments": previous,
     }
+
+
+def experiments_now(ctx: Ctx) -> dict[str, experiments.Experiment]:
+    """The creditor's active experiments by step, with the variants stopped so far."""
+    with ctx.engine.connect() as conn:
+        stopped: dict[str, set[str]] = {}
+        for name, variant in conn.execute(
+            select(s.experiment_stops.c.experiment, s.experiment_stops.c.variant).where(
+                s.experiment_stops.c.creditor_id == ctx.creditor_id
+            )
+        ):
+            stopped.setdefault(name, set()).add(variant)
+    out = {}
+    for e in ctx.cfg.experiments:
+        if not e.active:
+            continue
+        out[e.step] = experiments.Experiment(
+            name=e.name,
+            step=e.step,
+            variants=tuple(
+                experiments.Variant(k, v.subject, v.intro, v.hour.isoformat() if v.hour else None)
+                for k, v in e.variants.items()
+            ),
+            holdout=e.holdout,
+            outcome_days=e.outcome_days,
+            min_contacts=e.min_contacts,
+            stopped=frozenset(stopped.get(e.name, set())),
+        )
+    return out
+
+
+def experiment_report(ctx: Ctx) -> list[dict[str, Any]]:
+    """Outcomes per experiment and arm over the contacts whose outcome window has ended;
+    a variant that a guardrail stops is recorded (audited) and reported."""
+    active = experiments_now(ctx)
+    rows: list[dict[str, Any]] = []
+    if not active:
+        return rows
+    c, e, al, pay = s.contacts, s.contact_events, s.allocations, s.payments
+    with ctx.engine.connect() as conn:
+        sent = frame(
+            conn,
+            select(c.c.message_id, c.c.debtor_id, c.c.variant, c.c.invoice_ids, c.c.sent_at).where(
+                c.c.creditor_id == ctx.creditor_id,
+                c.c.status == "sent",
+                c.c.variant.is_not(None),
+            ),
+        )
+        if sent.empty:
+            return rows
+        events = frame(
+            conn,
+            select(e.c.message_id, e.c.event).where(
+                e.c.creditor_id == ctx.creditor_id, e.c.message_id.in_(list(sent["message_id"]))
+            ),
+        )
+        paid = frame(
+            conn,
+            select(al.c.invoice_id, pay.c.booking_date)
+            .join(
+                pay,
+                and_(pay.c.creditor_id == al.c.creditor_id, pay.c.payment_id == al.c.payment_id),
+            )
+            .where(al.c.creditor_id == ctx.creditor_id, al.c.amount_cents > 0),
+        )
+        holds_from = dict(
+            conn.execute(
+                select(s.holds.c.debtor_id, func.min(s.holds.c.starts_on))
+                .where(s.holds.c.creditor_id == ctx.creditor_id)
+                .group_by(s.holds.c.debtor_id)
+            ).all()
+        )
+    ev = events.groupby("message_id")["event"].agg(set).to_dict() if len(events) else {}
+    paid_on: dict[str, list[dt.date]] = {}
+    for inv_id, booked in zip(paid["invoice_id"], paid["booking_date"], strict=True):
+        paid_on.setdefault(inv_id, []).append(booked)
+    for exp in active.values():
+        mine = sent[sent["variant"].str.startswith(exp.name + ":")]
+        records = []
+        for r in mine.itertuples(index=False):
+            sent_on = pd.Timestamp(r.sent_at).tz_convert(AMS).date()
+            until = sent_on + dt.timedelta(days=exp.outcome_days)
+            if until > ctx.today:
+                continue  # the outcome window is still open
+            got = ev.get(r.message_id, set())
+            held = holds_from.get(r.debtor_id)
+            records.append(
+                {
+                    "arm": r.variant.split(":", 1)[1],
+                    "paid": any(
+                        sent_on <= d <= until for i in r.invoice_ids for d in paid_on.get(i, [])
+                    ),
+                    "responded": bool(got & {"opened", "clicked"}),
+                    "complained": bool(got & {"complained", "complaint", "spamreport"}),
+                    "hardship": "hardship" in got
+                    or (held is not None and sent_on <= held <= until),
+                }
+            )
+        arms = experiments.outcomes(records)
+        stop = experiments.to_stop(exp, arms)
+        if stop:
+            with ctx.engine.begin() as conn:
+                insert_ignore(
+                    conn,
+                    s.experiment_stops,
+                    [
+                        {
+                            "creditor_id": ctx.creditor_id,
+                            "experiment": exp.name,
+                            "variant": v,
+                            "reason": why,
+                            "stopped_at": utcnow(),
+                        }
+                        for v, why in stop.items()
+                    ],
+                )
+                for v, why in stop.items():
+                    audit(
+                        conn,
+                        ctx.creditor_id,
+                        ACTOR,
+                        "experiment.variant_stopped",
+                        exp.name,
+                        {"variant": v, "reason": why},
+                    )
+        for arm in sorted(arms):
+            rows.append(
+                {
+                    "experiment": exp.name,
+                    "step": exp.step,
+                    **arms[arm].row(),
+                    "status": "stopped: " + stop[arm]
+                    if arm in stop
+                    else ("stopped" if arm in exp.stopped else "running"),
+                }
+            )
+    return rows
+
+
+def _assign_variants(
+    ctx: Ctx, plan: pd.DataFrame, policy: treatment.Policy
+) -> dict[tuple[str, str], str]:
+    if plan.empty or not ctx.cfg.experiments:
+        return {}
+    active = experiments_now(ctx)
+    return {
+        (d, step): f"{active[step].name}:{experiments.assign(active[step], d)}"
+        for d, step in zip(plan["debtor_id"], plan["step"], strict=True)
+        if step in active
+    }
+
+
+def _variant(ctx: Ctx, tag: Any) -> Any:
+    """The configured variant behind a contact's ``experiment:arm`` tag (None: control)."""
+    if not isinstance(tag, str) or ":" not in tag:
+        return None
+    name, arm = tag.split(":", 1)
+    for e in ctx.cfg.experiments:
+        if e.name == name:
+            return e.variants.get(arm)
+    return None
+
+
+def _variant_hour(ctx: Ctx, tag: str | None) -> dt.time | None:
+    v = _variant(ctx, tag)
+    return v.hour if v is not None else None
 
 
 def _partition_events(conn: Any, ctx: Ctx, p: int, n: int) -> pd.DataFrame:
@@ -1633,6 +1807,7 @@ def _render(ctx: Ctx, due: pd.DataFrame, channel: str) -> list[OutboundMessage]:
         lang = d["language"] if d["language"] in ("nl", "en") else "nl"
         ref = refs.get(r.dossier) or r.dossier
         deadline = wik_deadline(ctx.today) if r.step == "wik_letter" else None
+        variant = _variant(ctx, getattr(r, "variant", None))
         subject, body = messages.render(
             r.step,
             lang,
@@ -1651,6 +1826,13 @@ def _render(ctx: Ctx, due: pd.DataFrame, channel: str) -> list[OutboundMessage]:
                 "creditor_name": b.display_name,
             },
         )
+        if variant is not None:  # only subject and opening vary; the legal body never
+            subject = (
+                variant.subject.format(creditor=b.display_name) if variant.subject else subject
+            )
+            if variant.intro:
+                head, _, rest = body.partition("\n\n")
+                body = f"{head}\n\n{variant.intro}\n{rest}"
         to = {
             "email": d["email"],
             "sms": d["phone"],

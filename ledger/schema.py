@@ -308,6 +308,7 @@ contacts = Table(
     Column("costs_cents", BigInteger, nullable=False, server_default="0"),
     Column("invoice_ids", JSON, nullable=False),
     Column("reasons", JSON, nullable=False),
+    Column("variant", String(64)),  # "experiment:arm" when the step is in an A/B test
     Column("provider_id", String(128)),
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("last_error", Text),
@@ -499,6 +500,18 @@ cost_bookings = Table(
     Column("deadline", Date, nullable=False),  # the letter's 14 days ended on this day
     Column("booked_on", Date, nullable=False),
     Column("created_at", TS, nullable=False),
+    ForeignKeyConstraint(["creditor_id"], ["creditors.creditor_id"]),
+)
+
+#: experiment variants stopped by a guardrail (or an operator); their debtors get control
+experiment_stops = Table(
+    "experiment_stops",
+    metadata,
+    Column("creditor_id", String(64), primary_key=True),
+    Column("experiment", String(64), primary_key=True),
+    Column("variant", String(64), primary_key=True),
+    Column("reason", Text, nullable=False),
+    Column("stopped_at", TS, nullable=False),
     ForeignKeyConstraint(["creditor_id"], ["creditors.creditor_id"]),
 )
 

@@ -1,4 +1,4 @@
-"""Collection costs booked after the 14-day letter; promises to pay
+"""Collection costs booked after the 14-day letter; promises to pay; A/B variants
 
 Revision ID: 0007
 Revises: 0006
@@ -13,6 +13,18 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("contacts") as batch_op:
+        batch_op.add_column(sa.Column("variant", sa.String(64), nullable=True))
+    op.create_table(
+        "experiment_stops",
+        sa.Column("creditor_id", sa.String(64), nullable=False),
+        sa.Column("experiment", sa.String(64), nullable=False),
+        sa.Column("variant", sa.String(64), nullable=False),
+        sa.Column("reason", sa.Text(), nullable=False),
+        sa.Column("stopped_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["creditor_id"], ["creditors.creditor_id"]),
+        sa.PrimaryKeyConstraint("creditor_id", "experiment", "variant"),
+    )
     with op.batch_alter_table("preferences") as batch_op:
         batch_op.add_column(sa.Column("promise_until", sa.Date(), nullable=True))
     op.create_table(
@@ -31,6 +43,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("experiment_stops")
+    with op.batch_alter_table("contacts") as batch_op:
+        batch_op.drop_column("variant")
     op.drop_table("cost_bookings")
     with op.batch_alter_table("preferences") as batch_op:
         batch_op.drop_column("promise_until")
