@@ -31,6 +31,7 @@ from connectors.outbox.channel import OutboxSettings
 from connectors.salesforce.settings import SalesforceSettings
 from connectors.schuldenknooppunt.settings import PortalExchangeSettings, SoapExchangeSettings
 from connectors.secrets import SecretRef
+from connectors.sendgrid.channel import SendGridSettings
 from connectors.sftp.settings import SftpSettings
 from transforms.csv_payments import CsvMapping
 from transforms.matching import STATUTORY_ORDER, Component, MatchPolicy
@@ -289,7 +290,10 @@ class CreditorConfig(Strict):
     ledger: LedgerSettings = Field(default_factory=LedgerSettings)
     sources: dict[str, Source]
     write_back: WriteBackSettings | None = None
-    channels: dict[Literal["email", "sms", "letter"], OutboxSettings]
+    channels: dict[
+        Literal["email", "sms", "letter"],
+        Annotated[OutboxSettings | SendGridSettings, Field(discriminator="kind")],
+    ]
     debt_help: DebtHelpSettings = Field(default_factory=DebtHelpSettings)
     validation: ValidationSettings = Field(default_factory=ValidationSettings)
     experiments: list[ExperimentSettings] = Field(default_factory=list)

@@ -23,6 +23,7 @@ from connectors.odbc import OdbcReader, OdbcWriter
 from connectors.outbox import OutboxChannel
 from connectors.salesforce import SalesforceClient, SalesforceReader, SalesforceWriter
 from connectors.salesforce.settings import SalesforceSettings
+from connectors.sendgrid import SendGridChannel, SendGridSettings
 from connectors.sftp import SftpClient
 from connectors.sftp.client import ChecksumMismatch, ChecksumMissing
 from flows.config import resolve_secret
@@ -1609,8 +1610,12 @@ def accrue_interest(ctx: Ctx) -> dict[str, int]:
 
 
 # ----------------------------------------------------------------------------- send
-def _channel(ctx: Ctx, name: str) -> OutboxChannel:
+def _channel(ctx: Ctx, name: str) -> Channel:
     settings = ctx.cfg.channels[name]  # type: ignore[index]
+    if isinstance(settings, SendGridSettings):
+        key = resolve_secret(settings.api_key, ctx.cfg.base_dir)
+        assert key is not None
+        return SendGridChannel(name, settings, key)
     settings = settings.model_copy(update={"dir": str(ctx.cfg.path(settings.dir))})
     return OutboxChannel(name, settings)
 

@@ -25,6 +25,7 @@ QUERY = re.compile(r"unique_args\['([^']+)'\]=\"([^\"]*)\"")
 class Mailbox:
     api_key: str = "SG.test-key"
     accepted: dict[str, dict[str, Any]] = field(default_factory=dict)  # our id -> personalization
+    deliveries: dict[str, int] = field(default_factory=dict)  # our id -> times accepted
     requests: int = 0
     posts: int = 0
     rate_limit: int | None = None  # requests per window before 429
@@ -90,6 +91,7 @@ class SendGridHandler(FakeHandler):
             for p in req["personalizations"]:
                 ours = (p.get("custom_args") or {}).get("vangnet_message_id")
                 if ours:
+                    box.deliveries[ours] = box.deliveries.get(ours, 0) + 1
                     body = (p.get("substitutions") or {}).get(req["content"][0]["value"], "")
                     box.accepted.setdefault(ours, {**p, "msg_id": msg_id, "text": body})
         self.send_raw(202, b"", "text/plain", {"X-Message-Id": msg_id})
