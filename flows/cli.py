@@ -214,6 +214,54 @@ def explain(
         typer.echo(out["note"])
 
 
+@app.command()
+def preview(
+    creditor: Path = CREDITOR,
+    step: str = typer.Option(..., help="friendly_reminder, wik_letter, ..."),
+    segment: str = typer.Option("forgetful", help="the segment the sample debtor is in"),
+    channel: str = typer.Option("email", help="email, sms or letter"),
+    language: str = typer.Option("nl", help="nl or en"),
+) -> None:
+    """Render a sample message with the creditor's branding, before it ever goes out."""
+    import datetime as dt
+
+    from flows.config import ConfigError, load
+    from transforms import messages
+    from transforms.segments import LABELS_NL
+    from transforms.wik import collection_costs_cents, wik_deadline
+
+    try:
+        cfg = load(creditor)
+    except ConfigError as exc:
+        _fail(str(exc))
+    if step not in messages.STEPS:
+        _fail(f"no template for {step!r}; steps: {', '.join(messages.STEPS)}")
+    b = cfg.branding
+    ref = "5000056789012345"
+    amount = 74_312
+    data = {
+        "name": "J. de Vries",
+        "amount_cents": amount,
+        "costs_cents": collection_costs_cents(amount) if step == "wik_letter" else 0,
+        "deadline": wik_deadline(dt.date.today()) if step == "wik_letter" else None,
+        "reference": ref,
+        "payment_link": b.payment_link.format(reference=ref, amount=f"{amount / 100:.2f}"),
+        "phone": b.phone,
+        "email": b.email,
+        "debt_help": b.debt_help,
+        "creditor_name": b.display_name,
+    }
+    typer.echo(
+        f"# {step} for a debtor in segment {segment} ({LABELS_NL.get(segment, segment)}), "
+        f"by {channel}, in {language}\n"
+    )
+    if channel == "sms":
+        typer.echo(messages.sms_text(step, language, data))
+        return
+    subject, body = messages.render(step, language, data)
+    typer.echo(f"Subject: {subject}\n\n{body}")
+
+
 @quarantine_app.command("list")
 def quarantine_list(
     creditor: Path = CREDITOR,

@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from connectors.exact_online.settings import ExactOnlineSettings
+from connectors.messagebird.channel import MessageBirdSettings
 from connectors.odbc.settings import OdbcSettings
 from connectors.outbox.channel import OutboxSettings
 from connectors.salesforce.settings import SalesforceSettings
@@ -292,7 +293,9 @@ class CreditorConfig(Strict):
     write_back: WriteBackSettings | None = None
     channels: dict[
         Literal["email", "sms", "letter"],
-        Annotated[OutboxSettings | SendGridSettings, Field(discriminator="kind")],
+        Annotated[
+            OutboxSettings | SendGridSettings | MessageBirdSettings, Field(discriminator="kind")
+        ],
     ]
     debt_help: DebtHelpSettings = Field(default_factory=DebtHelpSettings)
     validation: ValidationSettings = Field(default_factory=ValidationSettings)

@@ -19,6 +19,7 @@ from sqlalchemy import and_, delete, func, select, update
 
 from connectors.exact_online import ExactClient, ExactReader, ExactWriter
 from connectors.exact_online.settings import ExactOnlineSettings
+from connectors.messagebird import MessageBirdChannel, MessageBirdSettings
 from connectors.odbc import OdbcReader, OdbcWriter
 from connectors.outbox import OutboxChannel
 from connectors.salesforce import SalesforceClient, SalesforceReader, SalesforceWriter
@@ -1616,6 +1617,10 @@ def _channel(ctx: Ctx, name: str) -> Channel:
         key = resolve_secret(settings.api_key, ctx.cfg.base_dir)
         assert key is not None
         return SendGridChannel(name, settings, key)
+    if isinstance(settings, MessageBirdSettings):
+        key = resolve_secret(settings.access_key, ctx.cfg.base_dir)
+        assert key is not None
+        return MessageBirdChannel(name, settings, key)
     settings = settings.model_copy(update={"dir": str(ctx.cfg.path(settings.dir))})
     return OutboxChannel(name, settings)
 
@@ -1831,6 +1836,20 @@ def _render(ctx: Ctx, due: pd.DataFrame, channel: str) -> list[OutboundMessage]:
                 "creditor_name": b.display_name,
             },
         )
+        if channel == "sms":  # a short text: what, the reference, the link, a number
+            body = messages.sms_text(
+                r.step,
+                lang,
+                {
+                    "amount_cents": int(r.amount_cents),
+                    "reference": ref,
+                    "payment_link": b.payment_link.format(
+                        reference=ref, amount=f"{int(r.amount_cents) / 100:.2f}"
+                    ),
+                    "phone": b.phone,
+                    "creditor_name": b.display_name,
+                },
+            )
         if variant is not None:  # only subject and opening vary; the legal body never
             subject = (
                 variant.subject.format(creditor=b.display_name) if variant.subject else subject

@@ -59,6 +59,44 @@ SUBJECTS = {
 }
 
 
+SMS_LINES = {
+    "nl": {
+        "pre_due_nudge": "binnenkort betalen: {amount}",
+        "friendly_reminder": "herinnering, {amount} staat nog open",
+        "second_reminder": "tweede herinnering, {amount} staat nog open",
+        "service_offer": "kies zelf wanneer u betaalt",
+        "arrangement_offer": "betalen lukt even niet? Wij denken mee",
+        "debt_help_referral": "hulp bij geldzorgen, gratis en anoniem",
+        "wik_letter": "u krijgt een brief over {amount}",
+        "handover": "een medewerker neemt contact op",
+    },
+    "en": {
+        "pre_due_nudge": "payment of {amount} due soon",
+        "friendly_reminder": "reminder, {amount} is still open",
+        "second_reminder": "second reminder, {amount} is still open",
+        "service_offer": "choose when you pay",
+        "arrangement_offer": "can't pay right now? Let's find a way",
+        "debt_help_referral": "help with money worries, free and anonymous",
+        "wik_letter": "a letter about {amount} is on its way",
+        "handover": "a colleague will contact you",
+    },
+}
+
+
+def sms_text(step: str, lang: str, data: dict[str, Any]) -> str:
+    """The short text an SMS carries (two GSM-7 segments at most for a normal name):
+    what it is about, the reference, the payment link and a number to call."""
+    lang = lang if lang in SMS_LINES else "nl"
+    amount = money(int(data["amount_cents"]), lang).replace("\xa0", " ")  # GSM-7 has no NBSP
+    line = SMS_LINES[lang][step].format(amount=amount)
+    ask = "Vragen" if lang == "nl" else "Questions"
+    ref = "Kenmerk" if lang == "nl" else "Reference"
+    return (
+        f"{data['creditor_name']}: {line}. {ref} {data['reference']}. "
+        f"{data['payment_link']} {ask}: {data['phone']}"
+    )
+
+
 def money(cents: int, lang: str = "nl") -> str:
     locale = "nl_NL" if lang == "nl" else "en_GB"
     return str(format_currency(Decimal(cents) / 100, "EUR", locale=locale))
@@ -84,4 +122,4 @@ def render(step: str, lang: str, data: dict[str, Any]) -> tuple[str, str]:
     return subject, body.strip() + "\n"
 
 
-__all__ = ["STEPS", "day", "money", "render"]
+__all__ = ["STEPS", "day", "money", "render", "sms_text"]

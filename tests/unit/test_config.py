@@ -110,3 +110,35 @@ def test_ladders_are_configurable_per_segment_within_the_law(
         p.write_text(yaml.safe_dump(doc))
         with pytest.raises(ConfigError, match=why):
             load(p)
+
+
+def test_preview_renders_a_sample_before_anything_goes_out(demo_cfg: Path) -> None:
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    cli = CliRunner()
+    letter = cli.invoke(
+        app,
+        ["preview", "--creditor", str(demo_cfg), "--step", "wik_letter", "--segment", "wont_pay"],
+    )
+    assert letter.exit_code == 0, letter.output
+    assert "binnen veertien dagen vanaf de dag nadat deze brief bij u is bezorgd" in letter.output
+    assert "Die kosten zijn € 111,47" in letter.output.replace("\xa0", " ")  # 15% of EUR 743.12
+    text = cli.invoke(
+        app,
+        [
+            "preview",
+            "--creditor",
+            str(demo_cfg),
+            "--step",
+            "friendly_reminder",
+            "--channel",
+            "sms",
+            "--language",
+            "en",
+        ],
+    )
+    assert "Reference 5000056789012345" in text.output
+    bad = cli.invoke(app, ["preview", "--creditor", str(demo_cfg), "--step", "dreigbrief"])
+    assert bad.exit_code == 2 and "no template for 'dreigbrief'" in bad.output
