@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from connectors.exact_online.settings import ExactOnlineSettings
+from connectors.letters.channel import LetterSettings
 from connectors.messagebird.channel import MessageBirdSettings
 from connectors.odbc.settings import OdbcSettings
 from connectors.outbox.channel import OutboxSettings
@@ -294,7 +295,8 @@ class CreditorConfig(Strict):
     channels: dict[
         Literal["email", "sms", "letter"],
         Annotated[
-            OutboxSettings | SendGridSettings | MessageBirdSettings, Field(discriminator="kind")
+            OutboxSettings | SendGridSettings | MessageBirdSettings | LetterSettings,
+            Field(discriminator="kind"),
         ],
     ]
     debt_help: DebtHelpSettings = Field(default_factory=DebtHelpSettings)

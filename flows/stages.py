@@ -19,6 +19,7 @@ from sqlalchemy import and_, delete, func, select, update
 
 from connectors.exact_online import ExactClient, ExactReader, ExactWriter
 from connectors.exact_online.settings import ExactOnlineSettings
+from connectors.letters import LetterChannel, LetterSettings
 from connectors.messagebird import MessageBirdChannel, MessageBirdSettings
 from connectors.odbc import OdbcReader, OdbcWriter
 from connectors.outbox import OutboxChannel
@@ -1617,6 +1618,19 @@ def _channel(ctx: Ctx, name: str) -> Channel:
         key = resolve_secret(settings.api_key, ctx.cfg.base_dir)
         assert key is not None
         return SendGridChannel(name, settings, key)
+    if isinstance(settings, LetterSettings):
+        pp = settings.print_provider
+        return LetterChannel(
+            name,
+            settings,
+            ctx.cfg.base_dir,
+            ctx.cfg.branding.display_name,
+            (
+                resolve_secret(pp.password, ctx.cfg.base_dir) if pp else None,
+                resolve_secret(pp.private_key, ctx.cfg.base_dir) if pp else None,
+            ),
+            today=ctx.today,
+        )
     if isinstance(settings, MessageBirdSettings):
         key = resolve_secret(settings.access_key, ctx.cfg.base_dir)
         assert key is not None
@@ -1764,11 +1778,14 @@ def send_channel(
                         "event": rc.status,
                         "provider_event_id": f"{name}:{rc.message_id}:{rc.status}",
                         "occurred_at": utcnow(),
-                        "detail": {"provider_id": rc.provider_id},
+                        "detail": {"provider_id": rc.provider_id, **(rc.detail or {})},
                     }
                     for rc in receipts
                 ],
             )
+    upload = getattr(channel, "upload_batch", None)
+    if callable(upload):  # letters: the day's batch to the print-and-mail provider
+        out["print_batch"] = upload(ctx.today)
     with ctx.engine.connect() as conn:
         out["waiting"] = (
             conn.execute(
@@ -1854,7 +1871,7 @@ def _render(ctx: Ctx, due: pd.DataFrame, channel: str) -> list[OutboundMessage]:
             subject = (
                 variant.subject.format(creditor=b.display_name) if variant.subject else subject
             )
-            if variant.intro:
+            if variant.intro and channel != "sms":  # an SMS stays the short text
                 head, _, rest = body.partition("\n\n")
                 body = f"{head}\n\n{variant.intro}\n{rest}"
         to = {

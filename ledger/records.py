@@ -100,6 +100,8 @@ class Receipt:
     provider_id: str | None = None
     error: str | None = None
     retriable: bool = False
+    #: facts to keep with the contact, e.g. a letter's expected delivery date
+    detail: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -256,7 +256,13 @@ class SftpClient:
             raise RetriableError(f"upload of {local.name} failed: {exc!r}") from None
 
     def _ensure_dir(self, path: str) -> None:
+        """mkdir -p on the server."""
         try:
             self.sftp.stat(path)
+            return
         except OSError:
-            self.sftp.mkdir(path)
+            pass
+        parent = posixpath.dirname(path.rstrip("/"))
+        if parent and parent not in (".", "/"):
+            self._ensure_dir(parent)
+        self.sftp.mkdir(path)

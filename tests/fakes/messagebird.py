@@ -108,7 +108,8 @@ class MessageBirdHandler(FakeHandler):
                 404, {"errors": [{"code": 20, "description": "not found", "parameter": None}]}
             )
             return
-        ref = (parse_qs(url.query).get("reference") or [None])[0]
+        refs = parse_qs(url.query).get("reference")
+        ref = refs[0] if refs else None
         with self.server.centre.lock:
             items = [m for r, m in self.server.centre.sent.items() if ref is None or r == ref]
         self.send_json(
