@@ -88,6 +88,12 @@ class Branding(Strict):
     )
 
 
+class SelfServiceSettings(Strict):
+    base_url: str = Field(description="the self-service page, e.g. https://mijn.wooncorp.nl/r/")
+    secret: SecretRef = Field(description="the HMAC signing secret (at least 32 bytes)")
+    valid_days: int = Field(45, ge=1, le=365)
+
+
 class LedgerSettings(Strict):
     url: str | None = Field(
         None, description="SQLAlchemy URL; default a SQLite file beside this config"
@@ -302,6 +308,9 @@ class CreditorConfig(Strict):
     debt_help: DebtHelpSettings = Field(default_factory=DebtHelpSettings)
     validation: ValidationSettings = Field(default_factory=ValidationSettings)
     experiments: list[ExperimentSettings] = Field(default_factory=list)
+    self_service: SelfServiceSettings | None = Field(
+        None, description="the personal link in every message (the page: issue 9)"
+    )
     policy: PolicySettings = Field(default_factory=PolicySettings)
 
     @model_validator(mode="after")

@@ -8,7 +8,9 @@ download with Kennisgevingen, SSH keys, and ``creditor.yaml`` tying it together.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import os
 from pathlib import Path
 
 import paramiko
@@ -100,6 +102,10 @@ channels:
   sms: {{kind: outbox, dir: outbox}}
   letter: {{kind: outbox, dir: outbox}}
 
+self_service:
+  base_url: http://127.0.0.1:8000/r/   # `vangnet serve` (issue 9); the token is the debtor's key
+  secret: {{file: keys/self_service.key}}
+
 validation:
   data_docs_dir: data-docs        # GX Data Docs per run: data-docs/<date>/index.html
 
@@ -127,6 +133,9 @@ def seed(workdir: Path, debtors: int, today: dt.date, seed_value: int = 7) -> Pa
     keys.mkdir(exist_ok=True)
     host = paramiko.Ed25519Key.from_private_key_file(str(_keygen(keys / "host_ed25519")))
     _keygen(keys / "client_ed25519")
+    secret = keys / "self_service.key"  # signs the personal links (never in the config)
+    secret.write_text(base64.urlsafe_b64encode(os.urandom(48)).decode())
+    secret.chmod(0o600)
     portfolio = generate(debtors, today, seed=seed_value)
     write_erp(workdir / "erp.sqlite", portfolio)
     incoming = workdir / "sftp" / "statements" / "incoming"

@@ -43,7 +43,15 @@ from ledger.records import (
 )
 from ledger.store import audit, frame, get_cursor, insert_ignore, set_cursor, upsert, utcnow
 from ledger.tokens import TokenStore
-from transforms import experiments, messages, segments, signals, treatment, validation
+from transforms import (
+    experiments,
+    messages,
+    segments,
+    selfservice,
+    signals,
+    treatment,
+    validation,
+)
 from transforms.contact_window import AMS, ContactWindow
 from transforms.matching import match_payments
 from transforms.partition import bucket_column
@@ -1379,6 +1387,24 @@ def _assign_variants(
     }
 
 
+def _self_service_links(ctx: Ctx) -> Any:
+    """A function (debtor, message id) -> the debtor's signed self-service link, or None
+    when the creditor has no self-service page configured."""
+    ss = ctx.cfg.self_service
+    if ss is None:
+        return lambda debtor, message_id: None
+    secret = resolve_secret(ss.secret, ctx.cfg.base_dir)
+    assert secret is not None
+    key = secret.get_secret_value().encode()
+    until = ctx.today + dt.timedelta(days=ss.valid_days)
+
+    def link(debtor: str, message_id: str) -> str:
+        token = selfservice.sign(key, ctx.creditor_id, debtor, until, message_id[:12])
+        return ss.base_url.rstrip("/") + "/" + token
+
+    return link
+
+
 def _variant(ctx: Ctx, tag: Any) -> Any:
     """The configured variant behind a contact's ``experiment:arm`` tag (None: control)."""
     if not isinstance(tag, str) or ":" not in tag:
@@ -1829,6 +1855,7 @@ def _render(ctx: Ctx, due: pd.DataFrame, channel: str) -> list[OutboundMessage]:
             ).all()
         )
     out = []
+    link_for = _self_service_links(ctx)
     for r in due.itertuples(index=False):
         d = deb.loc[r.debtor_id]
         lang = d["language"] if d["language"] in ("nl", "en") else "nl"
@@ -1851,6 +1878,7 @@ def _render(ctx: Ctx, due: pd.DataFrame, channel: str) -> list[OutboundMessage]:
                 "email": b.email,
                 "debt_help": b.debt_help,
                 "creditor_name": b.display_name,
+                "self_service_link": link_for(r.debtor_id, r.message_id),
             },
         )
         if channel == "sms":  # a short text: what, the reference, the link, a number

@@ -112,6 +112,7 @@ def render(step: str, lang: str, data: dict[str, Any]) -> tuple[str, str]:
     if step not in SUBJECTS[lang]:
         raise ValueError(f"no template for step {step!r}")
     ctx = dict(data)
+    ctx.setdefault("self_service_link", None)  # the personal page, when the creditor has one
     ctx["amount"] = money(int(data["amount_cents"]), lang)
     ctx["costs"] = money(int(data.get("costs_cents", 0)), lang)
     ctx["total"] = money(int(data["amount_cents"]) + int(data.get("costs_cents", 0)), lang)
