@@ -255,7 +255,7 @@ def write_erp(path: Path, p: Portfolio) -> None:
             DROP TABLE IF EXISTS relaties; DROP TABLE IF EXISTS facturen;
             CREATE TABLE relaties (relatienr TEXT PRIMARY KEY, naam TEXT, email TEXT, telefoon TEXT,
               iban TEXT, straat TEXT, postcode TEXT, plaats TEXT, taal TEXT, gewijzigd_op TEXT NOT NULL,
-              schuldhulp TEXT, schuldhulp_sinds TEXT);
+              schuldhulp TEXT, schuldhulp_sinds TEXT, voorkeursdag INTEGER, kanaal TEXT);
             CREATE TABLE facturen (factuurnr TEXT PRIMARY KEY, relatienr TEXT, factuurdatum TEXT,
               vervaldatum TEXT, bedrag TEXT, openstaand TEXT, kosten TEXT, valuta TEXT,
               betalingskenmerk TEXT,

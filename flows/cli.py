@@ -215,6 +215,22 @@ def explain(
 
 
 @app.command()
+def serve(
+    creditor: list[Path] = typer.Option(..., "--creditor", help="one or more creditor files"),
+    host: str = typer.Option("127.0.0.1", help="the address to listen on"),
+    port: int = typer.Option(8000, help="the port"),
+) -> None:
+    """The self-service page and the provider webhooks (uvicorn). No request lines are
+    logged: a personal link is a credential."""
+    import uvicorn
+
+    from portal.app import create_app
+
+    app_ = create_app([str(c) for c in creditor])
+    uvicorn.run(app_, host=host, port=port, access_log=False, log_level="warning")
+
+
+@app.command()
 def preview(
     creditor: Path = CREDITOR,
     step: str = typer.Option(..., help="friendly_reminder, wik_letter, ..."),

@@ -92,6 +92,18 @@ class SelfServiceSettings(Strict):
     base_url: str = Field(description="the self-service page, e.g. https://mijn.wooncorp.nl/r/")
     secret: SecretRef = Field(description="the HMAC signing secret (at least 32 bytes)")
     valid_days: int = Field(45, ge=1, le=365)
+    pause_days: int = Field(30, ge=1, le=90, description="how long 'I can't pay now' pauses")
+    max_instalments: int = Field(12, ge=2, le=60, description="the longest arrangement asked")
+
+
+class WebhookSettings(Strict):
+    sendgrid_public_key: SecretRef | None = Field(
+        None, description="SendGrid's event webhook verification key (base64 DER)"
+    )
+    messagebird_signing_key: SecretRef | None = None
+    public_url: str | None = Field(
+        None, description="the URL providers call (MessageBird signs it), e.g. https://hooks.x.nl"
+    )
 
 
 class LedgerSettings(Strict):
@@ -309,8 +321,9 @@ class CreditorConfig(Strict):
     validation: ValidationSettings = Field(default_factory=ValidationSettings)
     experiments: list[ExperimentSettings] = Field(default_factory=list)
     self_service: SelfServiceSettings | None = Field(
-        None, description="the personal link in every message (the page: issue 9)"
+        None, description="the personal link in every message and the page it opens"
     )
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     policy: PolicySettings = Field(default_factory=PolicySettings)
 
     @model_validator(mode="after")

@@ -81,6 +81,9 @@ sources:
       holds: >-
         UPDATE relaties SET schuldhulp = :hold, schuldhulp_sinds = :hold_since
         WHERE relatienr = :record_id AND gewijzigd_op = :expected_version
+      debtors: >-
+        UPDATE relaties SET voorkeursdag = :preferred_day, kanaal = :channel
+        WHERE relatienr = :record_id AND gewijzigd_op = :expected_version
   bank:
     kind: sftp
     host: 127.0.0.1
