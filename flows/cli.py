@@ -67,7 +67,27 @@ def demo(
     from flows.cycle import demo_cycle
 
     result = demo_cycle(str(workdir.resolve()), debtors, clock(now).isoformat())
-    _report(_summary(workdir.resolve() / "creditor.yaml", result), as_json)
+    summary = _summary(workdir.resolve() / "creditor.yaml", result)
+    sample = _sample_link(workdir.resolve())
+    if sample:
+        summary["self_service_sample"] = sample
+    _report(summary, as_json)
+    if sample and not as_json:
+        typer.echo(
+            f"A debtor's own page: {sample}\n(start it with: vangnet serve --creditor "
+            f"{workdir.resolve() / 'creditor.yaml'})"
+        )
+
+
+def _sample_link(workdir: Path) -> str | None:
+    """The self-service link of one message the demo sent (for a first look)."""
+    import re
+
+    for f in sorted((workdir / "outbox" / "email").glob("*/*.txt"))[:1]:
+        found = re.findall(r"https?://\S+/r/[A-Za-z0-9_.-]+", f.read_text())
+        if found:
+            return str(found[0])
+    return None
 
 
 @app.command()

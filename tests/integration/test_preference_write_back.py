@@ -17,23 +17,17 @@ from ledger.store import utcnow
 from transforms.contact_window import AMS
 from transforms.validation import Validator
 
-STATEMENT = "        WHERE factuurnr = :record_id AND gewijzigd_op = :expected_version\n"
 DEBTORS = (
     "      debtors: >-\n"
-    "        UPDATE relaties SET voorkeursdag = :preferred_day, voorkeurskanaal = :channel\n"
+    "        UPDATE relaties SET voorkeursdag = :preferred_day, kanaal = :channel\n"
     "        WHERE relatienr = :record_id AND gewijzigd_op = :expected_version\n"
 )
 
 
 def test_preferred_day_is_written_back_once(tmp_path: Path) -> None:
     cfg = seed(tmp_path / "demo", 40, dt.date(2026, 11, 24))
-    text = cfg.read_text()
-    assert STATEMENT in text
-    cfg.write_text(text.replace(STATEMENT, STATEMENT + DEBTORS))
+    assert DEBTORS in cfg.read_text()  # the demo ERP takes preferences back
     erp = tmp_path / "demo" / "erp.sqlite"
-    with sqlite3.connect(erp) as c:
-        c.execute("ALTER TABLE relaties ADD voorkeursdag INTEGER")
-        c.execute("ALTER TABLE relaties ADD voorkeurskanaal TEXT")
     ctx = make_ctx(str(cfg), dt.datetime(2026, 11, 24, 10, tzinfo=AMS))
     for entity in stages.ENTITIES:
         stages.ingest_entity(ctx, "erp", entity)
