@@ -262,8 +262,7 @@ def test_webhooks_are_stored_only_when_signed(demo, tmp_path) -> None:  # type: 
     assert ok.status_code == 200 and ok.json()["stored"] == 2
     assert client.post(url, data=body, headers=_sg_signed(sg_key, body)).json()["stored"] == 0
     assert (
-        client.post(url, data=body, headers={"Content-Type": "application/json"}).status_code
-        == 401
+        client.post(url, data=body, headers={"Content-Type": "application/json"}).status_code == 401
     )
     tampered = body.replace(b"bounce", b"click")
     assert client.post(url, data=tampered, headers=_sg_signed(sg_key, body)).status_code == 401
