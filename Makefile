@@ -5,10 +5,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 APT_PKGS := unixodbc libsqliteodbc odbc-postgresql odbc-mariadb
+APT_TEST_PKGS := chromium  # the self-service page's browser test (Playwright drives it)
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export DO_NOT_TRACK ?= 1
 
-.PHONY: demo test install system-deps lint clean
+.PHONY: demo test install system-deps test-system-deps lint clean
 
 system-deps:
 	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -30,7 +31,10 @@ install: system-deps $(STAMP)
 demo: install
 	$(BIN)/vangnet demo --workdir $${VANGNET_DEMO_DIR:-var/demo}
 
-test: install
+test-system-deps:
+	@$(MAKE) --no-print-directory system-deps APT_PKGS="$(APT_PKGS) $(APT_TEST_PKGS)"
+
+test: test-system-deps install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -n 2 -p xdist $(PYTEST_ARGS)

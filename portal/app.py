@@ -35,6 +35,7 @@ from portal.webhooks import (
     verify_messagebird,
     verify_sendgrid,
 )
+from transforms.messages import day as day_text
 from transforms.messages import money
 from transforms.selfservice import TokenError, verify
 
@@ -46,7 +47,11 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 
-TEXT = {
+CHANNEL_TEXT = {
+    "nl": {"email": "e-mail", "sms": "sms", "letter": "brief"},
+    "en": {"email": "e-mail", "sms": "text message", "letter": "letter"},
+}
+TEXT: dict[str, dict[str, str]] = {
     "nl": {
         "title": "Uw betalingen",
         "open": "Dit staat nog open",
@@ -324,7 +329,7 @@ def _page(ctx: Ctx, debtor: str, token: str, csrf_token: str, lang: str) -> str:
     hidden = f"<input type='hidden' name='csrf' value='{csrf_token}'><input type='hidden' name='lang' value='{lang}'>"
     rows = (
         "".join(
-            f"<li>{e(money(int(i.open_cents), lang))}, {t['due']} {i.due_date.isoformat()}, "
+            f"<li>{e(money(int(i.open_cents), lang))}, {t['due']} {e(day_text(i.due_date, lang))}, "
             f"{t['ref']} {e(i.payment_reference or i.invoice_id)}</li>"
             for i in items
         )
@@ -337,7 +342,7 @@ def _page(ctx: Ctx, debtor: str, token: str, csrf_token: str, lang: str) -> str:
     terms = "".join(f"<option value='{n}'>{n}</option>" for n in range(2, ss.max_instalments + 1))
     channels = "".join(
         f"<label><input type='radio' name='channel' value='{c}'"
-        f"{' checked' if pref and pref.channel == c else ''}> {c}</label>"
+        f"{' checked' if pref and pref.channel == c else ''}> {CHANNEL_TEXT[lang][c]}</label>"
         for c in ("email", "sms", "letter")
     )
     disputes = "".join(
