@@ -250,6 +250,25 @@ def serve(
     uvicorn.run(app_, host=host, port=port, access_log=False, log_level="warning")
 
 
+@app.command("revoke-link")
+def revoke_link(
+    debtor: str,
+    creditor: Path = CREDITOR,
+    message: str | None = typer.Option(None, help="only the link in this message (its id)"),
+    reason: str = typer.Option(..., help="why (audited)"),
+    operator: str = OPERATOR,
+) -> None:
+    """Withdraw a debtor's self-service link(s) before they expire (a lost phone, say)."""
+    from flows.context import make_ctx
+    from portal.app import revoke
+
+    try:
+        revoke(make_ctx(str(creditor)), debtor, message[:12] if message else None, reason, operator)
+    except ValueError as exc:
+        _fail(str(exc))
+    typer.echo(f"{debtor}: {'that link' if message else 'every link'} revoked")
+
+
 @app.command()
 def preview(
     creditor: Path = CREDITOR,

@@ -515,4 +515,18 @@ experiment_stops = Table(
     ForeignKeyConstraint(["creditor_id"], ["creditors.creditor_id"]),
 )
 
+#: self-service links withdrawn before their expiry (one message's link, or all of a debtor's)
+token_revocations = Table(
+    "token_revocations",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("creditor_id", String(64), nullable=False),
+    Column("debtor_id", String(64), nullable=False),
+    Column("nonce", String(32)),  # null: every link of this debtor
+    Column("reason", Text, nullable=False),
+    Column("revoked_at", TS, nullable=False),
+    ForeignKeyConstraint(["creditor_id"], ["creditors.creditor_id"]),
+    Index("ix_token_revocations", "creditor_id", "debtor_id"),
+)
+
 ALL_TABLES = tuple(metadata.sorted_tables)

@@ -143,11 +143,13 @@ def create_app(creditor_files: list[str], now: str | None = None) -> FastAPI:
         """(ctx, debtor, key) of a valid link; raises TokenError."""
         for cid, key in keys.items():
             try:
-                debtor, _nonce = verify(key, token, cid, contexts[cid].today)
+                debtor, nonce = verify(key, token, cid, contexts[cid].today)
             except TokenError as exc:
                 if str(exc) == "bad signature" or str(exc) == "token for another creditor":
                     continue
                 raise
+            if _revoked(contexts[cid], debtor, nonce):
+                raise TokenError("revoked")
             return contexts[cid], debtor, key
         raise TokenError("bad signature")
 
@@ -284,6 +286,43 @@ def create_app(creditor_files: list[str], now: str | None = None) -> FastAPI:
         return JSONResponse({"stored": stored})
 
     return app
+
+
+def _revoked(ctx: Ctx, debtor: str, nonce: str) -> bool:
+    r = s.token_revocations
+    with ctx.engine.connect() as conn:
+        hit = conn.execute(
+            select(r.c.id).where(
+                r.c.creditor_id == ctx.creditor_id,
+                r.c.debtor_id == debtor,
+                (r.c.nonce.is_(None)) | (r.c.nonce == nonce),
+            )
+        ).first()
+    return hit is not None
+
+
+def revoke(ctx: Ctx, debtor: str, nonce: str | None, reason: str, operator: str) -> None:
+    """Withdraw one message's link (its nonce) or every link of a debtor; audited."""
+    if not reason.strip():
+        raise ValueError("revoking needs a reason (it is audited)")
+    with ctx.engine.begin() as conn:
+        conn.execute(
+            s.token_revocations.insert().values(
+                creditor_id=ctx.creditor_id,
+                debtor_id=debtor,
+                nonce=nonce,
+                reason=reason,
+                revoked_at=utcnow(),
+            )
+        )
+        audit(
+            conn,
+            ctx.creditor_id,
+            operator,
+            "portal.revoked",
+            debtor,
+            {"nonce": nonce, "reason": reason},
+        )
 
 
 def _shell(title: str, body: str, lang: str) -> str:
@@ -469,6 +508,9 @@ def _apply(ctx: Ctx, debtor: str, action: str, form: dict[str, str]) -> None:
                     }
                 ],
             )
+            from flows.debt_help import _plan_hold_write_back
+
+            _plan_hold_write_back(conn, ctx, debtor, "dispute", ctx.today)
         else:
             raise ValueError("Unknown choice.")
         audit(
@@ -516,4 +558,4 @@ def _pref(conn: Any, ctx: Ctx, debtor: str, values: dict[str, Any], now: dt.date
     )
 
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "revoke"]

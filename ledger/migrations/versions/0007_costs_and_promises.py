@@ -16,6 +16,18 @@ def upgrade() -> None:
     with op.batch_alter_table("contacts") as batch_op:
         batch_op.add_column(sa.Column("variant", sa.String(64), nullable=True))
     op.create_table(
+        "token_revocations",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("creditor_id", sa.String(64), nullable=False),
+        sa.Column("debtor_id", sa.String(64), nullable=False),
+        sa.Column("nonce", sa.String(32)),
+        sa.Column("reason", sa.Text(), nullable=False),
+        sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["creditor_id"], ["creditors.creditor_id"]),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("ix_token_revocations", "token_revocations", ["creditor_id", "debtor_id"])
+    op.create_table(
         "experiment_stops",
         sa.Column("creditor_id", sa.String(64), nullable=False),
         sa.Column("experiment", sa.String(64), nullable=False),
@@ -43,6 +55,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_token_revocations", "token_revocations")
+    op.drop_table("token_revocations")
     op.drop_table("experiment_stops")
     with op.batch_alter_table("contacts") as batch_op:
         batch_op.drop_column("variant")

@@ -213,6 +213,24 @@ def test_forged_expired_foreign_and_cross_site_requests_are_refused(demo, tmp_pa
     # one link, many requests: rate limited
     codes = [client.get(f"/r/{token}").status_code for _ in range(35)]
     assert 429 in codes
+    # a revoked link stops working (one message's, or all of a debtor's)
+    from portal.app import revoke
+
+    _, message_id = _link(tmp_path / "demo")
+    with ctx.engine.connect() as conn:
+        owner = conn.execute(
+            select(s.contacts.c.debtor_id).where(s.contacts.c.message_id == message_id)
+        ).scalar()
+    fresh = sign(key, ctx.creditor_id, owner, NOW.date() + dt.timedelta(days=9), message_id[:12])
+    assert client.get(f"/r/{fresh}").status_code == 200
+    revoke(ctx, owner, message_id[:12], "phone lost", "ops")
+    assert client.get(f"/r/{fresh}").status_code == 403
+    other_link = sign(key, ctx.creditor_id, owner, NOW.date() + dt.timedelta(days=9), "other")
+    assert client.get(f"/r/{other_link}").status_code == 200  # only that message's link
+    revoke(ctx, owner, None, "asked to stop", "ops")
+    assert client.get(f"/r/{other_link}").status_code == 403  # every link of the debtor
+    with pytest.raises(ValueError, match="reason"):
+        revoke(ctx, owner, None, " ", "ops")
     # the app does not start without its signing secret
     doc = yaml.safe_load(cfg.read_text())
     doc.pop("self_service")
