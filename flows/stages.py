@@ -204,6 +204,38 @@ def data_docs_dir(ctx: Ctx) -> str | None:
     return str(ctx.cfg.path(d) / ctx.today.isoformat()) if d else None
 
 
+def quarantine_rows(
+    ctx: Ctx,
+    source: str,
+    entity: str,
+    outcome: validation.ValidationOutcome,
+    now: dt.datetime,
+    extra: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """Quarantine rows for the records a validation rejected: each with every rule it
+    broke; the fingerprint makes the same record arriving again one row."""
+    rows = []
+    for rid, rec in zip(outcome.rejected_keys, outcome.rejected.to_dict("records"), strict=True):
+        payload = {**{k: to_json_value(v) for k, v in rec.items()}, **(extra or {})}
+        rows.append(
+            {
+                "creditor_id": ctx.creditor_id,
+                "source": source,
+                "entity": entity,
+                "record_id": rid,
+                "fingerprint": hashlib.sha256(
+                    json.dumps(payload, sort_keys=True, default=str).encode()
+                ).hexdigest(),
+                "failures": outcome.failures.get(rid, []),
+                "payload": payload,
+                "status": "open",
+                "cycle_date": ctx.today,
+                "created_at": now,
+            }
+        )
+    return rows
+
+
 def payload_frame(entity: str, payloads: list[dict[str, Any]]) -> pd.DataFrame:
     """Staged (or quarantined) payloads back to the canonical frame of their entity."""
     cols = list(
@@ -307,28 +339,9 @@ def _validate_part(
     now = utcnow()
     with ctx.engine.begin() as conn:
         changed = promote(conn, ctx, entity, source, outcome.valid, now)
-        q_rows = []
-        for rid, rec in zip(
-            outcome.rejected_keys, outcome.rejected.to_dict("records"), strict=True
-        ):
-            payload = {k: to_json_value(v) for k, v in rec.items()}
-            q_rows.append(
-                {
-                    "creditor_id": ctx.creditor_id,
-                    "source": source,
-                    "entity": entity,
-                    "record_id": rid,
-                    "fingerprint": hashlib.sha256(
-                        json.dumps(payload, sort_keys=True, default=str).encode()
-                    ).hexdigest(),
-                    "failures": outcome.failures.get(rid, []),
-                    "payload": payload,
-                    "status": "open",
-                    "cycle_date": ctx.today,
-                    "created_at": now,
-                }
-            )
-        new_q = insert_ignore(conn, s.quarantine, q_rows)
+        new_q = insert_ignore(
+            conn, s.quarantine, quarantine_rows(ctx, source, entity, outcome, now)
+        )
         conn.execute(delete(s.staging).where(s.staging.c.id.in_([int(i) for i in part["id"]])))
     summary = {
         "checked": outcome.checked,
@@ -621,27 +634,7 @@ def _check_statement_lines(
             valid.at[ix, "structured_reference"] = None
     if outcome.rejected.empty:
         return valid, 0
-    now = utcnow()
-    rows = []
-    for rid, rec in zip(outcome.rejected_keys, outcome.rejected.to_dict("records"), strict=True):
-        payload = {k: to_json_value(v) for k, v in rec.items()}
-        payload["_file"] = file_name
-        rows.append(
-            {
-                "creditor_id": ctx.creditor_id,
-                "source": source,
-                "entity": "statement_line",
-                "record_id": rid,
-                "fingerprint": hashlib.sha256(
-                    json.dumps(payload, sort_keys=True, default=str).encode()
-                ).hexdigest(),
-                "failures": outcome.failures.get(rid, []),
-                "payload": payload,
-                "status": "open",
-                "cycle_date": ctx.today,
-                "created_at": now,
-            }
-        )
+    rows = quarantine_rows(ctx, source, "statement_line", outcome, utcnow(), {"_file": file_name})
     with ctx.engine.begin() as conn:
         insert_ignore(conn, s.quarantine, rows)
     return valid, len(rows)

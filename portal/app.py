@@ -199,19 +199,26 @@ def create_app(creditor_files: list[str], now: str | None = None) -> FastAPI:
             )
         )
 
+    def webhook_key(creditor: str, field: str) -> tuple[Ctx, str] | None:
+        """The creditor and its key for a provider's webhook (None: unknown or unset)."""
+        ctx = contexts.get(creditor)
+        ref = getattr(ctx.cfg.webhooks, field) if ctx else None
+        if ctx is None or ref is None:
+            return None
+        secret = resolve_secret(ref, ctx.cfg.base_dir)
+        return (ctx, secret.get_secret_value()) if secret is not None else None
+
     @app.post("/webhooks/sendgrid/{creditor}")
     async def sendgrid_events(creditor: str, request: Request) -> Response:
-        ctx = contexts.get(creditor)
         body = await request.body()
-        ref = ctx.cfg.webhooks.sendgrid_public_key if ctx else None
-        if ctx is None or ref is None:
+        found = webhook_key(creditor, "sendgrid_public_key")
+        if found is None:
             app.state.refused["sendgrid: unknown creditor"] += 1
             return JSONResponse({"error": "unknown"}, status_code=401)
-        public = resolve_secret(ref, ctx.cfg.base_dir)
-        assert public is not None
+        ctx, public = found
         try:
             verify_sendgrid(
-                public.get_secret_value().strip(),
+                public.strip(),
                 request.headers.get("X-Twilio-Email-Event-Webhook-Signature", ""),
                 request.headers.get("X-Twilio-Email-Event-Webhook-Timestamp", ""),
                 body,
@@ -240,19 +247,17 @@ def create_app(creditor_files: list[str], now: str | None = None) -> FastAPI:
 
     @app.post("/webhooks/messagebird/{creditor}")
     async def messagebird_status(creditor: str, request: Request) -> Response:
-        ctx = contexts.get(creditor)
         body = await request.body()
-        ref = ctx.cfg.webhooks.messagebird_signing_key if ctx else None
-        if ctx is None or ref is None:
+        found = webhook_key(creditor, "messagebird_signing_key")
+        if found is None:
             app.state.refused["messagebird: unknown creditor"] += 1
             return JSONResponse({"error": "unknown"}, status_code=401)
-        key = resolve_secret(ref, ctx.cfg.base_dir)
-        assert key is not None
+        ctx, key = found
         base = (ctx.cfg.webhooks.public_url or str(request.base_url)).rstrip("/")
         url = base + request.url.path + (f"?{request.url.query}" if request.url.query else "")
         try:
             verify_messagebird(
-                key.get_secret_value(),
+                key,
                 request.headers.get("MessageBird-Signature-JWT", ""),
                 url,
                 body,

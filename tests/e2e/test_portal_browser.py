@@ -20,9 +20,9 @@ from flows.context import make_ctx
 from flows.demo import seed
 from ledger import schema as s
 from portal.app import create_app
+from tests.cycle_steps import up_to_plan
 from tests.integration.portal.test_portal import Served
 from transforms.contact_window import AMS
-from transforms.validation import Validator
 
 NOW = dt.datetime(2026, 11, 24, 10, 0, tzinfo=AMS)
 CHROMIUM = "/usr/bin/chromium"
@@ -37,13 +37,7 @@ def test_a_debtor_picks_a_preferred_day_in_the_browser(tmp_path: Path) -> None:
 
     cfg = seed(tmp_path / "demo", 120, NOW.date())
     ctx = make_ctx(str(cfg), NOW)
-    for entity in stages.ENTITIES:
-        stages.ingest_entity(ctx, "erp", entity)
-    stages.validate_staged(ctx, Validator())
-    n = ctx.cfg.policy.partitions
-    for p in range(n):
-        stages.assess_partition(ctx, p, n)
-        stages.plan_partition(ctx, p, n)
+    up_to_plan(ctx)
     stages.send_channel(ctx, "email")
     message = next((tmp_path / "demo" / "outbox" / "email").glob("*/*.txt"))
     head, body = message.read_text().split("\n\n", 1)

@@ -17,6 +17,7 @@ from flows.context import make_ctx
 from flows.demo import seed
 from ledger import schema as s
 from ledger.store import utcnow
+from tests.cycle_steps import ingest_and_validate
 from transforms.contact_window import AMS
 from transforms.validation import Validator
 
@@ -30,9 +31,7 @@ def _ctx(tmp_path: Path, order: list[str] | None = None):  # type: ignore[no-unt
         doc.setdefault("policy", {})["allocation_order"] = order
         cfg.write_text(yaml.safe_dump(doc, sort_keys=False))
     ctx = make_ctx(str(cfg), NOW)
-    for entity in stages.ENTITIES:
-        stages.ingest_entity(ctx, "erp", entity)
-    stages.validate_staged(ctx, Validator())
+    ingest_and_validate(ctx)
     return ctx
 
 

@@ -17,8 +17,8 @@ from flows.context import make_ctx
 from flows.demo import seed
 from ledger import schema as s
 from ledger.store import utcnow
+from tests.cycle_steps import assess_all, ingest_and_validate
 from transforms.contact_window import AMS
-from transforms.validation import Validator
 from transforms.wik import collection_costs_cents, wik_deadline
 
 NOW = dt.datetime(2026, 11, 24, 10, 0, tzinfo=AMS)
@@ -27,11 +27,8 @@ NOW = dt.datetime(2026, 11, 24, 10, 0, tzinfo=AMS)
 def _ctx(tmp_path: Path):  # type: ignore[no-untyped-def]
     cfg = seed(tmp_path / "demo", 150, NOW.date())
     ctx = make_ctx(str(cfg), NOW)
-    for entity in stages.ENTITIES:
-        stages.ingest_entity(ctx, "erp", entity)
-    stages.validate_staged(ctx, Validator())
-    for p in range(ctx.cfg.policy.partitions):
-        stages.assess_partition(ctx, p, ctx.cfg.policy.partitions)
+    ingest_and_validate(ctx)
+    assess_all(ctx)
     return cfg, ctx
 
 

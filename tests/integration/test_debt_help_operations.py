@@ -12,14 +12,14 @@ from pathlib import Path
 from sqlalchemy import func, insert, select
 from typer.testing import CliRunner
 
-from flows import debt_help, stages
+from flows import debt_help
 from flows.cli import app
 from flows.context import make_ctx
 from flows.demo import seed
 from ledger import schema as s
 from ledger.store import utcnow
+from tests.cycle_steps import ingest_and_validate
 from transforms.contact_window import AMS
-from transforms.validation import Validator
 
 NOW = dt.datetime(2026, 11, 24, 10, 0, tzinfo=AMS)
 
@@ -27,9 +27,7 @@ NOW = dt.datetime(2026, 11, 24, 10, 0, tzinfo=AMS)
 def _ctx(tmp_path: Path):  # type: ignore[no-untyped-def]
     cfg = seed(tmp_path / "demo", 150, NOW.date())
     ctx = make_ctx(str(cfg), NOW)
-    for entity in stages.ENTITIES:
-        stages.ingest_entity(ctx, "erp", entity)
-    stages.validate_staged(ctx, Validator())
+    ingest_and_validate(ctx)
     debt_help.exchange_messages(ctx)
     return cfg, ctx
 

@@ -18,8 +18,8 @@ from flows.context import make_ctx
 from flows.demo import seed
 from ledger import schema as s
 from ledger.store import utcnow
+from tests.cycle_steps import up_to_plan
 from transforms.contact_window import AMS
-from transforms.validation import Validator
 
 NOW = dt.datetime(2026, 11, 24, 10, 0, tzinfo=AMS)
 EXPERIMENT = {
@@ -40,13 +40,7 @@ def _ctx(tmp_path: Path):  # type: ignore[no-untyped-def]
     doc["experiments"] = [EXPERIMENT]
     cfg.write_text(yaml.safe_dump(doc, sort_keys=False))
     ctx = make_ctx(str(cfg), NOW)
-    for entity in stages.ENTITIES:
-        stages.ingest_entity(ctx, "erp", entity)
-    stages.validate_staged(ctx, Validator())
-    n = ctx.cfg.policy.partitions
-    for p in range(n):
-        stages.assess_partition(ctx, p, n)
-        stages.plan_partition(ctx, p, n)
+    up_to_plan(ctx)
     return cfg, ctx
 
 

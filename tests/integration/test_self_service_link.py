@@ -13,9 +13,9 @@ from flows import stages
 from flows.context import make_ctx
 from flows.demo import seed
 from ledger import schema as s
+from tests.cycle_steps import up_to_plan
 from transforms.contact_window import AMS
 from transforms.selfservice import verify
-from transforms.validation import Validator
 
 NOW = dt.datetime(2026, 11, 24, 10, 0, tzinfo=AMS)
 
@@ -23,13 +23,7 @@ NOW = dt.datetime(2026, 11, 24, 10, 0, tzinfo=AMS)
 def test_each_message_links_to_its_own_debtors_page(tmp_path: Path) -> None:
     cfg = seed(tmp_path / "demo", 150, NOW.date())
     ctx = make_ctx(str(cfg), NOW)
-    for entity in stages.ENTITIES:
-        stages.ingest_entity(ctx, "erp", entity)
-    stages.validate_staged(ctx, Validator())
-    n = ctx.cfg.policy.partitions
-    for p in range(n):
-        stages.assess_partition(ctx, p, n)
-        stages.plan_partition(ctx, p, n)
+    up_to_plan(ctx)
     stages.send_channel(ctx, "email")
     key = (tmp_path / "demo" / "keys" / "self_service.key").read_text().encode()
     files = list((tmp_path / "demo" / "outbox" / "email").glob("*/*.txt"))

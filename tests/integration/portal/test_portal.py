@@ -27,9 +27,9 @@ from flows.context import make_ctx
 from flows.demo import seed
 from ledger import schema as s
 from portal.app import create_app
+from tests.cycle_steps import up_to_plan
 from transforms.contact_window import AMS
 from transforms.selfservice import sign
-from transforms.validation import Validator
 
 NOW = dt.datetime(2026, 11, 24, 10, 0, tzinfo=AMS)
 MB_KEY = "messagebird-signing-key-0123456789abcdef"
@@ -97,13 +97,7 @@ def demo(tmp_path: Path):  # type: ignore[no-untyped-def]
     }
     cfg.write_text(yaml.safe_dump(doc, sort_keys=False))
     ctx = make_ctx(str(cfg), NOW)
-    for entity in stages.ENTITIES:
-        stages.ingest_entity(ctx, "erp", entity)
-    stages.validate_staged(ctx, Validator())
-    n = ctx.cfg.policy.partitions
-    for p in range(n):
-        stages.assess_partition(ctx, p, n)
-        stages.plan_partition(ctx, p, n)
+    up_to_plan(ctx)
     stages.send_channel(ctx, "email")
     app = create_app([str(cfg)], NOW.isoformat())
     with Served(app) as client:

@@ -16,8 +16,8 @@ from flows import stages
 from flows.context import make_ctx
 from flows.demo import seed, sftp_server
 from ledger import schema as s
+from tests.cycle_steps import up_to_plan
 from transforms.contact_window import AMS
-from transforms.validation import Validator
 from transforms.wik import expected_delivery
 
 NOW = dt.datetime(2026, 11, 24, 10, 0, tzinfo=AMS)
@@ -44,13 +44,7 @@ def test_letters_become_pdfs_and_one_batch_for_the_printer(tmp_path: Path) -> No
         }
         cfg.write_text(yaml.safe_dump(doc, sort_keys=False))
         ctx = make_ctx(str(cfg), NOW)
-        for entity in stages.ENTITIES:
-            stages.ingest_entity(ctx, "erp", entity)
-        stages.validate_staged(ctx, Validator())
-        n = ctx.cfg.policy.partitions
-        for p in range(n):
-            stages.assess_partition(ctx, p, n)
-            stages.plan_partition(ctx, p, n)
+        up_to_plan(ctx)
         out = stages.send_channel(ctx, "letter")
         again = stages.send_channel(ctx, "letter")
     assert out["sent"] > 0 and out["print_batch"]["uploaded"] == out["sent"] + 2

@@ -24,11 +24,11 @@ from flows.context import make_ctx
 from flows.demo import seed
 from ledger import schema as s
 from ledger.records import OutboundMessage, Receipt
+from tests.cycle_steps import up_to_plan
 from tests.fakes.https import TestCA as CA
 from tests.fakes.https import make_ca
 from tests.fakes.messagebird import MessageBirdServer
 from transforms.contact_window import AMS
-from transforms.validation import Validator
 
 NOW = dt.datetime(2026, 11, 24, 10, 0, tzinfo=AMS)
 KEY = "live_test_key"
@@ -132,13 +132,7 @@ def test_the_send_step_dies_many_times_and_every_sms_goes_out_once(
     cfg.write_text(yaml.safe_dump(doc, sort_keys=False))
     monkeypatch.setenv("MB_KEY", KEY)
     ctx = make_ctx(str(cfg), NOW)
-    for entity in stages.ENTITIES:
-        stages.ingest_entity(ctx, "erp", entity)
-    stages.validate_staged(ctx, Validator())
-    n = ctx.cfg.policy.partitions
-    for p in range(n):
-        stages.assess_partition(ctx, p, n)
-        stages.plan_partition(ctx, p, n)
+    up_to_plan(ctx)
     with ctx.engine.connect() as conn:
         due = set(
             conn.execute(

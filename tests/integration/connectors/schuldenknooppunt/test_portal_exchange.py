@@ -15,8 +15,8 @@ from flows import debt_help, stages
 from flows.context import make_ctx
 from flows.demo import seed
 from ledger import schema as s
+from tests.cycle_steps import ingest_and_validate
 from transforms.contact_window import AMS
-from transforms.validation import Validator
 
 NOW = dt.datetime(2026, 11, 24, 10, 0, tzinfo=AMS)
 HEADER = "BerichtId;BerichtType;Datum;KlantnummerSE;KlantnummerSHV;Percentage;Looptijd;Ingangsdatum"
@@ -25,9 +25,7 @@ HEADER = "BerichtId;BerichtType;Datum;KlantnummerSE;KlantnummerSHV;Percentage;Lo
 def _ctx(tmp_path: Path):  # type: ignore[no-untyped-def]
     cfg = seed(tmp_path / "demo", 150, NOW.date())
     ctx = make_ctx(str(cfg), NOW)
-    for entity in stages.ENTITIES:
-        stages.ingest_entity(ctx, "erp", entity)
-    stages.validate_staged(ctx, Validator())
+    ingest_and_validate(ctx)
     return ctx
 
 

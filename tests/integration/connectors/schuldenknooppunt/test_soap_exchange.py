@@ -15,14 +15,14 @@ from sqlalchemy import select
 from connectors.errors import FatalError, RetriableError
 from connectors.schuldenknooppunt import SoapExchange, SoapExchangeSettings
 from connectors.secrets import SecretRef
-from flows import debt_help, stages
+from flows import debt_help
 from flows.context import make_ctx
 from flows.demo import seed
 from ledger import schema as s
+from tests.cycle_steps import ingest_and_validate
 from tests.fakes.https import make_ca, make_client_cert
 from tests.fakes.schuldenknooppunt import HubServer, bericht
 from transforms.contact_window import AMS
-from transforms.validation import Validator
 
 NOW = dt.datetime(2026, 11, 24, 10, 0, tzinfo=AMS)
 
@@ -60,9 +60,7 @@ def _ctx(tmp_path: Path, pki, hub: HubServer):  # type: ignore[no-untyped-def]
     }
     cfg.write_text(yaml.safe_dump(doc, sort_keys=False))
     ctx = make_ctx(str(cfg), NOW)
-    for entity in stages.ENTITIES:
-        stages.ingest_entity(ctx, "erp", entity)
-    stages.validate_staged(ctx, Validator())
+    ingest_and_validate(ctx)
     return ctx
 
 

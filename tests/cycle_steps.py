@@ -1,0 +1,35 @@
+"""The daily cycle's stages without Prefect, for tests that need a creditor that has
+read its ERP (and, when asked, assessed and planned): one place instead of each test."""
+
+from __future__ import annotations
+
+from flows import stages
+from flows.context import Ctx
+from transforms.validation import Validator
+
+
+def ingest_and_validate(ctx: Ctx) -> dict:  # type: ignore[type-arg]
+    for entity in stages.ENTITIES:
+        stages.ingest_entity(ctx, "erp", entity)
+    return stages.validate_staged(ctx, Validator())
+
+
+def assess_all(ctx: Ctx) -> None:
+    n = ctx.cfg.policy.partitions
+    for p in range(n):
+        stages.assess_partition(ctx, p, n)
+
+
+def plan_all(ctx: Ctx) -> None:
+    n = ctx.cfg.policy.partitions
+    for p in range(n):
+        stages.plan_partition(ctx, p, n)
+
+
+def up_to_plan(ctx: Ctx) -> None:
+    """Ingest, validate, assess and plan every partition."""
+    ingest_and_validate(ctx)
+    n = ctx.cfg.policy.partitions
+    for p in range(n):
+        stages.assess_partition(ctx, p, n)
+        stages.plan_partition(ctx, p, n)
