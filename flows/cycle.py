@@ -284,12 +284,20 @@ def write_back_stage(ctx: Ctx) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------- the cycle
-def _cycle_run_name() -> str:
-    from prefect.runtime import flow_run
+def _run_name(kind: str) -> Any:
+    """A run name that says what, which creditor and which day."""
 
-    params = flow_run.parameters
-    ctx = make_ctx(params["creditor_file"], params.get("now"))
-    return f"daily-cycle-{ctx.creditor_id}-{ctx.today.isoformat()}"
+    def name() -> str:
+        from prefect.runtime import flow_run
+
+        params = flow_run.parameters
+        ctx = make_ctx(params["creditor_file"], params.get("now"))
+        return f"{kind}-{ctx.creditor_id}-{ctx.today.isoformat()}"
+
+    return name
+
+
+_cycle_run_name = _run_name("daily-cycle")
 
 
 @flow(name="daily-cycle", flow_run_name=_cycle_run_name, log_prints=True)
@@ -313,6 +321,46 @@ def daily_cycle(
         key=_key("cycle", ctx), markdown=cycle_markdown(summary), description="Daily cycle summary"
     )
     return summary
+
+
+@flow(name="intraday-reconcile", flow_run_name=_run_name("intraday-reconcile"), log_prints=True)
+def intraday_reconcile(
+    creditor_file: str, now: str | None = None, sftp_port: int | None = None
+) -> dict[str, Any]:
+    """During the day: today's new statement files matched, and the statuses written back,
+    so a debtor who paid this morning is not reminded this afternoon."""
+    ctx = make_ctx(creditor_file, now)
+    return {"reconcile": reconcile(ctx, sftp_port), "write_back": write_back_stage(ctx)}
+
+
+@flow(name="debt-help-daily", flow_run_name=_run_name("debt-help-daily"), log_prints=True)
+def debt_help_daily(creditor_file: str, now: str | None = None) -> dict[str, Any]:
+    """The Schuldenknooppunt round on its own (the hub wants a daily fetch even on a day
+    the cycle does not run), with what is due."""
+    return debt_help(make_ctx(creditor_file, now))
+
+
+@flow(name="data-quality-report", flow_run_name=_run_name("data-quality-report"), log_prints=True)
+def data_quality_report(creditor_file: str, now: str | None = None) -> dict[str, Any]:
+    """Weekly: what waits in quarantine, per entity and rule, as a table and a summary."""
+    from flows.quarantine import summary as open_summary
+
+    ctx = make_ctx(creditor_file, now)
+    rows = open_summary(ctx)
+    create_table_artifact(
+        key=_key("data-quality", ctx),
+        table=rows or [{"entity": "-", "rule": "-", "open": 0}],
+        description="Records waiting in quarantine, per entity and rule",
+    )
+    total = sum(r["open"] for r in rows)
+    create_markdown_artifact(
+        key=_key("data-quality-summary", ctx),
+        markdown=f"# Data quality {ctx.creditor_id} {ctx.today.isoformat()}\n\n"
+        f"{total} rule failures on records waiting in quarantine. Look at them with "
+        "`vangnet quarantine list`; release what the source has fixed.",
+        description="Weekly data-quality summary",
+    )
+    return {"open_failures": total, "by_rule": rows}
 
 
 @flow(name="demo-cycle", flow_run_name="demo-cycle-{debtors}", log_prints=True)

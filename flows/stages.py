@@ -662,6 +662,9 @@ def _quarantine_file(ctx: Ctx, source: str, name: str, sha: str, rule: str, why:
         )
 
 
+RETRY_UNMATCHED_DAYS = 30
+
+
 def match_new_payments(ctx: Ctx) -> dict[str, Any]:
     """Allocate new payments to open items (or undo the payments they reverse); plan the
     status write-backs that follow."""
@@ -669,7 +672,16 @@ def match_new_payments(ctx: Ctx) -> dict[str, Any]:
     with ctx.engine.connect() as conn:
         pay = frame(
             conn,
-            select(pay_t).where(pay_t.c.creditor_id == ctx.creditor_id, pay_t.c.status == "new"),
+            # new lines, and recent ones nothing fitted yet: their invoice or debtor may
+            # have arrived since (a payment read before the ERP export is not lost)
+            select(pay_t).where(
+                pay_t.c.creditor_id == ctx.creditor_id,
+                (pay_t.c.status == "new")
+                | (
+                    (pay_t.c.status == "unmatched")
+                    & (pay_t.c.booking_date >= ctx.today - dt.timedelta(days=RETRY_UNMATCHED_DAYS))
+                ),
+            ),
         )
         if pay.empty:
             return {
