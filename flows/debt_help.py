@@ -48,6 +48,7 @@ from ledger import schema as s
 from ledger.ports import DebtHelpExchange
 from ledger.store import audit, frame, insert_ignore, utcnow
 from transforms import debt_help as rules
+from transforms.spreadsheet import safe_cell
 
 REVIEW_TYPES = frozenset({"heroverweging"})
 
@@ -159,17 +160,12 @@ def fetch_and_store(ctx: Ctx, exchange: DebtHelpExchange) -> dict[str, int]:
     return out
 
 
-_MESSAGE_VALIDATOR: list[Any] = []
-
-
 def check_messages(ctx: Ctx, msgs: list[InMessage]) -> dict[str, list[dict[str, Any]]]:
     """The message suite (GX): per message id that fails, every rule it broke."""
     from transforms import validation
 
     if not msgs:
         return {}
-    if not _MESSAGE_VALIDATOR:  # one GX context per process, not per fetch
-        _MESSAGE_VALIDATOR.append(validation.Validator())
     df = pd.DataFrame(
         [
             {
@@ -186,7 +182,7 @@ def check_messages(ctx: Ctx, msgs: list[InMessage]) -> dict[str, list[dict[str, 
             for m in msgs
         ]
     )
-    outcome = _MESSAGE_VALIDATOR[0].validate(
+    outcome = validation.shared_validator().validate(
         "skn_messages",
         df,
         validation.message_rules(),
@@ -400,7 +396,7 @@ def _hold(conn: Any, ctx: Ctx, debtor: str, msg: InMessage) -> int:
             debtor,
             {"message_id": msg.message_id, "kind": kind},
         )
-        _plan_hold_write_back(conn, ctx, debtor, kind, msg.sent_on)
+        plan_hold_write_back(conn, ctx, debtor, kind, msg.sent_on)
     return added
 
 
@@ -415,11 +411,11 @@ def lift_holds(conn: Any, ctx: Ctx, debtor: str, by: str, why: str) -> int:
     n = int(res.rowcount or 0)
     if n:
         audit(conn, ctx.creditor_id, by, "hold.lifted", debtor, {"reason": why, "holds": n})
-        _plan_hold_write_back(conn, ctx, debtor, None, ctx.today)
+        plan_hold_write_back(conn, ctx, debtor, None, ctx.today)
     return n
 
 
-def _plan_hold_write_back(
+def plan_hold_write_back(
     conn: Any, ctx: Ctx, debtor: str, kind: str | None, since: dt.date
 ) -> None:
     """A hold (or its lifting) goes back to the source when the target maps ``holds``."""
@@ -957,14 +953,12 @@ def wgs_signals(ctx: Ctx) -> dict[str, Any]:
 
 
 def _write_export(csv_path: Path, json_path: Path, records: list[dict[str, Any]]) -> None:
-    from connectors.schuldenknooppunt.portal import _safe_cell
-
     tmp = csv_path.with_suffix(".tmp")
     with open(tmp, "w", encoding="utf-8-sig", newline="") as fh:
         w = csv.writer(fh, delimiter=";")
         w.writerow(WGS_COLUMNS)
         for rec in records:
-            w.writerow([_safe_cell(_wgs_cell(rec[c])) for c in WGS_COLUMNS])
+            w.writerow([safe_cell(_wgs_cell(rec[c])) for c in WGS_COLUMNS])
     tmp.replace(csv_path)
     tmp = json_path.with_suffix(".tmp")
     tmp.write_text(json.dumps({"signalen": records}, ensure_ascii=False, indent=1, default=str))

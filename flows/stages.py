@@ -593,16 +593,6 @@ def payment_rows(
     return rows
 
 
-_STATEMENT_VALIDATOR: list[validation.Validator] = []
-
-
-def _statement_validator() -> validation.Validator:
-    """One GX context per process for statement lines (not one per file)."""
-    if not _STATEMENT_VALIDATOR:
-        _STATEMENT_VALIDATOR.append(validation.Validator())
-    return _STATEMENT_VALIDATOR[0]
-
-
 def _check_statement_lines(
     ctx: Ctx, source: str, file_name: str, entries: pd.DataFrame
 ) -> tuple[pd.DataFrame, int]:
@@ -611,7 +601,7 @@ def _check_statement_lines(
     if entries.empty:
         return entries, 0
     prepared = validation.derive_statement_checks(entries, ctx.today)
-    outcome = _statement_validator().validate(
+    outcome = validation.shared_validator().validate(
         "statement_lines",
         entries,
         validation.statement_rules(tuple(ctx.cfg.policy.currencies)),

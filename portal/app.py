@@ -37,7 +37,7 @@ from portal.webhooks import (
 )
 from transforms.messages import day as day_text
 from transforms.messages import money
-from transforms.selfservice import TokenError, verify
+from transforms.selfservice import TokenError, creditor_of, verify
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
@@ -141,17 +141,13 @@ def create_app(creditor_files: list[str], now: str | None = None) -> FastAPI:
 
     def open_link(token: str) -> tuple[Ctx, str, bytes]:
         """(ctx, debtor, key) of a valid link; raises TokenError."""
-        for cid, key in keys.items():
-            try:
-                debtor, nonce = verify(key, token, cid, contexts[cid].today)
-            except TokenError as exc:
-                if str(exc) == "bad signature" or str(exc) == "token for another creditor":
-                    continue
-                raise
-            if _revoked(contexts[cid], debtor, nonce):
-                raise TokenError("revoked")
-            return contexts[cid], debtor, key
-        raise TokenError("bad signature")
+        cid = creditor_of(token)
+        if cid not in keys:
+            raise TokenError("token for another creditor")
+        debtor, nonce = verify(keys[cid], token, cid, contexts[cid].today)
+        if _revoked(contexts[cid], debtor, nonce):
+            raise TokenError("revoked")
+        return contexts[cid], debtor, keys[cid]
 
     def csrf(key: bytes, token: str) -> str:
         return hmac.new(key, b"csrf|" + token.encode(), hashlib.sha256).hexdigest()[:32]
@@ -513,9 +509,9 @@ def _apply(ctx: Ctx, debtor: str, action: str, form: dict[str, str]) -> None:
                     }
                 ],
             )
-            from flows.debt_help import _plan_hold_write_back
+            from flows.debt_help import plan_hold_write_back
 
-            _plan_hold_write_back(conn, ctx, debtor, "dispute", ctx.today)
+            plan_hold_write_back(conn, ctx, debtor, "dispute", ctx.today)
         else:
             raise ValueError("Unknown choice.")
         audit(

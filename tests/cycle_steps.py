@@ -3,8 +3,11 @@ read its ERP (and, when asked, assessed and planned): one place instead of each 
 
 from __future__ import annotations
 
+from sqlalchemy import select
+
 from flows import stages
 from flows.context import Ctx
+from ledger import schema as s
 from transforms.validation import Validator
 
 
@@ -33,3 +36,14 @@ def up_to_plan(ctx: Ctx) -> None:
     for p in range(n):
         stages.assess_partition(ctx, p, n)
         stages.plan_partition(ctx, p, n)
+
+
+def planned_ids(ctx: Ctx, channel: str) -> set[str]:
+    """The message ids waiting to go out on a channel."""
+    c = s.contacts
+    with ctx.engine.connect() as conn:
+        return set(
+            conn.execute(
+                select(c.c.message_id).where(c.c.channel == channel, c.c.status == "planned")
+            ).scalars()
+        )

@@ -35,6 +35,14 @@ def sign(secret: bytes, creditor: str, debtor: str, expires: dt.date, nonce: str
     return f"{_b64(payload)}.{_b64(mac)}"
 
 
+def creditor_of(token: str) -> str:
+    """Whose key to check the token with (unverified: ``verify`` decides)."""
+    try:
+        return _unb64(token.split(".")[0]).decode().split("|")[0]
+    except (ValueError, TypeError, IndexError):
+        raise TokenError("malformed token") from None
+
+
 def verify(secret: bytes, token: str, creditor: str, today: dt.date) -> tuple[str, str]:
     """(debtor, nonce) of a valid token for this creditor; ``TokenError`` otherwise."""
     try:
@@ -56,4 +64,4 @@ def verify(secret: bytes, token: str, creditor: str, today: dt.date) -> tuple[st
     return debtor, nonce
 
 
-__all__ = ["TokenError", "sign", "verify"]
+__all__ = ["TokenError", "creditor_of", "sign", "verify"]

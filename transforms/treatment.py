@@ -288,12 +288,8 @@ def learn_from_events(events: pd.DataFrame) -> pd.DataFrame:
         out["responsive_channel"] = counts.groupby("debtor_id")["channel"].first()
         minutes = resp["local"].dt.hour * 60 + resp["local"].dt.minute
         med = minutes.groupby(resp["debtor_id"]).median()
-        half = (med // 30 * 30).astype(int)
-        out["send_hour"] = [
-            dt.time(m // 60, m % 60)
-            for m in half.reindex(out.index).fillna(-1).astype(int).clip(lower=0)
-        ]
-        out.loc[~out.index.isin(med.index), "send_hour"] = None
+        hours = {d: dt.time(int(m) // 60, int(m) // 30 % 2 * 30) for d, m in med.items()}
+        out["send_hour"] = [hours.get(d) for d in out.index]
     else:
         out["responsive_channel"] = None
         out["send_hour"] = None

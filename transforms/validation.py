@@ -678,6 +678,18 @@ class Validator:
         return str(Path(self.data_docs_dir) / "index.html")
 
 
+_SHARED: list[Validator] = []
+
+
+def shared_validator() -> Validator:
+    """One GX context per process for checks that run per file or per fetch (statement
+    lines, Schuldenknooppunt messages), never one per batch; suites are kept per source
+    and entity, so every caller can share it."""
+    if not _SHARED:
+        _SHARED.append(Validator())
+    return _SHARED[0]
+
+
 def _record_key(rid: Any, position: int) -> str:
     if _missing(rid):
         return f"<row {position}>"
@@ -707,6 +719,7 @@ __all__ = [
     "Rule",
     "ValidationOutcome",
     "Validator",
+    "shared_validator",
     "batch_level_error",
     "debtor_rules",
     "derive_message_checks",

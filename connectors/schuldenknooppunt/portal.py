@@ -40,6 +40,7 @@ from connectors.schuldenknooppunt.messages import (
 )
 from connectors.schuldenknooppunt.settings import PortalExchangeSettings
 from connectors.sftp.client import SftpClient
+from transforms.spreadsheet import safe_cell
 
 SALDO_COLUMNS = (
     "AntwoordId",
@@ -136,12 +137,6 @@ def row_to_message(row: dict[str, str | None]) -> InMessage:
         )
     except (MessageError, ValueError) as exc:
         raise MessageError(f"{mid}: {exc}") from None
-
-
-def _safe_cell(v: object) -> str:
-    """No formula injection: a text cell starting with = + - @ (or a tab/CR) is quoted."""
-    s = "" if v is None else str(v)
-    return "'" + s if s[:1] in ("=", "+", "-", "@", "\t", "\r") else s
 
 
 def _euros(cents: int) -> str:
@@ -252,7 +247,7 @@ class PortalExchange:
             w = csv.writer(fh, delimiter=self.settings.delimiter)
             w.writerow(cols)
             w.writerows(existing)
-            w.writerows([[_safe_cell(v) for v in r] for r in rows])
+            w.writerows([[safe_cell(v) for v in r] for r in rows])
             fh.flush()
             os.fsync(fh.fileno())
         tmp.replace(path)

@@ -23,6 +23,7 @@ from flows.context import make_ctx
 from flows.demo import seed, sftp_server
 from ledger import schema as s
 from ledger.records import OutboundMessage, Receipt
+from tests.cycle_steps import planned_ids
 from transforms.contact_window import AMS
 from transforms.validation import Validator
 
@@ -67,14 +68,7 @@ def planned(tmp_path: Path):
 
 def test_send_survives_random_crashes_exactly_once(planned) -> None:
     ctx = planned
-    with ctx.engine.connect() as conn:
-        due = set(
-            conn.execute(
-                select(s.contacts.c.message_id).where(
-                    s.contacts.c.channel == "email", s.contacts.c.status == "planned"
-                )
-            ).scalars()
-        )
+    due = planned_ids(ctx, "email")
     assert len(due) > 20
     settings = OutboxSettings(dir=str(ctx.cfg.path("outbox")))
     rng = random.Random(20261124)

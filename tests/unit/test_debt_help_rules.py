@@ -6,8 +6,9 @@ import pytest
 from connectors.schuldenknooppunt import InMessage, MessageError, Proposal, canonical_type
 from connectors.schuldenknooppunt import soap_schema as schema
 from connectors.schuldenknooppunt.messages import Reply, Unreadable
-from connectors.schuldenknooppunt.portal import _safe_cell, row_to_message
+from connectors.schuldenknooppunt.portal import row_to_message
 from transforms import debt_help as rules
+from transforms.spreadsheet import safe_cell
 
 D = dt.date(2026, 11, 24)
 
@@ -246,8 +247,8 @@ def test_a_bsn_is_kept_only_where_allowed() -> None:
 
 @pytest.mark.parametrize("cell", ["=1+1", "+31612345678", "-5", "@SUM(A1)", "\t=x"])
 def test_spreadsheet_formulas_are_neutralised_in_exports(cell: str) -> None:
-    assert _safe_cell(cell).startswith("'")
-    assert _safe_cell("Dorpsstraat 5") == "Dorpsstraat 5"
+    assert safe_cell(cell).startswith("'")
+    assert safe_cell("Dorpsstraat 5") == "Dorpsstraat 5"
 
 
 def test_an_arrangement_is_completed_kept_or_broken() -> None:

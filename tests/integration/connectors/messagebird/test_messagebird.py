@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 import yaml
 from pydantic import SecretStr
-from sqlalchemy import select
 
 from connectors.errors import RetriableError
 from connectors.messagebird import MessageBirdChannel, MessageBirdSettings
@@ -22,9 +21,8 @@ from connectors.secrets import SecretRef
 from flows import stages
 from flows.context import make_ctx
 from flows.demo import seed
-from ledger import schema as s
 from ledger.records import OutboundMessage, Receipt
-from tests.cycle_steps import up_to_plan
+from tests.cycle_steps import planned_ids, up_to_plan
 from tests.fakes.https import TestCA as CA
 from tests.fakes.https import make_ca
 from tests.fakes.messagebird import MessageBirdServer
@@ -133,14 +131,7 @@ def test_the_send_step_dies_many_times_and_every_sms_goes_out_once(
     monkeypatch.setenv("MB_KEY", KEY)
     ctx = make_ctx(str(cfg), NOW)
     up_to_plan(ctx)
-    with ctx.engine.connect() as conn:
-        due = set(
-            conn.execute(
-                select(s.contacts.c.message_id).where(
-                    s.contacts.c.channel == "sms", s.contacts.c.status == "planned"
-                )
-            ).scalars()
-        )
+    due = planned_ids(ctx, "sms")
     assert len(due) > 10
     real = stages._channel(ctx, "sms")
     rng = random.Random(3)

@@ -24,7 +24,7 @@ from flows.context import make_ctx
 from flows.demo import seed
 from ledger import schema as s
 from ledger.records import OutboundMessage, Receipt
-from tests.cycle_steps import up_to_plan
+from tests.cycle_steps import planned_ids, up_to_plan
 from tests.fakes.https import make_ca
 from tests.fakes.sendgrid import SendGridServer
 from transforms.contact_window import AMS
@@ -146,14 +146,7 @@ def test_the_send_step_dies_many_times_and_every_email_goes_out_once(
     monkeypatch.setenv("SG_KEY", KEY)
     ctx = make_ctx(str(cfg), NOW)
     up_to_plan(ctx)
-    with ctx.engine.connect() as conn:
-        due = set(
-            conn.execute(
-                select(s.contacts.c.message_id).where(
-                    s.contacts.c.channel == "email", s.contacts.c.status == "planned"
-                )
-            ).scalars()
-        )
+    due = planned_ids(ctx, "email")
     assert len(due) > 20
     real = stages._channel(ctx, "email")
     assert isinstance(real, SendGridChannel)
