@@ -304,6 +304,47 @@ class PolicySettings(Strict):
         return v
 
 
+class ScaleSettings(Strict):
+    """Where a creditor's partition tasks (assess, plan) run."""
+
+    runner: Literal["threads", "dask"] = Field(
+        "threads", description="threads: Prefect's thread pool; dask: a Dask cluster (prefect-dask)"
+    )
+    max_workers: int | None = Field(
+        None, ge=1, le=256, description="threads for partition tasks (default: Prefect's)"
+    )
+    dask_address: str | None = Field(
+        None, description="scheduler of a running cluster, e.g. tcp://dask.internal:8786"
+    )
+    dask_address_env: str | None = Field(
+        None, description="environment variable holding the scheduler address"
+    )
+    dask_workers: int = Field(
+        2, ge=1, le=256, description="worker processes of a temporary local cluster (no address)"
+    )
+
+    def address(self) -> str | None:
+        import os
+
+        if self.dask_address_env:
+            value = os.environ.get(self.dask_address_env)
+            if not value:
+                raise ConfigError(
+                    f"scale.dask_address_env: environment variable {self.dask_address_env}"
+                    " is not set"
+                )
+            return value
+        return self.dask_address
+
+    @model_validator(mode="after")
+    def _one_address(self) -> ScaleSettings:
+        if self.dask_address and self.dask_address_env:
+            raise ValueError("set dask_address or dask_address_env, not both")
+        if self.runner == "threads" and (self.dask_address or self.dask_address_env):
+            raise ValueError("a Dask address needs runner: dask")
+        return self
+
+
 class CreditorConfig(Strict):
     creditor: CreditorInfo
     branding: Branding
@@ -325,6 +366,7 @@ class CreditorConfig(Strict):
     )
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     policy: PolicySettings = Field(default_factory=PolicySettings)
+    scale: ScaleSettings = Field(default_factory=ScaleSettings)
 
     @model_validator(mode="after")
     def _csv_mappings(self) -> CreditorConfig:

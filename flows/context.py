@@ -60,6 +60,15 @@ class Ctx:
             )
         return eng
 
+    def __getstate__(self) -> dict[str, str]:
+        """Only the path and the clock travel (to a Dask worker, say); each process
+        loads the configuration and opens its own engine."""
+        return {"config_path": self.config_path, "now_iso": self.now_iso}
+
+    def __setstate__(self, state: dict[str, str]) -> None:
+        for k, v in state.items():
+            object.__setattr__(self, k, v)
+
     def var_dir(self, *parts: str) -> Path:
         p = Path(self.cfg.base_dir, "var", self.creditor_id, *parts)
         p.mkdir(parents=True, exist_ok=True)

@@ -284,6 +284,29 @@ def write_back_stage(ctx: Ctx) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------- the cycle
+def task_runner(ctx: Ctx) -> Any:
+    """Prefect's thread pool, or a Dask cluster when the creditor's ``scale`` says so:
+    the scheduler at ``dask_address``, or a temporary local cluster of processes."""
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    sc = ctx.cfg.scale
+    if sc.runner == "threads":
+        return ThreadPoolTaskRunner(max_workers=sc.max_workers)
+    from prefect_dask import DaskTaskRunner
+
+    address = sc.address()
+    if address:
+        return DaskTaskRunner(address=address)
+    return DaskTaskRunner(
+        cluster_kwargs={"n_workers": sc.dask_workers, "threads_per_worker": 1, "processes": True}
+    )
+
+
+def _scaled(stage: Any, ctx: Ctx) -> Any:
+    """A partitioned stage on the creditor's task runner."""
+    return stage.with_options(task_runner=task_runner(ctx))
+
+
 def _run_name(kind: str) -> Any:
     """A run name that says what, which creditor and which day."""
 
@@ -312,8 +335,8 @@ def daily_cycle(
     summary["validate"] = validate(ctx)
     summary["debt_help"] = debt_help(ctx)
     summary["reconcile"] = reconcile(ctx, sftp_port)
-    summary["assess"] = assess(ctx)
-    summary["plan"] = plan(ctx)
+    summary["assess"] = _scaled(assess, ctx)(ctx)
+    summary["plan"] = _scaled(plan, ctx)(ctx)
     summary["debt_help_last_look"] = debt_help_last_look(ctx)
     summary["send"] = send(ctx)
     summary["write_back"] = write_back_stage(ctx)
