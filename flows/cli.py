@@ -33,6 +33,10 @@ app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(debt_help_app, name="debt-help")
 app.add_typer(holds_app, name="holds")
 app.add_typer(wgs_app, name="wgs")
+blocks_app = typer.Typer(no_args_is_help=True, help="Prefect blocks holding the secrets")
+automations_app = typer.Typer(no_args_is_help=True, help="Prefect automations (alerts)")
+app.add_typer(blocks_app, name="blocks")
+app.add_typer(automations_app, name="automations")
 
 CREDITOR = typer.Option(..., "--creditor", help="the creditor's YAML file")
 OPERATOR = typer.Option(..., help="who decides (an id, for the audit log)")
@@ -571,6 +575,73 @@ def fees_wik(
         _fail(f"{amount!r} is not an amount")
     costs = collection_costs(principal, Decimal("0.21") if vat else None)
     typer.echo(json.dumps({"principal": f"{principal:.2f}", "collection_costs": f"{costs:.2f}"}))
+
+
+@app.command()
+def doctor(
+    creditor: Path = CREDITOR,
+    as_json: bool = typer.Option(False, "--json"),
+    work_pool: str = typer.Option("vangnet-process", help="the work pool the deployments use"),
+    sftp_port: int | None = typer.Option(None, help="port of the statement SFTP (loopback demo)"),
+) -> None:
+    """Check every connection the creditor's configuration names: reachability, login,
+    host keys, certificates, rate-limit budgets. Exit 1 when one fails."""
+    _quiet_prefect()
+    from flows.doctor import as_dicts, render, run_checks
+
+    checks = run_checks(creditor, work_pool, sftp_port)
+    typer.echo(json.dumps(as_dicts(checks), indent=2) if as_json else render(checks))
+    if any(c.status == "fail" for c in checks):
+        raise typer.Exit(1)
+
+
+@blocks_app.command("register")
+def blocks_register(
+    creditor: Path = CREDITOR,
+    from_dir: Path | None = typer.Option(
+        None, help="a folder with one file per block, named as the block (key files, say)"
+    ),
+    overwrite: bool = typer.Option(False, help="replace blocks that exist"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Create the Secret blocks the configuration names on the Prefect server, from
+    VANGNET_SECRET_<NAME> variables or files. Exit 1 while one is still missing."""
+    _quiet_prefect()
+    from dataclasses import asdict
+
+    from flows.blocks import register
+    from flows.config import ConfigError, load
+
+    try:
+        cfg = load(creditor)
+    except ConfigError as exc:
+        _fail(str(exc))
+    done = register(cfg, from_env=True, from_dir=from_dir, overwrite=overwrite)
+    if as_json:
+        typer.echo(json.dumps([asdict(r) for r in done], indent=2))
+    else:
+        for r in done:
+            typer.echo(f"{r.status:<9} {r.block:<40} {r.field}  {r.source}".rstrip())
+        if not done:
+            typer.echo("the configuration names no Prefect Secret blocks")
+    if any(r.status == "missing" for r in done):
+        raise typer.Exit(1)
+
+
+@automations_app.command("install")
+def automations_install(
+    notify: str = typer.Option(
+        ..., help="the notification block as <type-slug>/<name>, e.g. slack-webhook/ops-alerts"
+    ),
+    recipe: Path | None = typer.Option(None, help="default: deployments/automations.yaml"),
+) -> None:
+    """Create or replace the alert automations (failed run, stopped creditor, missing
+    cycle) on the Prefect server, all notifying one block."""
+    _quiet_prefect()
+    from flows.automations import RECIPE, install
+
+    for row in install(notify, recipe or RECIPE):
+        typer.echo(f"{row['status']:<9} {row['automation']}  {row['id']}")
 
 
 def main() -> None:

@@ -10,7 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
+from prefect.events import emit_event
+from prefect.futures import PrefectFuture, as_completed
 
 from connectors.errors import RetriableError
 from flows import debt_help as debt_help_stage
@@ -41,6 +48,30 @@ RETRIES: dict[str, Any] = {
 
 def _key(stage: str, ctx: Ctx) -> str:
     return f"{stage}-{ctx.creditor_id}"
+
+
+def _gather(ctx: Ctx, stage: str, futures: list[PrefectFuture[Any]]) -> list[Any]:
+    """The tasks' results in submission order, with a progress artifact that moves as
+    each partition (or source, or channel) finishes."""
+    progress: Any = create_progress_artifact(
+        progress=0.0,
+        key=_key(f"{stage}-progress", ctx),
+        description=f"{stage} {ctx.creditor_id}: share of {len(futures)} tasks done",
+    )
+    index = {id(f): i for i, f in enumerate(futures)}
+    results: list[Any] = [None] * len(futures)
+    for done, fut in enumerate(as_completed(futures), 1):
+        results[index[id(fut)]] = fut.result()
+        update_progress_artifact(progress, progress=100.0 * done / len(futures))
+    return results
+
+
+def creditor_resource(ctx: Ctx) -> dict[str, str]:
+    """The creditor as a Prefect event resource (automations match on it)."""
+    return {
+        "prefect.resource.id": f"vangnet.creditor.{ctx.creditor_id}",
+        "prefect.resource.name": ctx.cfg.creditor.name,
+    }
 
 
 @task(name="ingest-entity", task_run_name="ingest-{source}-{entity}", **RETRIES)
@@ -113,7 +144,7 @@ def ingest(ctx: Ctx) -> dict[str, Any]:
         if ent in settings.entities
     ]
     # debtors before invoices is not required here: both only land in staging
-    results = [f.result() for f in futures]
+    results = _gather(ctx, "ingest", futures)
     create_table_artifact(
         key=_key("ingest", ctx), table=results, description=f"Ingest {ctx.creditor_id} {ctx.today}"
     )
@@ -158,6 +189,11 @@ def validate(ctx: Ctx) -> dict[str, Any]:
             "`vangnet creditor resume`.",
         )
         get_run_logger().error("creditor %s stopped: %s", ctx.creditor_id, out["stopped"])
+        emit_event(
+            event="vangnet.creditor.stopped",
+            resource=creditor_resource(ctx),
+            payload={"reason": out["stopped"], "cycle_date": ctx.today.isoformat()},
+        )
     return out
 
 
@@ -220,7 +256,7 @@ def reconcile(ctx: Ctx, sftp_port: int | None = None) -> dict[str, Any]:
 @flow(name="assess", flow_run_name="assess-{ctx.creditor_id}")
 def assess(ctx: Ctx) -> dict[str, Any]:
     n = ctx.cfg.policy.partitions
-    results = [f.result() for f in [assess_partition.submit(ctx, p, n) for p in range(n)]]
+    results = _gather(ctx, "assess", [assess_partition.submit(ctx, p, n) for p in range(n)])
     totals: dict[str, int] = {}
     for r in results:
         for k, v in r["segments"].items():
@@ -240,7 +276,7 @@ def assess(ctx: Ctx) -> dict[str, Any]:
 def plan(ctx: Ctx) -> dict[str, Any]:
     n = ctx.cfg.policy.partitions
     costs = book_costs(ctx)
-    results = [f.result() for f in [plan_partition.submit(ctx, p, n) for p in range(n)]]
+    results = _gather(ctx, "plan", [plan_partition.submit(ctx, p, n) for p in range(n)])
     by_step: dict[str, int] = {}
     for r in results:
         for k, v in r.get("by_step", {}).items():
@@ -267,7 +303,7 @@ def plan(ctx: Ctx) -> dict[str, Any]:
 
 @flow(name="send", flow_run_name="send-{ctx.creditor_id}")
 def send(ctx: Ctx) -> dict[str, Any]:
-    results = [f.result() for f in [send_channel.submit(ctx, ch) for ch in ctx.cfg.channels]]
+    results = _gather(ctx, "send", [send_channel.submit(ctx, ch) for ch in ctx.cfg.channels])
     create_table_artifact(key=_key("send", ctx), table=results, description="Messages per channel")
     return {r["channel"]: r for r in results}
 
@@ -342,6 +378,16 @@ def daily_cycle(
     summary["write_back"] = write_back_stage(ctx)
     create_markdown_artifact(
         key=_key("cycle", ctx), markdown=cycle_markdown(summary), description="Daily cycle summary"
+    )
+    emit_event(
+        event="vangnet.cycle.completed",
+        resource=creditor_resource(ctx),
+        payload={
+            "cycle_date": ctx.today.isoformat(),
+            "stopped": summary["validate"].get("stopped"),
+            "planned": summary["plan"]["planned"],
+            "sent": sum(r["sent"] for r in summary["send"].values()),
+        },
     )
     return summary
 

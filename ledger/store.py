@@ -46,6 +46,19 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, future=True)
 
 
+def migration_state(engine: Engine) -> tuple[str | None, str]:
+    """(the ledger's revision, the newest revision), without changing anything."""
+    from alembic.config import Config
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_MIGRATIONS))
+    head = ScriptDirectory.from_config(cfg).get_current_head() or ""
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision(), head
+
+
 def migrate(engine: Engine) -> None:
     """Bring the ledger to the newest Alembic revision (idempotent)."""
     from alembic import command

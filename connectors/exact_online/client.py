@@ -203,6 +203,25 @@ class ExactClient:
     def usage(self) -> dict[str, Any]:
         return dict(self.budgets)
 
+    def probe(self) -> dict[str, str]:
+        """Refresh the stored tokens and ask who we are (``current/Me``); report the
+        division's daily and minutely budgets from the X-RateLimit headers."""
+        decoded = self.rest(GET("v1/current/Me?$select=CurrentDivision,UserName"), "probe")
+        me = ((decoded or {}).get("d") or {}).get("results") or [{}]
+        division = me[0].get("CurrentDivision")
+        daily = self.budgets.get("daily") or {}
+        out = {
+            "detail": f"authorised as {me[0].get('UserName', '?')}; "
+            f"daily budget {daily.get('remaining', '?')} of {daily.get('limit', '?')} left"
+        }
+        if division is not None and int(division) != self.s.division:
+            out["warn"] = (
+                f"the user's current division is {division}; vangnet reads {self.s.division}"
+            )
+        elif daily.get("limit") and daily.get("remaining", 0) < daily["limit"] * 0.1:
+            out["warn"] = "less than 10% of the daily budget left"
+        return out
+
     def authorization_url(self) -> str:
         return str(self.api.create_auth_request_url())
 

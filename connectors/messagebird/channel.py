@@ -102,6 +102,14 @@ class MessageBirdChannel:
             http_client=_Http(settings, access_key.get_secret_value()),
         )
 
+    def probe(self) -> dict[str, str]:
+        """The access key works and what the account has left (``GET /balance``)."""
+        bal = self.client.balance()
+        out = {"detail": f"{bal.payment} account, balance {bal.amount} {bal.type}"}
+        if bal.payment == "prepaid" and float(bal.amount or 0) <= 0:
+            out["fail"] = "the prepaid balance is used up: no SMS can be sent"
+        return out
+
     def _text(self, m: OutboundMessage) -> str:
         return to_gsm7(m.body_text) if self.s.fold_to_gsm7 else m.body_text
 

@@ -83,6 +83,17 @@ class _Connection:
             conn.setdecoding(pyodbc.SQL_CHAR, encoding=self.settings.text_encoding)
         return conn
 
+    def probe(self) -> dict[str, str]:
+        """Connect (driver, network, login) and name the database product."""
+        conn = self.connect()
+        try:
+            dbms = conn.getinfo(pyodbc.SQL_DBMS_NAME)
+            version = conn.getinfo(pyodbc.SQL_DBMS_VER)
+            driver = conn.getinfo(pyodbc.SQL_DRIVER_NAME)
+        finally:
+            conn.close()
+        return {"detail": f"{dbms} {version} via {driver}"}
+
 
 class OdbcReader(_Connection):
     """``SourceReader`` over ODBC: streamed pages (``fetchmany``), watermark cursor."""

@@ -82,6 +82,17 @@ class SalesforceClient:
         """The org's API budget as Sforce-Limit-Info last reported it."""
         return self.api_usage
 
+    def probe(self) -> dict[str, str]:
+        """Log in with the client credentials and read the org's daily API budget
+        (REST ``limits/``: ``DailyApiRequests`` Max and Remaining)."""
+        limits = self.call(lambda sf: sf.limits(), "limits")
+        daily = limits.get("DailyApiRequests") or {}
+        top, left = int(daily.get("Max", 0)), int(daily.get("Remaining", 0))
+        out = {"detail": f"logged in; daily API requests {left:,} of {top:,} left"}
+        if top and left < top * 0.1:
+            out["warn"] = f"less than 10% of the daily API budget left ({left:,})"
+        return out
+
     def _remember(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
         self.requests += 1
         ra = response.headers.get("Retry-After")

@@ -35,9 +35,61 @@ class SoapExchange:
                 fh.write(text)
         self.session = requests.Session()
         self.session.trust_env = False  # REQUESTS_CA_BUNDLE must not replace our CA choice
-        self.session.cert = (str(cert), str(key))
+        self._files = (str(cert), str(key))
+        self.session.cert = self._files
         self.session.verify = settings.ca_bundle or True
         self.timeout = (settings.connect_timeout_seconds, settings.read_timeout_seconds)
+
+    def probe(self) -> dict[str, str]:
+        """Mutual TLS to the endpoint (the hub's certificate verified, ours presented
+        and accepted) and how long our certificate stays valid."""
+        import datetime as dt
+        import socket
+        import ssl
+        from urllib.parse import urlsplit
+
+        from cryptography import x509
+
+        cert_path, key_path = self._files
+        url = urlsplit(self.settings.endpoint)
+        host, port = url.hostname or "", url.port or 443
+        tls = ssl.create_default_context(cafile=self.settings.ca_bundle)
+        tls.load_cert_chain(cert_path, key_path)
+        try:
+            with (
+                socket.create_connection((host, port), self.timeout[0]) as raw,
+                tls.wrap_socket(raw, server_hostname=host) as conn,
+            ):
+                conn.settimeout(self.timeout[1])
+                conn.sendall(
+                    f"GET {url.path or '/'}?wsdl HTTP/1.1\r\nHost: {host}\r\n"
+                    "Connection: close\r\n\r\n".encode()
+                )
+                status = conn.recv(64).split(b"\r\n", 1)[0].decode("latin-1")
+                version = conn.version()
+        except ssl.SSLCertVerificationError as exc:
+            raise FatalError(
+                f"the hub's certificate is not trusted: {exc.verify_message}"
+            ) from None
+        except ssl.SSLError as exc:
+            raise FatalError(
+                f"TLS with the hub failed ({exc.reason}): is our certificate accepted?"
+            ) from None
+        except OSError as exc:
+            raise RetriableError(f"cannot reach {host}:{port}: {exc}") from None
+        if not status:
+            raise FatalError("the hub closed the connection: our certificate was refused")
+        ours = x509.load_pem_x509_certificate(Path(cert_path).read_bytes())
+        days = (ours.not_valid_after_utc - dt.datetime.now(dt.UTC)).days
+        out = {
+            "detail": f"{version}, client certificate accepted ({status});"
+            f" it expires in {days} days"
+        }
+        if days < 0:
+            out["fail"] = "our client certificate has expired"
+        elif days < 30:
+            out["warn"] = f"our client certificate expires in {days} days: renew it now"
+        return out
 
     def close(self) -> None:
         self.session.close()

@@ -121,6 +121,28 @@ class SendGridChannel:
                 found[mid] = Receipt(mid, "sent", provider_id=str(messages[0].get("msg_id")))
         return found
 
+    def probe(self) -> dict[str, str]:
+        """The key's scopes (``GET /v3/scopes``): it must hold ``mail.send``; the
+        rate-limit headers say what is left of the current window."""
+        seen: dict[str, str] = {}
+
+        def ask() -> Any:
+            r = self.sg.client.scopes.get()
+            seen.update({k.lower(): v for k, v in dict(r.headers).items()})
+            return r
+
+        scopes = json.loads(self._call(ask) or b"{}").get("scopes") or []
+        left = seen.get("x-ratelimit-remaining")
+        out = {
+            "detail": f"key holds {len(scopes)} scope(s)"
+            + (f"; {left} of {seen.get('x-ratelimit-limit', '?')} requests left" if left else "")
+        }
+        if "mail.send" not in scopes:
+            out["fail"] = "the API key lacks the mail.send scope"
+        if "email_activity.read" not in scopes:
+            out["warn"] = "without email_activity.read, ambiguous sends cannot be looked up"
+        return out
+
     # -------------------------------------------------------------- internals
     def _payload(self, msgs: Sequence[OutboundMessage]) -> dict[str, Any]:
         soon = time.time() + 60  # SendGrid schedules up to 72 hours ahead

@@ -160,6 +160,15 @@ class SftpClient:
                 closable.close()
         self._sftp = self._ssh = None
 
+    def probe(self) -> dict[str, str]:
+        """Connect (host key, login) and count what waits in ``remote_dir``."""
+        with self:
+            waiting = len(self.list_new())
+        key = "known_hosts" if self.s.known_hosts else "pinned fingerprint"
+        return {
+            "detail": f"host key matches {key}; {waiting} file(s) waiting in {self.s.remote_dir}"
+        }
+
     def list_new(self) -> list[str]:
         """File names in ``remote_dir`` matching ``pattern``, oldest name first."""
         try:

@@ -205,6 +205,10 @@ class ExactHandler(FakeHandler):
             return
         d = self.server.division
         url = urlparse(self.path)
+        if url.path == "/api/v1/current/Me":
+            me = {"CurrentDivision": d.number, "UserName": "vangnet@wsnoord.example"}
+            self.send_json(200, {"d": {"results": [me]}}, self._limits())
+            return
         m = re.fullmatch(rf"/api/v1/{d.number}/([a-z]+(?:/[A-Za-z]+)+)", url.path)
         if not m or m.group(1) not in d.entities:
             self._error(404, "Not found")

@@ -38,7 +38,9 @@ def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
     )
 
 
-def make_client_cert(ca: TestCA, folder: Path, name: str = "vangnet-client") -> tuple[Path, Path]:
+def make_client_cert(
+    ca: TestCA, folder: Path, name: str = "vangnet-client", days: int = 1
+) -> tuple[Path, Path]:
     """A client certificate (TLS client auth) signed by the test CA: (cert, key)."""
     assert ca.ca_key_pem is not None
     ca_cert = x509.load_pem_x509_certificate(ca.ca_pem.read_bytes())
@@ -52,7 +54,7 @@ def make_client_cert(ca: TestCA, folder: Path, name: str = "vangnet-client") -> 
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=days, minutes=1))
         .add_extension(
             x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
         )

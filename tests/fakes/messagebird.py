@@ -19,6 +19,8 @@ from tests.fakes.https import FakeHandler, FakeServer, Fault, TestCA
 @dataclass
 class SmsCentre:
     access_key: str = "live_test_key"
+    payment: str = "prepaid"
+    balance: float = 125.5
     sent: dict[str, dict[str, Any]] = field(default_factory=dict)  # reference -> message
     deliveries: dict[str, int] = field(default_factory=dict)  # reference -> times accepted
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -103,6 +105,10 @@ class MessageBirdHandler(FakeHandler):
         if self.fault() or not self._auth():
             return
         url = urlparse(self.path)
+        if url.path == "/balance":
+            c = self.server.centre
+            self.send_json(200, {"payment": c.payment, "type": "euros", "amount": c.balance})
+            return
         if url.path != "/messages":
             self.send_json(
                 404, {"errors": [{"code": 20, "description": "not found", "parameter": None}]}

@@ -393,6 +393,20 @@ class SalesforceHandler(FakeHandler):
             self.send_json(404, [{"message": "not found", "errorCode": "NOT_FOUND"}])
             return
         version, rest = m.groups()
+        if rest in ("limits", "limits/"):
+            # REST API "limits/": every limit as {"Max": n, "Remaining": n}
+            self.send_json(
+                200,
+                {
+                    "DailyApiRequests": {
+                        "Max": org.api_limit,
+                        "Remaining": org.api_limit - org.api_calls,
+                    },
+                    "DailyBulkV2QueryJobs": {"Max": 10000, "Remaining": 10000},
+                },
+                self._limit(),
+            )
+            return
         if rest == "query" or rest == "query/":
             q = unquote_plus(parse_qs(url.query).get("q", [""])[0])
             try:

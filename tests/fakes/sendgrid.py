@@ -24,6 +24,7 @@ QUERY = re.compile(r"unique_args\['([^']+)'\]=\"([^\"]*)\"")
 @dataclass
 class Mailbox:
     api_key: str = "SG.test-key"
+    scopes: list[str] = field(default_factory=lambda: ["mail.send", "email_activity.read"])
     accepted: dict[str, dict[str, Any]] = field(default_factory=dict)  # our id -> personalization
     deliveries: dict[str, int] = field(default_factory=dict)  # our id -> times accepted
     requests: int = 0
@@ -100,6 +101,10 @@ class SendGridHandler(FakeHandler):
         if self.fault() or not self._auth():
             return
         url = urlparse(self.path)
+        if url.path == "/v3/scopes":
+            headers = {"X-RateLimit-Limit": "600", "X-RateLimit-Remaining": "599"}
+            self.send_json(200, {"scopes": list(self.server.box.scopes)}, headers)
+            return
         if url.path != "/v3/messages":
             self.send_json(404, {"errors": [{"field": None, "message": "not found"}]})
             return
