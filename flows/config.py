@@ -113,6 +113,15 @@ class LedgerSettings(Strict):
     url_env: str | None = Field(
         None, description="environment variable holding the URL (production)"
     )
+    url_secret: SecretRef | None = Field(
+        None, description="a secret holding the URL, e.g. {block: woonstichting-noord-ledger-url}"
+    )
+
+    @model_validator(mode="after")
+    def _one_way(self) -> LedgerSettings:
+        if sum(x is not None for x in (self.url, self.url_env, self.url_secret)) > 1:
+            raise ValueError("name the ledger once: url, url_env or url_secret")
+        return self
 
 
 class WriteBackSettings(Strict):
@@ -406,6 +415,10 @@ class CreditorConfig(Strict):
     def ledger_url(self) -> str:
         import os
 
+        if self.ledger.url_secret is not None:
+            secret = resolve_secret(self.ledger.url_secret, self.base_dir)
+            assert secret is not None
+            return secret.get_secret_value()
         if self.ledger.url_env:
             url = os.environ.get(self.ledger.url_env)
             if not url:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow, get_run_logger, task
+from prefect import flow, get_run_logger, tags, task
 from prefect.artifacts import (
     create_markdown_artifact,
     create_progress_artifact,
@@ -338,6 +338,12 @@ def task_runner(ctx: Ctx) -> Any:
     )
 
 
+def creditor_tags(ctx: Ctx) -> Any:
+    """Tags on every stage and task of a creditor's run (the deployment's tags reach only
+    the top run), so the UI filters a creditor's work by one tag."""
+    return tags("vangnet", f"creditor:{ctx.creditor_id}")
+
+
 def _scaled(stage: Any, ctx: Ctx) -> Any:
     """A partitioned stage on the creditor's task runner."""
     return stage.with_options(task_runner=task_runner(ctx))
@@ -366,6 +372,11 @@ def daily_cycle(
     """ingest -> validate -> debt help -> reconcile -> assess -> plan -> debt help (last
     look) -> send -> write back."""
     ctx = make_ctx(creditor_file, now)
+    with creditor_tags(ctx):
+        return _daily_cycle(ctx, sftp_port)
+
+
+def _daily_cycle(ctx: Ctx, sftp_port: int | None) -> dict[str, Any]:
     summary: dict[str, Any] = {"creditor": ctx.creditor_id, "cycle_date": ctx.today.isoformat()}
     summary["ingest"] = ingest(ctx)
     summary["validate"] = validate(ctx)
@@ -399,14 +410,17 @@ def intraday_reconcile(
     """During the day: today's new statement files matched, and the statuses written back,
     so a debtor who paid this morning is not reminded this afternoon."""
     ctx = make_ctx(creditor_file, now)
-    return {"reconcile": reconcile(ctx, sftp_port), "write_back": write_back_stage(ctx)}
+    with creditor_tags(ctx):
+        return {"reconcile": reconcile(ctx, sftp_port), "write_back": write_back_stage(ctx)}
 
 
 @flow(name="debt-help-daily", flow_run_name=_run_name("debt-help-daily"), log_prints=True)
 def debt_help_daily(creditor_file: str, now: str | None = None) -> dict[str, Any]:
     """The Schuldenknooppunt round on its own (the hub wants a daily fetch even on a day
     the cycle does not run), with what is due."""
-    return debt_help(make_ctx(creditor_file, now))
+    ctx = make_ctx(creditor_file, now)
+    with creditor_tags(ctx):
+        return debt_help(ctx)
 
 
 @flow(name="data-quality-report", flow_run_name=_run_name("data-quality-report"), log_prints=True)
@@ -445,7 +459,7 @@ def demo_cycle(
     moment = clock(now)
     wd = Path(workdir).resolve()
     cfg = seed(wd, debtors, moment.astimezone(AMS).date())
-    with sftp_server(wd) as server:
+    with sftp_server(wd) as server, creditor_tags(make_ctx(str(cfg), moment)):
         return daily_cycle(str(cfg), moment.isoformat(), server.port)
 
 
