@@ -105,13 +105,16 @@ def run(
     from flows.config import ConfigError, load
 
     try:
-        load(creditor)
+        cfg = load(creditor)
     except ConfigError as exc:
         _fail(str(exc))
+    from prefect import tags
+
     from flows.context import clock
     from flows.cycle import daily_cycle
 
-    result = daily_cycle(str(creditor.resolve()), clock(now).isoformat(), None)
+    with tags("vangnet", f"creditor:{cfg.creditor.id}"):  # as a deployment's run has them
+        result = daily_cycle(str(creditor.resolve()), clock(now).isoformat(), None)
     _report(_summary(creditor, result), as_json)
 
 
