@@ -50,8 +50,16 @@ def _iban(rng: np.random.Generator) -> str:
 
 
 def generate(
-    n_debtors: int, today: dt.date, seed: int = 7, broken_share: float = 0.004
+    n_debtors: int,
+    today: dt.date,
+    seed: int = 7,
+    broken_share: float = 0.004,
+    months: int = 9,
+    statement_lines: int | None = None,
 ) -> Portfolio:
+    """``months`` of rent invoices per debtor (9: about eight months of history);
+    ``statement_lines`` pads today's statement to that many lines (a rent day: more
+    open items paid by reference, and payers nobody knows)."""
     rng = np.random.default_rng(seed)
     fake = Faker("nl_NL")
     fake.seed_instance(seed)
@@ -84,7 +92,9 @@ def generate(
 
     invoices = []
     seq = 0
-    first_month = (today.replace(day=1) - dt.timedelta(days=240)).replace(day=1)
+    first_month = today.replace(day=1)
+    for _ in range(months - 1):
+        first_month = (first_month - dt.timedelta(days=1)).replace(day=1)
     for did, p in zip(ids, persona, strict=True):
         rent = int(rng.integers(55_000, 98_000))  # cents
         month = first_month
@@ -116,7 +126,7 @@ def generate(
             month = (month + dt.timedelta(days=32)).replace(day=1)
     inv = pd.DataFrame(invoices)
     _break_some(deb, inv, rng, broken_share)
-    statement = _statement(inv, deb, pd.Series(persona, index=ids), rng, today)
+    statement = _statement(inv, deb, pd.Series(persona, index=ids), rng, today, statement_lines)
     prot = [d for d, p in zip(ids, persona, strict=True) if p == "protected"]
     # Kennisgevingen for the protected, and for a few of them the Saldoverzoek that
     # follows (same CSV shape as the portal's download, see schuldenknooppunt/portal.py)
@@ -197,6 +207,7 @@ def _statement(
     persona: pd.Series,
     rng: np.random.Generator,
     today: dt.date,
+    pad_to: int | None = None,
 ) -> pd.DataFrame:
     """Today's credit entries: some overdue items paid, some partly, a few unmatched."""
     open_ = inv[
@@ -243,7 +254,49 @@ def _statement(
                 "e2e": f"E2EX{k:07d}",
             }
         )
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    if pad_to and pad_to > len(out):
+        out = pd.concat([out, _padding(open_, names, ibans, rng, pad_to - len(out), out)])
+    return out.reset_index(drop=True)
+
+
+def _padding(
+    open_: pd.DataFrame,
+    names: pd.Series,
+    ibans: pd.Series,
+    rng: np.random.Generator,
+    n: int,
+    taken: pd.DataFrame,
+) -> pd.DataFrame:
+    """More of a rent day, built in bulk: open items not yet paid today, paid in full by
+    structured reference (three in four of the extra lines, as far as they go), the rest
+    from payers the creditor does not know."""
+    paid_today = set(taken["structured"].dropna())
+    left = open_[~open_["betalingskenmerk"].isin(paid_today)]
+    k = min(len(left), (n * 3) // 4)
+    pick = left.iloc[rng.permutation(len(left))[:k]]
+    known = pd.DataFrame(
+        {
+            "amount": pick["openstaand"].to_numpy(),
+            "name": names.reindex(pick["relatienr"]).to_numpy(),
+            "iban": ibans.reindex(pick["relatienr"]).to_numpy(),
+            "structured": pick["betalingskenmerk"].to_numpy(),
+            "text": None,
+            "e2e": [f"E2EP{i:08d}" for i in range(k)],
+        }
+    )
+    m = n - k
+    unknown = pd.DataFrame(
+        {
+            "amount": [f"{c / 100:.2f}" for c in rng.integers(500, 150_000, size=m)],
+            "name": "Onbekende betaler",
+            "iban": [_iban(rng) for _ in range(m)],
+            "structured": None,
+            "text": [f"overboeking {i}" for i in range(m)],
+            "e2e": [f"E2EU{i:08d}" for i in range(m)],
+        }
+    )
+    return pd.concat([known, unknown])
 
 
 def write_erp(path: Path, p: Portfolio) -> None:

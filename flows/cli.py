@@ -598,6 +598,21 @@ def doctor(
         raise typer.Exit(1)
 
 
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def bench(
+    ctx: typer.Context,
+    debtors: int = typer.Option(250_000, help="portfolio size (4 invoices each by default)"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Each stage of the daily cycle on the embedded default: seconds, rows/s, peak memory,
+    and the same work done bare as the limit. More options: python -m bench.cycle --help
+    (--scaling, --prefect, --ledger-url, --statement-lines)."""
+    _quiet_prefect()
+    from bench.cycle import main as run_bench
+
+    run_bench(["--debtors", str(debtors), *(["--json"] if as_json else []), *ctx.args])
+
+
 @blocks_app.command("register")
 def blocks_register(
     creditor: Path = CREDITOR,

@@ -125,7 +125,14 @@ policy:
 """
 
 
-def seed(workdir: Path, debtors: int, today: dt.date, seed_value: int = 7) -> Path:
+def seed(
+    workdir: Path,
+    debtors: int,
+    today: dt.date,
+    seed_value: int = 7,
+    months: int = 9,
+    statement_lines: int | None = None,
+) -> Path:
     """Create the demo creditor in ``workdir`` (once); returns the config path."""
     workdir = workdir.resolve()
     cfg = workdir / CONFIG_NAME
@@ -139,7 +146,9 @@ def seed(workdir: Path, debtors: int, today: dt.date, seed_value: int = 7) -> Pa
     secret = keys / "self_service.key"  # signs the personal links (never in the config)
     secret.write_text(base64.urlsafe_b64encode(os.urandom(48)).decode())
     secret.chmod(0o600)
-    portfolio = generate(debtors, today, seed=seed_value)
+    portfolio = generate(
+        debtors, today, seed=seed_value, months=months, statement_lines=statement_lines
+    )
     write_erp(workdir / "erp.sqlite", portfolio)
     incoming = workdir / "sftp" / "statements" / "incoming"
     incoming.mkdir(parents=True, exist_ok=True)

@@ -41,7 +41,16 @@ from ledger.records import (
     WriteBack,
     to_json_value,
 )
-from ledger.store import audit, frame, get_cursor, insert_ignore, set_cursor, upsert, utcnow
+from ledger.store import (
+    audit,
+    chunks,
+    frame,
+    get_cursor,
+    insert_ignore,
+    set_cursor,
+    upsert,
+    utcnow,
+)
 from ledger.tokens import TokenStore
 from transforms import (
     experiments,
@@ -342,7 +351,8 @@ def _validate_part(
         new_q = insert_ignore(
             conn, s.quarantine, quarantine_rows(ctx, source, entity, outcome, now)
         )
-        conn.execute(delete(s.staging).where(s.staging.c.id.in_([int(i) for i in part["id"]])))
+        for ids in chunks([int(i) for i in part["id"]]):
+            conn.execute(delete(s.staging).where(s.staging.c.id.in_(ids)))
     summary = {
         "checked": outcome.checked,
         "passed": len(outcome.valid),
@@ -397,7 +407,7 @@ def promote(
         )
     # invoices: the ledger's open amount is the source's minus what vangnet allocated, and
     # so are its open costs and interest (component by component)
-    alloc = _allocated(conn, ctx, list(v["invoice_id"]) if len(v) <= 50_000 else None)
+    alloc = _allocated(conn, ctx, list(v["invoice_id"]) if len(v) <= 20_000 else None)
     zero = (0, 0, 0)
     opens, costs, interest = [], [], []
     for i, o, c, n in zip(
@@ -870,18 +880,23 @@ def _plan_status_write_backs(conn: Any, ctx: Ctx, invoice_ids: list[str]) -> int
     wb = ctx.cfg.write_back
     if wb is None or not invoice_ids:
         return 0
-    inv = frame(
-        conn,
-        select(
-            s.invoices.c.invoice_id,
-            s.invoices.c.open_cents,
-            s.invoices.c.costs_cents,
-            s.invoices.c.interest_cents,
-            s.invoices.c.status,
-            s.invoices.c.source_version,
-        ).where(
-            s.invoices.c.creditor_id == ctx.creditor_id, s.invoices.c.invoice_id.in_(invoice_ids)
-        ),
+    inv = pd.concat(
+        [
+            frame(
+                conn,
+                select(
+                    s.invoices.c.invoice_id,
+                    s.invoices.c.open_cents,
+                    s.invoices.c.costs_cents,
+                    s.invoices.c.interest_cents,
+                    s.invoices.c.status,
+                    s.invoices.c.source_version,
+                ).where(
+                    s.invoices.c.creditor_id == ctx.creditor_id, s.invoices.c.invoice_id.in_(ids)
+                ),
+            )
+            for ids in chunks(invoice_ids)
+        ]
     )
     rows = [
         _write_back_row(

@@ -8,7 +8,7 @@ which both dialects offer ``INSERT .. ON CONFLICT``.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +136,15 @@ def insert_ignore(conn: Connection, table: Table, rows: Sequence[Mapping[str, An
 def _chunks(rows: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
     for i in range(0, len(rows), size):
         yield rows[i : i + size]
+
+
+IN_CHUNK = 5000  # SQLite allows 32,766 bound values per statement (250,000 when built so)
+
+
+def chunks(values: Sequence[Any], size: int = IN_CHUNK) -> Iterator[Sequence[Any]]:
+    """Slices for ``IN (...)`` lists, so a large day never exceeds a driver's limit."""
+    for k in range(0, len(values), size):
+        yield values[k : k + size]
 
 
 def frame(conn: Connection, stmt: Any) -> pd.DataFrame:

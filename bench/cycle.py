@@ -1,0 +1,422 @@
+"""The daily cycle, stage by stage, on the embedded default, next to its limits.
+
+``vangnet bench [--debtors N] [--json]`` (or ``python -m bench.cycle``) seeds the demo
+creditor at scale once (``var/bench/``: the ERP on SQLite behind the SQLite ODBC driver,
+today's CAMT.053 on the loopback SFTP server, a Schuldenknooppunt download), copies it,
+and runs every stage as the cycle does, timing each with its peak memory. Next to each
+stage it runs the same work done bare:
+
+- ingest: raw ``pyodbc`` fetch of the same queries into a DataFrame;
+- validate: the same rules as plain pandas masks on the staged rows;
+- send: the same number of message files written with plain ``open().write``;
+- write back: one plain ``executemany`` UPDATE on a copy of the ERP.
+
+Then the same day again (nothing new), and, with ``--prefect``, the whole cycle through
+Prefect on a fresh copy (the orchestration's share). ``--ledger-url`` puts the ledger
+on PostgreSQL. Results go to ``bench/results/cycle-<date>-<debtors>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bench.odbc import commit_id
+
+TODAY = dt.date(2026, 11, 24)
+NOW = "2026-11-24T10:00:00+01:00"
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+class PeakRss:
+    """The process's resident memory, sampled every 20 ms; the peak since ``reset``."""
+
+    def __init__(self) -> None:
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    @staticmethod
+    def now() -> int:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * PAGE
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            self.peak = max(self.peak, self.now())
+
+    def reset(self) -> None:
+        self.peak = self.now()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def machine() -> dict[str, Any]:
+    cpu = "unknown"
+    with open("/proc/cpuinfo") as fh:
+        for line in fh:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return {
+        "cpus": os.cpu_count(),
+        "cpu": cpu,
+        "memory_gib": round(mem / 2**30, 1),
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+    }
+
+
+def template(root: Path, debtors: int, months: int, lines: int, partitions: int) -> Path:
+    """The seeded demo creditor at this scale, made once and reused."""
+    from flows.demo import seed
+
+    folder = root / f"template-{debtors}-{months}m-{lines}l-p{partitions}"
+    if not (folder / "creditor.yaml").exists():
+        t = time.perf_counter()
+        seed(folder, debtors, TODAY, months=months, statement_lines=lines)
+        cfg = folder / "creditor.yaml"
+        cfg.write_text(cfg.read_text().replace("partitions: 4", f"partitions: {partitions}"))
+        print(f"seeded {folder} in {time.perf_counter() - t:.0f} s", flush=True)
+    return folder
+
+
+def _forget_engines(match: str) -> None:
+    """The flows keep one engine per ledger URL per process: drop those of a copy that is
+    about to be replaced (or of a PostgreSQL schema about to be emptied)."""
+    from flows import context
+
+    for url in [u for u in context._ENGINES if match in u]:
+        context._ENGINES.pop(url).dispose()
+
+
+def fresh_copy(folder: Path, to: Path, ledger_url: str | None) -> Path:
+    _forget_engines(str(to))
+    if to.exists():
+        shutil.rmtree(to)
+    shutil.copytree(folder, to)
+    cfg = to / "creditor.yaml"
+    text = cfg.read_text().replace(str(folder), str(to))
+    if ledger_url:
+        text += f"\nledger: {{url: {json.dumps(ledger_url)}}}\n"
+    cfg.write_text(text)
+    return cfg
+
+
+@contextmanager
+def _timed(rss: PeakRss, out: dict[str, Any]) -> Iterator[None]:
+    rss.reset()
+    t = time.perf_counter()
+    yield
+    out["seconds"] = round(time.perf_counter() - t, 2)
+    out["peak_mib"] = round(rss.peak / 2**20)
+
+
+def _bare_ingest(ctx: Any) -> tuple[int, float]:
+    import pyodbc
+
+    from connectors.odbc.client import named_to_qmark
+
+    src = ctx.cfg.odbc_sources()["erp"]
+    t = time.perf_counter()
+    conn = pyodbc.connect(src.connection_string)
+    rows = 0
+    for spec in src.entities.values():
+        sql, params = named_to_qmark(spec.query, {"watermark": "", "last_key": ""})
+        cur = conn.execute(sql, params)
+        cols = [d[0] for d in cur.description]
+        frame = pd.DataFrame.from_records(cur.fetchall(), columns=cols)
+        rows += len(frame)
+    conn.close()
+    return rows, time.perf_counter() - t
+
+
+def _staged_invoices(ctx: Any) -> pd.DataFrame:
+    from sqlalchemy import select
+
+    from flows import stages
+    from ledger import schema as s
+
+    with ctx.engine.connect() as conn:
+        payloads = conn.execute(
+            select(s.staging.c.payload).where(s.staging.c.entity == "invoices")
+        ).scalars()
+        return stages.payload_frame("invoices", list(payloads))
+
+
+def _bare_validate(ctx: Any, staged: pd.DataFrame) -> float:
+    from bench.validation import pandas_masks
+    from flows import stages
+
+    t = time.perf_counter()
+    prepared, _rules, _id = stages.prepare_for_rules(ctx, "invoices", staged)
+    pandas_masks(prepared)
+    return time.perf_counter() - t
+
+
+def _bare_send(folder: Path, n: int, size: int) -> float:
+    body = "x" * size
+    t = time.perf_counter()
+    folder.mkdir(parents=True)
+    for i in range(n):
+        with open(folder / f"{i:08d}.txt", "w", encoding="utf-8") as fh:
+            fh.write(body)
+    return time.perf_counter() - t
+
+
+def _bare_write_back(erp: Path, ids: list[str]) -> float:
+    copy = erp.with_name("erp-bare.sqlite")
+    shutil.copy(erp, copy)
+    t = time.perf_counter()
+    with sqlite3.connect(copy) as db:
+        db.executemany(
+            "UPDATE facturen SET incassostatus = ?, vangnet_openstaand = ? WHERE factuurnr = ?",
+            [("betaald", "0.00", i) for i in ids],
+        )
+    took = time.perf_counter() - t
+    copy.unlink()
+    return took
+
+
+def run_stages(cfg: Path, sftp_port: int, rss: PeakRss, bare: bool) -> dict[str, Any]:
+    """Every stage of the daily cycle in its order, as the flows call them."""
+    from sqlalchemy import func, select
+
+    from flows import debt_help, stages
+    from flows.context import make_ctx
+    from ledger import schema as s
+    from transforms.validation import Validator
+
+    ctx = make_ctx(str(cfg), NOW)
+    n = ctx.cfg.policy.partitions
+    out: dict[str, dict[str, Any]] = {}
+
+    def stage(name: str, fn: Callable[[], int]) -> None:
+        row: dict[str, Any] = {}
+        with _timed(rss, row):
+            row["rows"] = fn()
+        row["rows_per_second"] = round(row["rows"] / row["seconds"]) if row["seconds"] else None
+        out[name] = row
+        print(f"  {name:<11} {row['seconds']:>7.2f} s {row['rows']:>9} rows", flush=True)
+
+    stage(
+        "ingest", lambda: sum(stages.ingest_entity(ctx, "erp", e)["rows"] for e in stages.ENTITIES)
+    )
+    staged = _staged_invoices(ctx) if bare else None
+    stage(
+        "validate",
+        lambda: sum(
+            v["checked"] for v in stages.validate_staged(ctx, Validator())["entities"].values()
+        ),
+    )
+    stage("debt_help", lambda: int(debt_help.exchange_messages(ctx).get("fetched", 0)))
+    stage("reconcile", lambda: _reconcile(ctx, sftp_port))
+    stage("assess", lambda: sum(stages.assess_partition(ctx, p, n)["debtors"] for p in range(n)))
+    stage("plan", lambda: _plan(ctx, n))
+    stage("send", lambda: sum(stages.send_channel(ctx, ch)["sent"] for ch in ctx.cfg.channels))
+    stage("write_back", lambda: int(stages.write_back(ctx).get("applied", 0)))
+
+    if bare:
+        rows, secs = _bare_ingest(ctx)
+        out["ingest"]["bare_seconds"] = round(secs, 2)
+        out["ingest"]["bare_rows"] = rows
+        assert staged is not None
+        out["validate"]["bare_seconds"] = round(_bare_validate(ctx, staged), 2)
+        files = list((cfg.parent / "outbox").glob("*/*/*.txt"))
+        size = int(sum(f.stat().st_size for f in files[:500]) / max(len(files[:500]), 1))
+        out["send"]["bare_seconds"] = round(
+            _bare_send(cfg.parent / "bare-outbox", len(files), size), 2
+        )
+        with ctx.engine.connect() as conn:
+            ids = list(
+                conn.execute(
+                    select(s.write_backs.c.record_id).where(
+                        s.write_backs.c.entity == "invoices", s.write_backs.c.status == "applied"
+                    )
+                ).scalars()
+            )
+            out["validate"]["ledger_invoices"] = conn.execute(
+                select(func.count()).select_from(s.invoices)
+            ).scalar()
+        out["write_back"]["bare_seconds"] = round(
+            _bare_write_back(cfg.parent / "erp.sqlite", ids), 2
+        )
+        for row in out.values():
+            if row.get("bare_seconds"):
+                row["ratio_to_bare"] = round(row["seconds"] / row["bare_seconds"], 2)
+    return out
+
+
+def _reconcile(ctx: Any, port: int) -> int:
+    from flows import debt_help, stages
+
+    for src in ctx.cfg.sftp_sources():
+        stages.fetch_statements(ctx, src, port)
+    matched = stages.match_new_payments(ctx)
+    debt_help.track_arrangements(ctx)
+    return int(matched["payments"])
+
+
+def _plan(ctx: Any, n: int) -> int:
+    from flows import stages
+
+    stages.book_due_costs(ctx)
+    stages.accrue_interest(ctx)
+    return sum(stages.plan_partition(ctx, p, n)["planned"] for p in range(n))
+
+
+def one_size(args: argparse.Namespace, debtors: int, rss: PeakRss) -> dict[str, Any]:
+    from flows.demo import sftp_server
+
+    root = Path(args.workdir).resolve()
+    tpl = template(root, debtors, args.months, args.statement_lines or 0, args.partitions)
+    work = root / "run"
+    cfg = fresh_copy(tpl, work, args.ledger_url)
+    if args.ledger_url:
+        _empty_pg(args.ledger_url)
+    print(f"{debtors} debtors: first run", flush=True)
+    with sftp_server(work) as srv:
+        first = run_stages(cfg, srv.port, rss, bare=True)
+        print(f"{debtors} debtors: the same day again", flush=True)
+        second = run_stages(cfg, srv.port, rss, bare=False)
+    result: dict[str, Any] = {
+        "debtors": debtors,
+        "stages": first,
+        "cycle_seconds": round(sum(r["seconds"] for r in first.values()), 2),
+        "cycle_peak_mib": max(r["peak_mib"] for r in first.values()),
+        "second_run_seconds": round(sum(r["seconds"] for r in second.values()), 2),
+    }
+    result["second_run_share"] = round(result["second_run_seconds"] / result["cycle_seconds"], 3)
+    if args.prefect:
+        result["prefect"] = _through_prefect(tpl, root / "run-prefect", args.ledger_url, rss)
+        result["prefect"]["orchestration_share"] = round(
+            max(result["prefect"]["seconds"] - result["cycle_seconds"], 0)
+            / result["prefect"]["seconds"],
+            3,
+        )
+    return result
+
+
+def _empty_pg(url: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    eng = create_engine(url)
+    with eng.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    eng.dispose()
+    _forget_engines(url)
+
+
+def _through_prefect(tpl: Path, to: Path, ledger_url: str | None, rss: PeakRss) -> dict[str, Any]:
+    from prefect import flow
+
+    from flows.cycle import daily_cycle
+    from flows.demo import sftp_server
+
+    @flow(name="bench-warm-up")
+    def warm_up() -> None:
+        """Starts Prefect's local ephemeral server, which a deployment's run never pays."""
+
+    warm_up()
+    cfg = fresh_copy(tpl, to, ledger_url)
+    if ledger_url:
+        _empty_pg(ledger_url)
+    print("the whole cycle through Prefect", flush=True)
+    row: dict[str, Any] = {}
+    with sftp_server(to) as srv, _timed(rss, row):
+        daily_cycle(str(cfg), NOW, srv.port)
+    return row
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--debtors", type=int, default=250_000)
+    ap.add_argument("--months", type=int, default=4, help="invoices per debtor")
+    ap.add_argument("--statement-lines", type=int, default=None, help="default: 1.2 x debtors")
+    ap.add_argument("--partitions", type=int, default=8)
+    ap.add_argument("--scaling", action="store_true", help="also run half the portfolio")
+    ap.add_argument("--prefect", action="store_true", help="also the whole cycle via Prefect")
+    ap.add_argument("--ledger-url", default=None, help="e.g. postgresql+psycopg2://…/bench")
+    ap.add_argument("--workdir", default="var/bench")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    if args.statement_lines is None:
+        args.statement_lines = int(args.debtors * 1.2)
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    rss = PeakRss()
+    sizes = [args.debtors // 2, args.debtors] if args.scaling else [args.debtors]
+    runs = []
+    for n in sizes:
+        if args.scaling and n != args.debtors:
+            saved = args.statement_lines
+            args.statement_lines = saved // 2
+            runs.append(one_size(args, n, rss))
+            args.statement_lines = saved
+        else:
+            runs.append(one_size(args, n, rss))
+    rss.stop()
+    out: dict[str, Any] = {
+        "benchmark": "cycle",
+        "date": dt.date.today().isoformat(),
+        "commit": commit_id(),
+        "machine": machine(),
+        "ledger": "postgresql" if args.ledger_url else "sqlite",
+        "months": args.months,
+        "runs": runs,
+    }
+    if len(runs) == 2:
+        out["growth"] = round(runs[1]["cycle_seconds"] / runs[0]["cycle_seconds"], 2)
+    results = Path(__file__).parent / "results"
+    results.mkdir(exist_ok=True)
+    name = f"cycle-{out['date']}-{args.debtors}-{out['ledger']}.json"
+    (results / name).write_text(json.dumps(out, indent=2) + "\n")
+    print(json.dumps(out) if args.json else render(out))
+    return out
+
+
+def render(out: dict[str, Any]) -> str:
+    lines = []
+    for r in out["runs"]:
+        lines.append(
+            f"\n{r['debtors']:,} debtors ({out['ledger']} ledger, {out['machine']['cpus']} cores)"
+        )
+        lines.append(
+            f"{'stage':<11} {'seconds':>8} {'rows/s':>10} {'peak MiB':>9} {'bare s':>8} {'ratio':>6}"
+        )
+        for name, s in r["stages"].items():
+            lines.append(
+                f"{name:<11} {s['seconds']:>8.2f} {s['rows_per_second'] or 0:>10,} {s['peak_mib']:>9,}"
+                f" {s.get('bare_seconds', ''):>8} {s.get('ratio_to_bare', ''):>6}"
+            )
+        lines.append(
+            f"cycle {r['cycle_seconds']} s, peak {r['cycle_peak_mib']} MiB; the same day again"
+            f" {r['second_run_seconds']} s ({r['second_run_share']:.0%})"
+        )
+        if "prefect" in r:
+            p = r["prefect"]
+            lines.append(
+                f"through Prefect {p['seconds']} s: orchestration {p['orchestration_share']:.0%}"
+            )
+    if "growth" in out:
+        lines.append(f"\n2x the portfolio: {out['growth']}x the time")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
