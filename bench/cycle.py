@@ -92,7 +92,13 @@ def template(root: Path, debtors: int, months: int, lines: int, partitions: int)
         t = time.perf_counter()
         seed(folder, debtors, TODAY, months=months, statement_lines=lines)
         cfg = folder / "creditor.yaml"
-        cfg.write_text(cfg.read_text().replace("partitions: 4", f"partitions: {partitions}"))
+        text = cfg.read_text().replace("partitions: 4", f"partitions: {partitions}")
+        # a rent day's statement at this scale is hundreds of MB: allow it (the default
+        # 50 MiB guard stays for real creditors until they say otherwise)
+        text = text.replace(
+            "    format: camt053", "    format: camt053\n    max_file_bytes: 2147483648"
+        )
+        cfg.write_text(text)
         print(f"seeded {folder} in {time.perf_counter() - t:.0f} s", flush=True)
     return folder
 

@@ -211,11 +211,18 @@ def handle_new(ctx: Ctx) -> dict[str, int]:
             .where(m_t.c.creditor_id == ctx.creditor_id, m_t.c.status == "new")
             .order_by(m_t.c.sent_on, m_t.c.received_at, m_t.c.message_id)
         ).all()
-        debtors = frame(
-            conn,
-            select(
-                s.debtors.c.debtor_id, s.debtors.c.name, s.debtors.c.postcode, s.debtors.c.street
-            ).where(s.debtors.c.creditor_id == ctx.creditor_id),
+        if not todo:
+            return out
+        debtors = rules.DebtorLookup(
+            frame(
+                conn,
+                select(
+                    s.debtors.c.debtor_id,
+                    s.debtors.c.name,
+                    s.debtors.c.postcode,
+                    s.debtors.c.street,
+                ).where(s.debtors.c.creditor_id == ctx.creditor_id),
+            )
         )
     for mid, payload in todo:
         msg = InMessage.from_json(payload)
@@ -240,7 +247,7 @@ def handle_new(ctx: Ctx) -> dict[str, int]:
 
 
 def _handle(
-    conn: Any, ctx: Ctx, msg: InMessage, debtors: pd.DataFrame, out: dict[str, int]
+    conn: Any, ctx: Ctx, msg: InMessage, debtors: rules.DebtorLookup, out: dict[str, int]
 ) -> tuple[str, str | None, str | None]:
     """(status, note, debtor_id) of one message, its effects written on ``conn``."""
     who = rules.resolve_debtor(msg, debtors)

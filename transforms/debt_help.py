@@ -59,20 +59,34 @@ def _norm(s: Any) -> str:
     return _NON_ALNUM.sub("", str(s).upper()) if s is not None and not pd.isna(s) else ""
 
 
-def resolve_debtor(msg: InMessage, debtors: pd.DataFrame) -> Resolved:
+class DebtorLookup:
+    """A creditor's debtors indexed once per round (by id, and by normalised postcode),
+    so resolving each message costs the same for 1,000 debtors as for 1,000,000."""
+
+    def __init__(self, debtors: pd.DataFrame) -> None:
+        self.frame = debtors.reset_index(drop=True)
+        self.ids = frozenset(self.frame["debtor_id"].astype(str))
+        postcodes = self.frame["postcode"].map(_norm)
+        self.by_postcode: dict[str, Any] = postcodes.groupby(postcodes).indices
+
+    def at_postcode(self, postcode: str) -> pd.DataFrame:
+        rows = self.by_postcode.get(_norm(postcode))
+        return self.frame.iloc[rows if rows is not None else []]
+
+
+def resolve_debtor(msg: InMessage, debtors: pd.DataFrame | DebtorLookup) -> Resolved:
     """Who the message is about: the creditor's client number (KlantnummerSE) first;
     without it, postcode + house number, narrowed by name. Two candidates is review,
-    never a guess. ``debtors``: debtor_id, name, postcode, street."""
-    ids = set(debtors["debtor_id"].astype(str))
+    never a guess. ``debtors``: debtor_id, name, postcode, street (or their lookup)."""
+    lookup = debtors if isinstance(debtors, DebtorLookup) else DebtorLookup(debtors)
     if msg.client_number:
-        if msg.client_number in ids:
+        if msg.client_number in lookup.ids:
             return Resolved(msg.client_number, "client_number")
         return Resolved(None, "unknown", f"client number {msg.client_number} unknown")
     if not (msg.postcode and msg.house_number):
         return Resolved(None, "unknown", "no client number and no postcode + house number")
-    pc = _norm(msg.postcode)
     number = re.match(r"\d+", msg.house_number.strip())
-    at = debtors[debtors["postcode"].map(_norm) == pc]
+    at = lookup.at_postcode(msg.postcode)
     if number:
         at = at[
             at["street"]
