@@ -75,6 +75,7 @@ def pandas_masks(p: pd.DataFrame) -> pd.Series:
     amount, open_ = p["amount_cents"], p["open_cents"]
     fails = (
         ~p["parse_ok"].astype(bool)
+        | ~p["fields_fit"]
         | p["invoice_id"].isna()
         | p["invoice_id"].duplicated(keep=False)
         | amount.isna()

@@ -539,7 +539,11 @@ def fetch_statements(ctx: Ctx, source: str, server_port: int | None = None) -> d
                 continue
             try:
                 entries = parse_statement(
-                    got.local_path.read_bytes(), name, settings.format, ctx.cfg.csv_mapping(source)
+                    got.local_path.read_bytes(),
+                    name,
+                    settings.format,
+                    ctx.cfg.csv_mapping(source),
+                    settings.max_file_bytes,
                 )
             except StatementError as exc:
                 out["failed"] += 1

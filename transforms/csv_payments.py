@@ -18,7 +18,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from ledger.records import PAYMENT_COLUMNS
-from transforms.statements import MAX_BYTES, StatementError
+from transforms.statements import MAX_BYTES, StatementError, too_big
 
 
 class CsvMapping(BaseModel):
@@ -51,17 +51,25 @@ def _amount(raw: str, decimal_comma: bool) -> int:
 
 
 def parse_csv_payments(
-    data: bytes, mapping: CsvMapping, source_name: str = "export.csv"
+    data: bytes, mapping: CsvMapping, source_name: str = "export.csv", max_bytes: int = MAX_BYTES
 ) -> pd.DataFrame:
-    if len(data) > MAX_BYTES:
-        raise StatementError(f"{source_name}: {len(data)} bytes exceeds the {MAX_BYTES} limit")
+    too_big(data, source_name, max_bytes)
     try:
         text = data.decode(mapping.encoding)
     except UnicodeDecodeError as exc:
         raise StatementError(
             f"{source_name}: not {mapping.encoding} (byte {exc.start}); set the encoding"
         ) from None
-    reader = csv.DictReader(io.StringIO(text), delimiter=mapping.delimiter)
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=mapping.delimiter)
+    try:
+        return _rows(reader, data, mapping, source_name)
+    except csv.Error as exc:
+        raise StatementError(f"{source_name}: line {reader.line_num}: {exc}") from None
+
+
+def _rows(
+    reader: csv.DictReader[str], data: bytes, mapping: CsvMapping, source_name: str
+) -> pd.DataFrame:
     header = reader.fieldnames or []
     missing = [
         h

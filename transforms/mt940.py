@@ -25,7 +25,7 @@ from typing import Any
 import pandas as pd
 
 from ledger.records import PAYMENT_COLUMNS
-from transforms.statements import MAX_BYTES, StatementError
+from transforms.statements import MAX_BYTES, StatementError, too_big
 
 _TAG = re.compile(r"^:(\d{2}[A-Z]?):(.*)$")
 _LINE61 = re.compile(
@@ -170,9 +170,10 @@ def _details(info: str, supplement: str) -> dict[str, Any]:
     }
 
 
-def parse_mt940(data: bytes, source_name: str = "statement") -> pd.DataFrame:
-    if len(data) > MAX_BYTES:
-        raise StatementError(f"{source_name}: {len(data)} bytes exceeds the {MAX_BYTES} limit")
+def parse_mt940(
+    data: bytes, source_name: str = "statement", max_bytes: int = MAX_BYTES
+) -> pd.DataFrame:
+    too_big(data, source_name, max_bytes)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:

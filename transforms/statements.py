@@ -94,10 +94,18 @@ def _party(tx: Any, role: str) -> tuple[str | None, str | None]:
     return iban, name
 
 
-def parse_camt053(data: bytes, source_name: str = "statement") -> pd.DataFrame:
+def too_big(data: bytes, source_name: str, max_bytes: int) -> None:
+    if len(data) > max_bytes:
+        raise StatementError(
+            f"{source_name}: {len(data)} bytes exceeds the {max_bytes} limit (max_file_bytes)"
+        )
+
+
+def parse_camt053(
+    data: bytes, source_name: str = "statement", max_bytes: int = MAX_BYTES
+) -> pd.DataFrame:
     """Parse a CAMT.053 document into booked entries (batch entries split)."""
-    if len(data) > MAX_BYTES:
-        raise StatementError(f"{source_name}: {len(data)} bytes exceeds the {MAX_BYTES} limit")
+    too_big(data, source_name, max_bytes)
     head = data[:4096].lstrip()
     if b"<!DOCTYPE" in head.upper() or b"<!ENTITY" in data.upper():
         raise StatementError(f"{source_name}: DOCTYPE/ENTITY declarations are refused")
@@ -187,10 +195,14 @@ def parse_camt053(data: bytes, source_name: str = "statement") -> pd.DataFrame:
 
 
 def parse_statement(
-    data: bytes, source_name: str = "statement", fmt: str = "auto", csv_mapping: Any = None
+    data: bytes,
+    source_name: str = "statement",
+    fmt: str = "auto",
+    csv_mapping: Any = None,
+    max_bytes: int = MAX_BYTES,
 ) -> pd.DataFrame:
     """CAMT.053, MT940 or a mapped CSV export (``fmt`` ``camt053`` | ``mt940`` | ``csv`` |
-    ``auto``: XML means CAMT, otherwise MT940)."""
+    ``auto``: XML means CAMT, otherwise MT940); ``max_bytes``: the source's limit."""
     if fmt == "csv":
         from transforms.csv_payments import parse_csv_payments
 
@@ -198,15 +210,15 @@ def parse_statement(
             raise StatementError(
                 f"{source_name}: a CSV export needs a column mapping (csv: in the source)"
             )
-        return parse_csv_payments(data, csv_mapping, source_name)
+        return parse_csv_payments(data, csv_mapping, source_name, max_bytes)
     if fmt == "auto":
         fmt = "camt053" if data.lstrip()[:1] == b"<" else "mt940"
     if fmt == "camt053":
-        return parse_camt053(data, source_name)
+        return parse_camt053(data, source_name, max_bytes)
     if fmt == "mt940":
         from transforms.mt940 import parse_mt940
 
-        return parse_mt940(data, source_name)
+        return parse_mt940(data, source_name, max_bytes)
     raise StatementError(f"{source_name}: unknown statement format {fmt!r}")
 
 

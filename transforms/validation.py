@@ -31,9 +31,51 @@ logging.getLogger("great_expectations").setLevel(logging.ERROR)
 
 EMAIL_RE = r"^[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}$"
 POSTCODE_RE = r"^[1-9][0-9]{3} ?[A-Z]{2}$"
-# a replacement character or a control character: text mangled on its way out of the ERP
-MANGLED_RE = "[\ufffd\x00-\x08\x0b\x0c\x0e-\x1f]"
+# a replacement or control character (text mangled on its way out of the ERP), or a bidi
+# override (text made to read otherwise than it is written)
+MANGLED_RE = "[\ufffd\x00-\x08\x0b\x0c\x0e-\x1f\u202a-\u202e\u2066-\u2069]"
 MAX_PLAUSIBLE_CENTS = 10_000_000  # EUR 100,000 for one consumer invoice
+# the ledger's column widths: a longer value is quarantined, never cut or crashed on
+FIELD_LIMITS: dict[str, dict[str, int]] = {
+    "debtors": {
+        "debtor_id": 64,
+        "name": 200,
+        "email": 254,
+        "phone": 32,
+        "iban": 34,
+        "street": 200,
+        "postcode": 7,
+        "city": 100,
+        "language": 5,
+        "source_version": 64,
+    },
+    "statement_lines": {
+        "payment_id": 96,
+        "counterparty_iban": 34,
+        "counterparty_name": 140,
+        "structured_reference": 35,
+        "end_to_end_id": 64,
+        "bank_reference": 64,
+        "currency": 3,
+        "return_reason": 8,
+    },
+    "invoices": {
+        "invoice_id": 64,
+        "debtor_id": 64,
+        "currency": 3,
+        "payment_reference": 35,
+        "source_version": 64,
+    },
+}
+
+
+def fields_fit(df: pd.DataFrame, entity: str) -> pd.Series:
+    """True where every bounded text field fits its ledger column."""
+    ok = pd.Series(True, index=df.index)
+    for col, limit in FIELD_LIMITS[entity].items():
+        if col in df:
+            ok &= ~(df[col].astype("string").str.len() > limit).fillna(False).astype(bool)
+    return ok
 
 
 @dataclass(frozen=True)
@@ -109,6 +151,7 @@ def derive_debtor_checks(df: pd.DataFrame) -> pd.DataFrame:
     out["name_clean"] = ~names.str.contains(MANGLED_RE, regex=True).fillna(False).astype(bool)
     out["email_ok"] = _matches(out["email"], EMAIL_RE)
     out["postcode_ok"] = _matches(out["postcode"], POSTCODE_RE)
+    out["fields_fit"] = fields_fit(out, "debtors")
     out["parse_ok"] = out["_errors"].isna() if "_errors" in out else True
     return out
 
@@ -136,6 +179,7 @@ def derive_invoice_checks(
     # open = what is left of the principal plus open costs and interest
     out["open_within_amount"] = open_ - costs - interest <= out["amount_cents"].fillna(0)
     out["components_within_open"] = (costs >= 0) & (interest >= 0) & (costs + interest <= open_)
+    out["fields_fit"] = fields_fit(out, "invoices")
     out["parse_ok"] = out["_errors"].isna() if "_errors" in out else True
     return out
 
@@ -216,6 +260,7 @@ def derive_statement_checks(df: pd.DataFrame, today: Any) -> pd.DataFrame:
     ]  # an old Dutch account number (9-10 digits) is not an IBAN, and not wrong
     out["structured_reference_valid"] = [_valid_ref(v) for v in out["structured_reference"]]
     out["amount_cents"] = pd.to_numeric(out["amount_cents"], errors="coerce").astype("Int64")
+    out["fields_fit"] = fields_fit(out, "statement_lines")
     return out
 
 
@@ -223,6 +268,12 @@ def statement_rules(currencies: tuple[str, ...] = ("EUR",)) -> list[Rule]:
     E = _gx().expectations
     cur = list(currencies)
     return [
+        Rule(
+            "statement.fields_fit",
+            "payment_id",
+            lambda: E.ExpectColumnValuesToBeInSet(column="fields_fit", value_set=[True]),
+            "no field longer than the ledger keeps (name 140, references 35/64, IBAN 34)",
+        ),
         Rule(
             "statement.booking_date",
             "booking_date",
@@ -391,6 +442,12 @@ def debtor_rules() -> list[Rule]:
             "a debtor id is present",
         ),
         Rule(
+            "debtor.fields_fit",
+            "debtor_id",
+            lambda: E.ExpectColumnValuesToBeInSet(column="fields_fit", value_set=[True]),
+            "no field longer than the ledger keeps (id 64, name 200, e-mail 254, ...)",
+        ),
+        Rule(
             "debtor.id_unique",
             "debtor_id",
             lambda: E.ExpectColumnValuesToBeUnique(column="debtor_id"),
@@ -456,6 +513,12 @@ def invoice_rules(currencies: tuple[str, ...] = ("EUR",)) -> list[Rule]:
             "invoice_id",
             lambda: E.ExpectColumnValuesToNotBeNull(column="invoice_id"),
             "an invoice id is present",
+        ),
+        Rule(
+            "invoice.fields_fit",
+            "invoice_id",
+            lambda: E.ExpectColumnValuesToBeInSet(column="fields_fit", value_set=[True]),
+            "no field longer than the ledger keeps (ids 64, reference 35, currency 3)",
         ),
         Rule(
             "invoice.id_unique",
