@@ -613,6 +613,16 @@ def bench(
     run_bench(["--debtors", str(debtors), *(["--json"] if as_json else []), *ctx.args])
 
 
+@app.command("retention")
+def retention_purge(creditor: Path = CREDITOR, now: str | None = typer.Option(None)) -> None:
+    """Remove message content, statement files and exports older than the creditor's
+    retention (the daily cycle does this at its end too); audited with the counts."""
+    from flows.context import make_ctx
+    from flows.retention import purge, summary_line
+
+    typer.echo(summary_line(purge(make_ctx(str(creditor), now))))
+
+
 @blocks_app.command("register")
 def blocks_register(
     creditor: Path = CREDITOR,

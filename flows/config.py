@@ -313,6 +313,18 @@ class PolicySettings(Strict):
         return v
 
 
+class RetentionSettings(Strict):
+    content_days: int = Field(
+        90,
+        ge=7,
+        le=3650,
+        description="rendered messages, statement files, exports and provider event details",
+    )
+    quarantine_days: int = Field(
+        180, ge=7, le=3650, description="the values in resolved quarantine rows"
+    )
+
+
 class ScaleSettings(Strict):
     """Where a creditor's partition tasks (assess, plan) run."""
 
@@ -376,6 +388,7 @@ class CreditorConfig(Strict):
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     policy: PolicySettings = Field(default_factory=PolicySettings)
     scale: ScaleSettings = Field(default_factory=ScaleSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
 
     @model_validator(mode="after")
     def _csv_mappings(self) -> CreditorConfig:

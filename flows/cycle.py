@@ -129,6 +129,13 @@ def send_channel(ctx: Ctx, channel: str) -> dict[str, Any]:
     return stages.send_channel(ctx, channel)
 
 
+@task(name="retention")
+def retention(ctx: Ctx) -> dict[str, Any]:
+    from flows.retention import purge
+
+    return purge(ctx)
+
+
 @task(name="write-back", **RETRIES)
 def write_back(ctx: Ctx) -> dict[str, Any]:
     return stages.write_back(ctx)
@@ -387,6 +394,7 @@ def _daily_cycle(ctx: Ctx, sftp_port: int | None) -> dict[str, Any]:
     summary["debt_help_last_look"] = debt_help_last_look(ctx)
     summary["send"] = send(ctx)
     summary["write_back"] = write_back_stage(ctx)
+    summary["retention"] = retention(ctx)
     create_markdown_artifact(
         key=_key("cycle", ctx), markdown=cycle_markdown(summary), description="Daily cycle summary"
     )
