@@ -87,13 +87,15 @@ async def _logs_and_artifacts() -> str:
     return "\n".join(texts + [json.dumps(a.data, default=str) for a in artifacts])
 
 
-def test_logs_and_artifacts_carry_ids_not_personal_data(demo_dir: Path) -> None:
+def test_logs_and_artifacts_carry_ids_not_names_ibans_emails_or_phones(demo_dir: Path) -> None:
     import sqlite3
 
     run(demo_dir, MORNING)
     with sqlite3.connect(demo_dir / "erp.sqlite") as erp:
-        people = erp.execute("SELECT naam, email, iban FROM relaties").fetchall()
+        people = erp.execute("SELECT naam, email, iban, telefoon FROM relaties").fetchall()
     seen = asyncio.run(_logs_and_artifacts())
     assert "demo-woonstichting" in seen  # the logs and artifacts were read
-    leaked = [v for row in people for v in row if v and len(v) > 5 and v in seen]
+    phones = [f"+31{p[1:]}" for *_, p in people if p]  # as the ledger keeps them (E.164)
+    values = [v for row in people for v in row if v] + phones
+    leaked = [v for v in values if len(v) > 5 and v in seen]
     assert not leaked, leaked[:5]
