@@ -190,7 +190,7 @@ def match_payments(
             by_ocr[key].add(inv_id)
     start_open = dict(open_cents)
 
-    names: dict[str, str] = {}
+    names = NameIndex()
     iban_debtors: dict[str, set[str]] = defaultdict(set)
     debtor_numbers: dict[str, str] = {}
     if debtors is not None:
@@ -341,7 +341,7 @@ def _candidates(
     item_debtor: dict[str, str],
     debtor_numbers: dict[str, str],
     iban_debtors: dict[str, set[str]],
-    names: dict[str, str],
+    names: NameIndex,
 ) -> dict[str, _Cand]:
     cands: dict[str, _Cand] = {}
 
@@ -379,10 +379,41 @@ def _candidates(
             if d in names and difflib.SequenceMatcher(None, payer, names[d]).ratio() >= 0.85:
                 cands[d].add(min(cands[d].score + 0.05, 0.99), "name")  # corroborates
         if not cands:  # name alone is weak evidence: a suggestion, rarely enough on its own
-            for d, n in names.items():
+            for d in names.sharing_a_word(payer):
+                n = names[d]
                 if n[:1] == payer[:1] and difflib.SequenceMatcher(None, payer, n).ratio() >= 0.85:
                     cand(d).add(0.60, "name")
     return cands
+
+
+_WORD = re.compile(r"[^\W\d_]{3,}")
+
+
+class NameIndex(dict[str, str]):
+    """Debtor id -> lower-cased name, with the debtors indexed by each word of their name,
+    so a payer known only by name is compared with the debtors sharing a word with it,
+    not with every debtor (that was quadratic: 37k unknown payers x 125k debtors).
+    Words many debtors share ("van", "jansen") are skipped; a payer whose every word is
+    misspelled is not suggested by name at all (name alone was only ever a suggestion)."""
+
+    COMMON = 1000  # a word in more names than this does not narrow anything down
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._by_word: dict[str, list[str]] = defaultdict(list)
+
+    def __setitem__(self, debtor: str, name: str) -> None:
+        super().__setitem__(debtor, name)
+        for w in set(_WORD.findall(name)):
+            self._by_word[w].append(debtor)
+
+    def sharing_a_word(self, payer: str) -> list[str]:
+        found: dict[str, None] = {}
+        for w in set(_WORD.findall(payer)):
+            hits = self._by_word.get(w, ())
+            if len(hits) <= self.COMMON:
+                found.update(dict.fromkeys(hits))
+        return list(found)
 
 
 def _amount_fits(amount: int, opens: list[int], max_items: int) -> bool:
