@@ -20,6 +20,7 @@ import csv
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,7 @@ from flows.context import Ctx
 from flows.stages import ACTOR, _write_back_row, cancel_open_contacts
 from ledger import schema as s
 from ledger.ports import DebtHelpExchange
-from ledger.store import audit, frame, insert_ignore, utcnow
+from ledger.store import audit, chunks, frame, insert_ignore, utcnow
 from transforms import debt_help as rules
 from transforms.spreadsheet import safe_cell
 
@@ -606,6 +607,8 @@ def send_replies(ctx: Ctx, exchange: DebtHelpExchange) -> dict[str, int]:
             .where(base, r_t.c.status == "planned")
             .order_by(r_t.c.created_at, r_t.c.reply_id)
         ).all()
+    if todo and hasattr(exchange, "post_replies"):
+        return _send_replies_in_one_go(ctx, exchange, todo)
     for rid, payload in todo:
         with ctx.engine.begin() as conn:
             conn.execute(
@@ -625,25 +628,59 @@ def send_replies(ctx: Ctx, exchange: DebtHelpExchange) -> dict[str, int]:
             out["failed"] += 1
             continue
         with ctx.engine.begin() as conn:
-            conn.execute(
-                update(r_t)
-                .where(base, r_t.c.reply_id == rid)
-                .values(status="sent", sent_at=utcnow(), last_error=None)
-            )
-            m = s.skp_messages
-            in_reply = payload.get("in_reply_to")
-            if in_reply:
-                conn.execute(
-                    update(m)
-                    .where(
-                        m.c.creditor_id == ctx.creditor_id,
-                        m.c.message_id == in_reply,
-                        m.c.status == "answered",
-                    )
-                    .values(answer_due=None)
-                )
+            _mark_sent(conn, ctx, [(rid, payload)])
         out["sent"] += 1
     return out
+
+
+def _mark_sent(conn: Any, ctx: Ctx, done: Sequence[Any]) -> None:
+    r_t, m = s.skp_replies, s.skp_messages
+    for rid, payload in done:
+        conn.execute(
+            update(r_t)
+            .where(r_t.c.creditor_id == ctx.creditor_id, r_t.c.reply_id == rid)
+            .values(status="sent", sent_at=utcnow(), last_error=None)
+        )
+        in_reply = payload.get("in_reply_to")
+        if in_reply:
+            conn.execute(
+                update(m)
+                .where(
+                    m.c.creditor_id == ctx.creditor_id,
+                    m.c.message_id == in_reply,
+                    m.c.status == "answered",
+                )
+                .values(answer_due=None)
+            )
+
+
+def _send_replies_in_one_go(ctx: Ctx, exchange: Any, todo: Sequence[Any]) -> dict[str, int]:
+    """An exchange that writes files (the portal route) takes the round's answers at
+    once: all marked sending, written, all marked sent. A crash in between leaves them
+    sending; the next round writes them again and the files skip the ids they hold."""
+    r_t = s.skp_replies
+    ids = [rid for rid, _ in todo]
+    with ctx.engine.begin() as conn:
+        for part in chunks(ids):
+            conn.execute(
+                update(r_t)
+                .where(r_t.c.creditor_id == ctx.creditor_id, r_t.c.reply_id.in_(part))
+                .values(status="sending", attempts=r_t.c.attempts + 1)
+            )
+    try:
+        exchange.post_replies([Reply.from_json(p) for _, p in todo])
+    except ConnectorError as exc:
+        with ctx.engine.begin() as conn:
+            for part in chunks(ids):
+                conn.execute(
+                    update(r_t)
+                    .where(r_t.c.creditor_id == ctx.creditor_id, r_t.c.reply_id.in_(part))
+                    .values(status="planned", last_error=str(exc)[:500])
+                )
+        return {"sent": 0, "failed": len(todo)}
+    with ctx.engine.begin() as conn:
+        _mark_sent(conn, ctx, todo)
+    return {"sent": len(todo), "failed": 0}
 
 
 # -------------------------------------------------------------- arrangements

@@ -28,6 +28,7 @@ import os
 from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import Any
 
 from connectors.schuldenknooppunt.messages import (
     OUT_TYPES,
@@ -200,12 +201,41 @@ class PortalExchange:
                 del self._pending[f]
 
     def post_reply(self, reply: Reply) -> None:
+        self.post_replies([reply])
+
+    def post_replies(self, replies: Sequence[Reply]) -> None:
+        """Answers into the day's files: each file read once, the new rows added (an id
+        already there is a resend after a crash, and skipped), written whole and
+        atomically once per round, not once per answer."""
         self.outbox.mkdir(parents=True, exist_ok=True)
+        by_file: dict[Path, tuple[tuple[str, ...], list[list[Any]]]] = {}
+        for reply in replies:
+            path, cols, rows = self._rows(reply)
+            by_file.setdefault(path, (cols, []))[1].extend(rows)
+        for path, (cols, rows) in by_file.items():
+            existing: list[list[str]] = []
+            if path.exists():
+                with open(path, encoding="utf-8-sig", newline="") as fh:
+                    existing = list(csv.reader(fh, delimiter=self.settings.delimiter))[1:]
+            have = {r[0] for r in existing if r}
+            new = [r for r in rows if r[0] not in have]
+            if not new:
+                continue
+            tmp = path.with_suffix(".csv.tmp")
+            with open(tmp, "w", encoding="utf-8-sig", newline="") as fh:
+                w = csv.writer(fh, delimiter=self.settings.delimiter)
+                w.writerow(cols)
+                w.writerows(existing)
+                w.writerows([[safe_cell(v) for v in r] for r in new])
+                fh.flush()
+                os.fsync(fh.fileno())
+            tmp.replace(path)
+            self.written.add(path)
+
+    def _rows(self, reply: Reply) -> tuple[Path, tuple[str, ...], list[list[Any]]]:
         day = (reply.created_on or dt.date.today()).strftime("%Y%m%d")
-        cols: tuple[str, ...]
         if reply.type == "saldoverzoek_antwoord":
-            path, cols = self.outbox / f"saldoverzoek-antwoord-{day}.csv", SALDO_COLUMNS
-            rows = [
+            rows: list[list[Any]] = [
                 [
                     reply.reply_id,
                     reply.in_reply_to,
@@ -222,36 +252,18 @@ class PortalExchange:
                 ]
                 for c in reply.claims
             ]
-        else:
-            path, cols = self.outbox / f"antwoorden-{day}.csv", ANSWER_COLUMNS
-            accepted = "" if reply.accepted is None else ("ja" if reply.accepted else "nee")
-            rows = [
-                [
-                    reply.reply_id,
-                    OUT_TYPES[reply.type],
-                    reply.in_reply_to,
-                    reply.shv_client_number,
-                    reply.client_number,
-                    accepted,
-                    reply.reason,
-                ]
-            ]
-        existing: list[list[str]] = []
-        if path.exists():
-            with open(path, encoding="utf-8-sig", newline="") as fh:
-                existing = list(csv.reader(fh, delimiter=self.settings.delimiter))[1:]
-        if any(r and r[0] == reply.reply_id for r in existing):
-            return  # already written: a resend after a crash
-        tmp = path.with_suffix(".csv.tmp")
-        with open(tmp, "w", encoding="utf-8-sig", newline="") as fh:
-            w = csv.writer(fh, delimiter=self.settings.delimiter)
-            w.writerow(cols)
-            w.writerows(existing)
-            w.writerows([[safe_cell(v) for v in r] for r in rows])
-            fh.flush()
-            os.fsync(fh.fileno())
-        tmp.replace(path)
-        self.written.add(path)
+            return self.outbox / f"saldoverzoek-antwoord-{day}.csv", SALDO_COLUMNS, rows
+        accepted = "" if reply.accepted is None else ("ja" if reply.accepted else "nee")
+        row = [
+            reply.reply_id,
+            OUT_TYPES[reply.type],
+            reply.in_reply_to,
+            reply.shv_client_number,
+            reply.client_number,
+            accepted,
+            reply.reason,
+        ]
+        return self.outbox / f"antwoorden-{day}.csv", ANSWER_COLUMNS, [row]
 
 
 class SftpPortalExchange(PortalExchange):
