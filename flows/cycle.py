@@ -255,7 +255,12 @@ def reconcile(ctx: Ctx, sftp_port: int | None = None) -> dict[str, Any]:
     create_table_artifact(
         key=_key("unmatched-payments", ctx),
         table=matched["unmatched_list"] or [{"payment_id": "-", "reason": "none"}],
-        description="Payments for review (no automatic match)",
+        description=f"Payments for review (no automatic match): {matched['unmatched']}"
+        + (
+            f", the first {stages.UNMATCHED_SHOWN} shown; all are in the ledger (status unmatched)"
+            if matched["unmatched"] > stages.UNMATCHED_SHOWN
+            else ""
+        ),
     )
     return {"files": fetched, **{k: v for k, v in matched.items() if k != "unmatched_list"}}
 

@@ -816,16 +816,21 @@ def match_new_payments(ctx: Ctx) -> dict[str, Any]:
         if len(result.allocations)
         else 0,
         "write_backs_planned": planned,
+        # for the artifact: the first UNMATCHED_SHOWN (a Prefect artifact is not a
+        # report of 40,000 rows); all of them are in the ledger, status unmatched
         "unmatched_list": [
             {"payment_id": p, "reason": r, "suggestion": (sg[0]["debtor_id"] if sg else "")}
             for p, r, sg in zip(
-                unmatched["payment_id"],
-                unmatched["unmatched_reason"],
-                unmatched["suggestions"],
+                unmatched["payment_id"][:UNMATCHED_SHOWN],
+                unmatched["unmatched_reason"][:UNMATCHED_SHOWN],
+                unmatched["suggestions"][:UNMATCHED_SHOWN],
                 strict=True,
             )
         ],
     }
+
+
+UNMATCHED_SHOWN = 500
 
 
 STATUS_NL = {"paid": "betaald", "partial": "deels betaald", "open": "open"}
