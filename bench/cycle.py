@@ -35,6 +35,7 @@ from typing import Any
 import pandas as pd
 
 from bench.odbc import commit_id
+from flows.context import forget_engines
 
 TODAY = dt.date(2026, 11, 24)
 NOW = "2026-11-24T10:00:00+01:00"
@@ -103,17 +104,8 @@ def template(root: Path, debtors: int, months: int, lines: int, partitions: int)
     return folder
 
 
-def _forget_engines(match: str) -> None:
-    """The flows keep one engine per ledger URL per process: drop those of a copy that is
-    about to be replaced (or of a PostgreSQL schema about to be emptied)."""
-    from flows import context
-
-    for url in [u for u in context._ENGINES if match in u]:
-        context._ENGINES.pop(url).dispose()
-
-
 def fresh_copy(folder: Path, to: Path, ledger_url: str | None) -> Path:
-    _forget_engines(str(to))
+    forget_engines(str(to))
     if to.exists():
         shutil.rmtree(to)
     shutil.copytree(folder, to)
@@ -326,7 +318,7 @@ def _empty_pg(url: str) -> None:
     with eng.begin() as conn:
         conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
     eng.dispose()
-    _forget_engines(url)
+    forget_engines(url)
 
 
 def _through_prefect(tpl: Path, to: Path, ledger_url: str | None, rss: PeakRss) -> dict[str, Any]:

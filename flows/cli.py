@@ -108,12 +108,10 @@ def run(
         cfg = load(creditor)
     except ConfigError as exc:
         _fail(str(exc))
-    from prefect import tags
-
     from flows.context import clock
-    from flows.cycle import daily_cycle
+    from flows.cycle import creditor_tags, daily_cycle
 
-    with tags("vangnet", f"creditor:{cfg.creditor.id}"):  # as a deployment's run has them
+    with creditor_tags(cfg.creditor.id):  # as a deployment's run has them
         result = daily_cycle(str(creditor.resolve()), clock(now).isoformat(), None)
     _report(_summary(creditor, result), as_json)
 

@@ -26,6 +26,14 @@ def engine_for(url: str) -> Engine:
         return _ENGINES[url]
 
 
+def forget_engines(match: str) -> None:
+    """Drop (and dispose) the cached engines whose URL contains ``match``: a ledger file
+    about to be replaced, a test database about to be dropped."""
+    with _LOCK:
+        for url in [u for u in _ENGINES if match in u]:
+            _ENGINES.pop(url).dispose()
+
+
 @dataclass(frozen=True)
 class Ctx:
     config_path: str

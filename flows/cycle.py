@@ -350,10 +350,10 @@ def task_runner(ctx: Ctx) -> Any:
     )
 
 
-def creditor_tags(ctx: Ctx) -> Any:
+def creditor_tags(creditor_id: str) -> Any:
     """Tags on every stage and task of a creditor's run (the deployment's tags reach only
     the top run), so the UI filters a creditor's work by one tag."""
-    return tags("vangnet", f"creditor:{ctx.creditor_id}")
+    return tags("vangnet", f"creditor:{creditor_id}")
 
 
 def _scaled(stage: Any, ctx: Ctx) -> Any:
@@ -384,7 +384,7 @@ def daily_cycle(
     """ingest -> validate -> debt help -> reconcile -> assess -> plan -> debt help (last
     look) -> send -> write back."""
     ctx = make_ctx(creditor_file, now)
-    with creditor_tags(ctx):
+    with creditor_tags(ctx.creditor_id):
         return _daily_cycle(ctx, sftp_port)
 
 
@@ -423,7 +423,7 @@ def intraday_reconcile(
     """During the day: today's new statement files matched, and the statuses written back,
     so a debtor who paid this morning is not reminded this afternoon."""
     ctx = make_ctx(creditor_file, now)
-    with creditor_tags(ctx):
+    with creditor_tags(ctx.creditor_id):
         return {"reconcile": reconcile(ctx, sftp_port), "write_back": write_back_stage(ctx)}
 
 
@@ -432,7 +432,7 @@ def debt_help_daily(creditor_file: str, now: str | None = None) -> dict[str, Any
     """The Schuldenknooppunt round on its own (the hub wants a daily fetch even on a day
     the cycle does not run), with what is due."""
     ctx = make_ctx(creditor_file, now)
-    with creditor_tags(ctx):
+    with creditor_tags(ctx.creditor_id):
         return debt_help(ctx)
 
 
@@ -472,7 +472,7 @@ def demo_cycle(
     moment = clock(now)
     wd = Path(workdir).resolve()
     cfg = seed(wd, debtors, moment.astimezone(AMS).date())
-    with sftp_server(wd) as server, creditor_tags(make_ctx(str(cfg), moment)):
+    with sftp_server(wd) as server, creditor_tags(make_ctx(str(cfg), moment).creditor_id):
         return daily_cycle(str(cfg), moment.isoformat(), server.port)
 
 

@@ -44,7 +44,7 @@ from connectors.schuldenknooppunt import (
 from connectors.schuldenknooppunt.portal import SftpPortalExchange
 from flows.config import resolve_secret
 from flows.context import Ctx
-from flows.stages import ACTOR, _write_back_row, cancel_open_contacts
+from flows.stages import ACTOR, _write_back_row, cancel_open_contacts, sftp_client
 from ledger import schema as s
 from ledger.ports import DebtHelpExchange
 from ledger.store import audit, chunks, frame, insert_ignore, utcnow
@@ -64,14 +64,7 @@ def exchange_for(ctx: Ctx) -> DebtHelpExchange | None:
         assert cert is not None and key is not None
         return SoapExchange(ex, cert.get_secret_value(), key.get_secret_value())
     if ex.sftp is not None:
-        from connectors.sftp.client import SftpClient
-
-        client = SftpClient(
-            ex.sftp,
-            resolve_secret(ex.sftp.password, ctx.cfg.base_dir),
-            resolve_secret(ex.sftp.private_key, ctx.cfg.base_dir),
-        )
-        return SftpPortalExchange(ex, ctx.cfg.base_dir, client)
+        return SftpPortalExchange(ex, ctx.cfg.base_dir, sftp_client(ctx, ex.sftp))
     return PortalExchange(ex, ctx.cfg.base_dir)
 
 

@@ -104,19 +104,17 @@ def _writable(folder: Path) -> str:
     return f"{folder} is writable"
 
 
-def _sftp(cfg: CreditorConfig, s: Any) -> dict[str, str]:
-    from connectors.sftp.client import SftpClient
+def _sftp(ctx: Any, s: Any) -> dict[str, str]:
+    from flows.stages import sftp_client
 
-    client = SftpClient(
-        s, resolve_secret(s.password, cfg.base_dir), resolve_secret(s.private_key, cfg.base_dir)
-    )
-    return client.probe()
+    return sftp_client(ctx, s).probe()
 
 
-def _odbc(cfg: CreditorConfig, s: Any) -> dict[str, str]:
-    from connectors.odbc.client import OdbcReader
+def _odbc(ctx: Any, name: str) -> dict[str, str]:
+    from flows.stages import reader_for
 
-    return OdbcReader(s, resolve_secret(s.password, cfg.base_dir)).probe()
+    reader: Any = reader_for(ctx, name)
+    return dict(reader.probe())
 
 
 def _salesforce(ctx: Any, s: Any) -> dict[str, str]:
@@ -146,7 +144,7 @@ def _sources(cfg: CreditorConfig, ctx: Any, sftp_port: int | None) -> Iterator[C
         elif src.kind == "exact_online":
             yield _attempt(label, "tokens, rate limits", _exact, ctx, name)
         elif src.kind == "odbc":
-            yield _attempt(label, "driver, connect", _odbc, cfg, src)
+            yield _attempt(label, "driver, connect", _odbc, ctx, name)
         elif sftp_port is None and src.port == 0:
             yield Check(
                 label,
@@ -157,7 +155,7 @@ def _sources(cfg: CreditorConfig, ctx: Any, sftp_port: int | None) -> Iterator[C
         else:
             port = sftp_port or src.port
             yield _attempt(
-                label, "host key, login, folder", _sftp, cfg, src.model_copy(update={"port": port})
+                label, "host key, login, folder", _sftp, ctx, src.model_copy(update={"port": port})
             )
 
 
@@ -174,7 +172,7 @@ def _channels(cfg: CreditorConfig, ctx: Any) -> Iterator[Check]:
                 yield _attempt(label, "folder", _writable, cfg.path(ch.dir))
             else:
                 yield _attempt(
-                    label, "print provider host key, login", _sftp, cfg, ch.print_provider
+                    label, "print provider host key, login", _sftp, ctx, ch.print_provider
                 )
         else:
             yield _attempt(label, "key, budget", _provider, ctx, name)
@@ -199,7 +197,7 @@ def _debt_help(cfg: CreditorConfig, ctx: Any) -> Iterator[Check]:
 
         yield _attempt(label, "mutual TLS, certificate", soap)
     elif ex.sftp is not None:
-        yield _attempt(label, "portal SFTP host key, login", _sftp, cfg, ex.sftp)
+        yield _attempt(label, "portal SFTP host key, login", _sftp, ctx, ex.sftp)
     else:
         yield _attempt(label, "portal folder", _portal_dir, cfg.path(ex.inbox_dir))
 

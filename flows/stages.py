@@ -28,6 +28,7 @@ from connectors.salesforce.settings import SalesforceSettings
 from connectors.sendgrid import SendGridChannel, SendGridSettings
 from connectors.sftp import SftpClient
 from connectors.sftp.client import ChecksumMismatch, ChecksumMissing
+from connectors.sftp.settings import SftpSettings
 from flows.config import resolve_secret
 from flows.context import Ctx
 from ledger import schema as s
@@ -99,6 +100,16 @@ def writer_for(ctx: Ctx, target: str) -> StatusWriter:
     if isinstance(settings, ExactOnlineSettings):
         return ExactWriter(exact_client(ctx, target))
     return OdbcWriter(settings, resolve_secret(settings.password, ctx.cfg.base_dir))
+
+
+def sftp_client(ctx: Ctx, settings: SftpSettings) -> SftpClient:
+    """An SFTP client with the secrets its settings name (statements, the portal route,
+    the doctor)."""
+    return SftpClient(
+        settings,
+        resolve_secret(settings.password, ctx.cfg.base_dir),
+        resolve_secret(settings.private_key, ctx.cfg.base_dir),
+    )
 
 
 def _salesforce_client(ctx: Ctx, settings: SalesforceSettings) -> SalesforceClient:
@@ -510,11 +521,7 @@ def fetch_statements(ctx: Ctx, source: str, server_port: int | None = None) -> d
         settings = settings.model_copy(update={"port": server_port})
     out = {"files": 0, "duplicates": 0, "failed": 0, "entries": 0, "waiting_for_checksum": 0}
     local = ctx.var_dir("statements")
-    with SftpClient(
-        settings,
-        resolve_secret(settings.password, ctx.cfg.base_dir),
-        resolve_secret(settings.private_key, ctx.cfg.base_dir),
-    ) as client:
+    with sftp_client(ctx, settings) as client:
         for name in client.list_new():
             try:
                 got = client.download(name, local)

@@ -59,10 +59,9 @@ def pg_url() -> Iterator[str]:
     """A fresh, empty PostgreSQL database for the ledger; skipped only if no server runs."""
     with _fresh_pg_database("vangnet_t") as name:
         yield f"postgresql+psycopg2://postgres@{PG_HOST}:{PG_PORT}/{name}"
-        from flows import context
+        from flows.context import forget_engines
 
-        for url in [u for u in context._ENGINES if name in u]:
-            context._ENGINES.pop(url).dispose()
+        forget_engines(name)
 
 
 @pytest.fixture
