@@ -65,6 +65,16 @@ def pg_url() -> Iterator[str]:
 
 
 @pytest.fixture
+def pg_url_b() -> Iterator[str]:
+    """A second fresh PostgreSQL ledger, for tests that compare two runs."""
+    with _fresh_pg_database("vangnet_t") as name:
+        yield f"postgresql+psycopg2://postgres@{PG_HOST}:{PG_PORT}/{name}"
+        from flows.context import forget_engines
+
+        forget_engines(name)
+
+
+@pytest.fixture
 def pg_odbc() -> Iterator[str]:
     """A fresh PostgreSQL database reached through the psqlodbc driver."""
     with _fresh_pg_database("vangnet_erp") as name:

@@ -9,47 +9,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 
 from flows.context import make_ctx
 from flows.cycle import task_runner
+from tests.crash import harness as h
 
 from .conftest import MORNING
 from .test_daily_cycle import run
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("prefect_harness")]
 
-# what the cycle decides; wall-clock columns and surrogate ids say when, not what
-TABLES = (
-    "debtors",
-    "invoices",
-    "payments",
-    "allocations",
-    "signals",
-    "segments",
-    "holds",
-    "preferences",
-    "contacts",
-    "write_backs",
-    "cost_bookings",
-    "quarantine",
-)
 
-
-def ledger_dump(demo: Path) -> dict[str, list[tuple[Any, ...]]]:
-    eng = sa.create_engine(f"sqlite:///{demo / 'ledger.sqlite'}")
-    md = sa.MetaData()
-    md.reflect(eng, only=TABLES)
-    out = {}
-    with eng.connect() as conn:
-        for name in TABLES:
-            t = md.tables[name]
-            cols = [c for c in t.columns if c.name != "id" and not c.name.endswith("_at")]
-            out[name] = sorted(
-                (tuple(repr(v) for v in row) for row in conn.execute(sa.select(*cols))),
-            )
-    eng.dispose()
-    return out
+def ledger_dump(demo: Path) -> dict[str, list[tuple[str, ...]]]:
+    return h.ledger_dump(f"sqlite:///{demo / 'ledger.sqlite'}")
 
 
 def _task_keys(dask_scheduler: Any) -> set[str]:
@@ -90,7 +62,7 @@ def test_dask_cluster_gives_the_same_ledger_as_the_thread_pool(
     assert dask["assess"] == threads["assess"] and dask["plan"]["planned"] > 0
     assert dask["plan"]["by_step"] == threads["plan"]["by_step"]
     a, b = ledger_dump(demo_dir), ledger_dump(on_dask)
-    for name in TABLES:
+    for name in h.LEDGER_TABLES:
         assert a[name] == b[name], f"{name} differs between the thread pool and Dask"
     assert len(a["segments"]) > 100 and len(a["contacts"]) > 0
 
