@@ -255,6 +255,13 @@ class PolicySettings(Strict):
     max_reject_share: float = Field(
         0.5, gt=0, le=1, description="share of bad records that stops contact"
     )
+    ambiguous_settle_seconds: int = Field(
+        600,
+        ge=0,
+        le=86_400,
+        description="a send that timed out is looked up again, and only sent again "
+        "when the provider still does not know it this long after the attempt",
+    )
     currencies: list[str] = Field(default_factory=lambda: ["EUR"])
     vat_on_costs: Decimal | None = Field(
         None, description="e.g. 0.21, only for creditors that cannot deduct VAT"

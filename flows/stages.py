@@ -1715,18 +1715,28 @@ def send_channel(
     c = s.contacts
     base = and_(c.c.creditor_id == ctx.creditor_id, c.c.channel == name)
     with ctx.engine.begin() as conn:
-        conn.execute(
-            update(c)
-            .where(base, c.c.status == "sending")
-            .values(status="ambiguous", updated_at=utcnow())
+        # updated_at stays the moment of the attempt: a provider may accept a request
+        # after our client gave up, and its lookup may lag (SendGrid's Email Activity)
+        conn.execute(update(c).where(base, c.c.status == "sending").values(status="ambiguous"))
+        amb_at = dict(
+            conn.execute(
+                select(c.c.message_id, c.c.updated_at).where(base, c.c.status == "ambiguous")
+            ).all()
         )
-        amb = list(
-            conn.execute(select(c.c.message_id).where(base, c.c.status == "ambiguous")).scalars()
-        )
+    amb = list(amb_at)
     if amb:
         known = channel.lookup(amb)
+        # a channel whose lookup cannot lag (files) is trusted at once
+        settle = ctx.cfg.policy.ambiguous_settle_seconds
+        settled_before = utcnow() - dt.timedelta(
+            seconds=settle if getattr(channel, "lookup_lags", True) else 0
+        )
+        out["unsettled"] = 0
         with ctx.engine.begin() as conn:
             for mid in amb:
+                if mid not in known and amb_at[mid] is not None and amb_at[mid] > settled_before:
+                    out["unsettled"] += 1  # too soon to tell: asked again on the next run
+                    continue
                 if mid in known:
                     conn.execute(
                         update(c)

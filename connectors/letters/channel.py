@@ -50,6 +50,9 @@ class LetterSettings(BaseModel):
 
 
 class LetterChannel:
+    #: a file is written (fsync, rename) before ``send`` returns: ``lookup`` knows at once
+    lookup_lags = False
+
     def __init__(
         self,
         name: str,

@@ -21,6 +21,9 @@ class OutboxSettings(BaseModel):
 
 
 class OutboxChannel:
+    #: a file is written (fsync, rename) before ``send`` returns: ``lookup`` knows at once
+    lookup_lags = False
+
     def __init__(self, name: str, settings: OutboxSettings) -> None:
         self.name = name
         self.root = Path(settings.dir) / name

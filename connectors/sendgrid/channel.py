@@ -11,7 +11,10 @@ client.
   retriable for the flow. A 400 that names one personalization (``personalizations.3``)
   fails that message only and the rest of the batch is sent again without it.
 - **Exactly once**: ``lookup`` asks SendGrid's Email Activity API whether a message with
-  our id in ``custom_args`` was accepted, before an ambiguous send is sent again.
+  our id in ``custom_args`` was accepted, before an ambiguous send (a timeout, a reset,
+  an answer other than 202) is sent again; the send stage trusts a "not found" only
+  ``policy.ambiguous_settle_seconds`` after the attempt, as the provider may accept a
+  request after our client gave up and its activity feed lags.
 - Timeouts on every call; the client's debug logger (which would log bodies) is muted.
 """
 
@@ -175,10 +178,7 @@ class SendGridChannel:
         receipts: list[Receipt] = []
         while msgs:
             try:
-                headers = self._call(
-                    lambda: self.sg.client.mail.send.post(request_body=self._payload(msgs)),
-                    want_headers=True,
-                )
+                headers = self._call(lambda: self._post(msgs), want_headers=True)
             except _OneRejected as bad:
                 if not 0 <= bad.index < len(msgs):
                     raise FatalError(f"SendGrid rejected the request: {bad.reason}") from None
@@ -189,6 +189,15 @@ class SendGridChannel:
             receipts.extend(Receipt(m.message_id, "sent", provider_id=provider) for m in msgs)
             break
         return receipts
+
+    def _post(self, msgs: list[OutboundMessage]) -> Any:
+        """``POST /v3/mail/send``; SendGrid documents 202 Accepted as its only success.
+        Any other answer that is not an error leaves it unknown whether the batch was
+        taken: ambiguous, looked up before it is sent again."""
+        r = self.sg.client.mail.send.post(request_body=self._payload(msgs))
+        if r.status_code != 202:
+            raise RetriableError(f"SendGrid: HTTP {r.status_code} on mail/send, not 202 Accepted")
+        return r
 
     def _call(self, fn: Callable[[], Any], want_headers: bool = False) -> Any:
         import python_http_client.exceptions as hx

@@ -1,8 +1,9 @@
 """One run of the daily cycle in a process the harness may kill.
 
 The stages run in the order of ``flows.cycle._daily_cycle`` through the Prefect tasks'
-own functions (``task.fn``): what each task does, without the orchestration API, so a
-kill lands in vangnet's code and not in Prefect's bookkeeping. A ``plan`` of
+own functions (``task.fn``), with each task's retry policy and every channel tried (as
+the flow's parallel tasks are): what each task does, without the orchestration API, so
+a kill lands in vangnet's code and not in Prefect's bookkeeping. A ``plan`` of
 ``("sql", stage, k)`` makes the process SIGKILL itself right after the ledger's k-th
 SQL statement inside ``stage`` (or at the stage's end, when it runs fewer); the harness
 kills ``("time", ...)`` runs from outside at a random moment.
@@ -32,6 +33,33 @@ STAGES = (
 )
 
 
+def _call(task: Any, *args: Any) -> Any:
+    """A task's function with the task's own retry policy (its number of retries, on
+    what the connectors call retriable), the delays shortened to a tenth of a second."""
+    from connectors.errors import RetriableError
+
+    for attempt in range(task.retries + 1):
+        try:
+            return task.fn(*args)
+        except RetriableError:
+            if attempt == task.retries:
+                raise
+            time.sleep(0.1)
+    return None
+
+
+def _each(calls: list[Callable[[], Any]]) -> None:
+    """Run every call (as the flow's parallel tasks all run), then raise the first error."""
+    errors = []
+    for call in calls:
+        try:
+            call()
+        except Exception as exc:  # noqa: BLE001 - raised below, after the others ran
+            errors.append(exc)
+    if errors:
+        raise errors[0]
+
+
 def _steps(ctx: Any, port: int | None) -> list[tuple[str, Callable[[], Any]]]:
     from flows import cycle as c
     from flows import stages
@@ -39,13 +67,17 @@ def _steps(ctx: Any, port: int | None) -> list[tuple[str, Callable[[], Any]]]:
     n = ctx.cfg.policy.partitions
 
     def ingest() -> None:
-        for src in ctx.cfg.reader_sources():
-            for ent in stages.ENTITIES:
-                c.ingest_entity.fn(ctx, src, ent)
+        _each(
+            [
+                lambda src=src, ent=ent: _call(c.ingest_entity, ctx, src, ent)
+                for src in ctx.cfg.reader_sources()
+                for ent in stages.ENTITIES
+            ]
+        )
 
     def reconcile() -> None:
         for src in ctx.cfg.sftp_sources():
-            c.fetch_statements.fn(ctx, src, port)
+            _call(c.fetch_statements, ctx, src, port)
         c.match_payments.fn(ctx)
         c.track_arrangements.fn(ctx)
 
@@ -57,13 +89,18 @@ def _steps(ctx: Any, port: int | None) -> list[tuple[str, Callable[[], Any]]]:
     return [
         ("ingest", ingest),
         ("validate", lambda: c.validate_staged.fn(ctx)),
-        ("debt_help", lambda: (c.debt_help_exchange.fn(ctx), c.wgs_signals.fn(ctx))),
+        ("debt_help", lambda: (_call(c.debt_help_exchange, ctx), c.wgs_signals.fn(ctx))),
         ("reconcile", reconcile),
         ("assess", lambda: [c.assess_partition.fn(ctx, p, n) for p in range(n)]),
         ("plan", plan),
-        ("last_look", lambda: c.debt_help_exchange.fn(ctx, "last-look")),
-        ("send", lambda: [c.send_channel.fn(ctx, ch) for ch in ctx.cfg.channels]),
-        ("write_back", lambda: c.write_back.fn(ctx)),
+        ("last_look", lambda: _call(c.debt_help_exchange, ctx, "last-look")),
+        (
+            "send",
+            lambda: _each(
+                [lambda ch=ch: _call(c.send_channel, ctx, ch) for ch in ctx.cfg.channels]
+            ),
+        ),
+        ("write_back", lambda: _call(c.write_back, ctx)),
         ("retention", lambda: c.retention.fn(ctx)),
     ]
 
@@ -103,7 +140,11 @@ def run(
         current[0] = name
         pipe.send(("stage", name))
         t0 = time.perf_counter()
-        step()
+        try:
+            step()
+        except Exception as exc:  # a provider or the database gave out: the run fails
+            pipe.send(("failed", f"{type(exc).__name__}: {str(exc)[:300]}"))
+            raise
         seconds[name] = time.perf_counter() - t0
         if plan and plan[0] == "sql" and plan[1] == name:
             die()  # fewer statements than k this time: killed between stages

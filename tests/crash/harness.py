@@ -80,6 +80,8 @@ class Creditor:
     env: dict[str, str]
     mailbox: Any
     sms: Any
+    sendgrid: Any
+    messagebird: Any
 
 
 @contextlib.contextmanager
@@ -109,11 +111,17 @@ def creditor(root: Path, debtors: int, ledger_url: str | None) -> Iterator[Credi
             "originator": "WoonCorp",
             "endpoint": mb.url,
             "ca_bundle": str(ca.ca_pem),
+            "timeout_seconds": 1,
         }
+        doc["channels"]["email"]["timeout_seconds"] = 1
+        # a send that timed out is trusted to the provider's lookup after 3 s here
+        doc["policy"]["ambiguous_settle_seconds"] = 3
         if ledger_url:
             doc["ledger"] = {"url": ledger_url}
         cfg.write_text(yaml.safe_dump(doc, sort_keys=False))
-        yield Creditor(cfg, sftp.port, {**ENV, "SSL_CERT_FILE": str(ca.ca_pem)}, sg.box, mb.centre)
+        yield Creditor(
+            cfg, sftp.port, {**ENV, "SSL_CERT_FILE": str(ca.ca_pem)}, sg.box, mb.centre, sg, mb
+        )
 
 
 def _mp() -> Any:
@@ -127,7 +135,10 @@ def run_once(
 ) -> dict[str, Any]:
     """One run of the cycle. ``("sql", stage, k)`` kills it from inside at the stage's
     k-th ledger statement; ``("time", "", seconds)`` kills it from outside that long
-    after it is ready. Returns how it ended and in which stage."""
+    after it is ready; ``("dbdrop", "", seconds)`` ends every ledger session on the
+    PostgreSQL server then (what a client sees of a restart) and lets the run go on or
+    fail; ``("faults", storm, 0)`` queues a storm on SendGrid and MessageBird first.
+    Returns how it ended (done, killed, failed) and in which stage."""
     from tests.crash import child
 
     ctx = _mp()
@@ -136,6 +147,10 @@ def run_once(
     proc = ctx.Process(
         target=child.run, args=(str(c.cfg), NOW.isoformat(), c.port, c.env, inner, send)
     )
+    if plan and plan[0] == "faults":
+        for fake in (c.sendgrid, c.messagebird):
+            for kind, times, secs in STORMS[plan[1]]:
+                fake.faults.add(kind, times=times, seconds=secs)
     proc.start()
     send.close()
     stage, out = "", {"ended": "crashed", "stage": ""}
@@ -147,6 +162,11 @@ def run_once(
             wait = min(wait, deadline - time.monotonic())
         if wait <= 0 or not recv.poll(max(wait, 0)):
             if deadline is not None and time.monotonic() >= deadline:
+                assert plan is not None
+                if plan[0] == "dbdrop":
+                    drop_sessions(ledger_url_of(c))
+                    deadline = None
+                    continue
                 proc.kill()  # SIGKILL
                 out = {"ended": "killed", "stage": stage}
                 break
@@ -158,28 +178,71 @@ def run_once(
             kind, value = recv.recv()
         except EOFError:  # the child is gone without a word: it died on its own
             break
-        if kind == "ready" and plan and plan[0] == "time":
+        if kind == "ready" and plan and plan[0] in ("time", "dbdrop"):
             deadline = time.monotonic() + plan[2]
         elif kind == "stage":
             stage = value
         elif kind == "killed":
             out = {"ended": "killed", "stage": value}
+        elif kind == "failed":
+            out = {"ended": "failed", "stage": stage, "error": value}
         elif kind == "done":
             out = {"ended": "done", "stage": "", **value}
     proc.join()
     recv.close()
-    if out["ended"] == "crashed":
+    for fake in (c.sendgrid, c.messagebird):
+        fake.faults.queue.clear()
+    if out["ended"] == "failed" and plan and plan[0] in ("faults", "dbdrop"):
+        return out
+    if out["ended"] in ("crashed", "failed"):
         raise RuntimeError(f"the cycle failed in stage {stage!r} (exit code {proc.exitcode})")
     return out
+
+
+# what a provider storm queues on each fake: (kind, times, seconds)
+STORMS: dict[str, list[tuple[str, int, float]]] = {
+    "blips": [("429", 1, 0), ("500", 1, 0)],  # within the task's retries
+    "reset": [("reset", 1, 0)],
+    "malformed": [("malformed", 1, 0)],
+    "slow": [("slow", 1, 1.5)],  # accepted after the client gave up at 1 s
+    "429-storm": [("429", 40, 0)],  # beyond every retry: the channel gives up for today
+    "outage": [("500", 40, 0)],
+}
+
+
+def drop_sessions(url: str) -> int:
+    """End every session on the ledger's database (PostgreSQL)."""
+    eng = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with eng.connect() as conn:
+        n = conn.execute(
+            sa.text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        ).scalar()
+    eng.dispose()
+    return int(n or 0)
 
 
 @dataclass
 class Report:
     kills: list[dict[str, Any]] = field(default_factory=list)
     finished_before_kill: int = 0
+    faults: list[dict[str, Any]] = field(default_factory=list)
 
     def by_stage(self) -> dict[str, int]:
         return dict(Counter(k["stage"] for k in self.kills))
+
+
+def drop_rounds(c: Creditor, baseline: dict[str, Any], rng: random.Random, n: int) -> Report:
+    """``n`` runs whose PostgreSQL sessions are all ended at a random moment; each may
+    fail (or, where no statement was in flight, go on with fresh connections)."""
+    report = Report()
+    total = sum(baseline["seconds"].values())
+    for _ in range(n):
+        out = run_once(c, ("dbdrop", "", rng.uniform(0.5, total)))
+        report.faults.append({k: out.get(k) for k in ("ended", "stage", "error")})
+    return report
 
 
 def crash_many(c: Creditor, kills: int, baseline: dict[str, Any], rng: random.Random) -> Report:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from connectors.outbox import OutboxChannel, OutboxSettings
 from flows import debt_help, stages
@@ -23,6 +23,7 @@ from flows.context import make_ctx
 from flows.demo import seed, sftp_server
 from ledger import schema as s
 from ledger.records import OutboundMessage, Receipt
+from ledger.store import utcnow
 from tests.cycle_steps import planned_ids
 from transforms.contact_window import AMS
 from transforms.validation import Validator
@@ -125,3 +126,46 @@ def test_write_back_resumes_after_a_crash_and_reapplies_only_absolute_values(pla
         "retried_conflicts": 0,
     }
     assert set(writer.applied) == {r for r, _ in wbs}
+
+
+def test_a_send_we_never_heard_back_from_waits_before_it_goes_again(planned) -> None:
+    """A provider may accept a request after our client gave up, and its lookup may lag
+    (SendGrid's Email Activity): a message whose fate is unknown is looked up, and sent
+    again only when the provider still does not know it ``ambiguous_settle_seconds``
+    (600 by default) after the attempt."""
+    ctx = planned
+    settings = OutboxSettings(dir=str(ctx.cfg.path("outbox")))
+
+    class Lagging(CrashingOutbox):
+        lookup_lags = True
+
+        def lookup(self, message_ids):  # the provider's feed has not caught up
+            return {}
+
+    with pytest.raises(Crash):
+        stages.send_channel(ctx, "email", batch_size=7, channel=Lagging(settings, 0))
+    c = s.contacts
+    with ctx.engine.connect() as conn:
+        unknown = set(conn.execute(select(c.c.message_id).where(c.c.status == "sending")).scalars())
+    assert len(unknown) == 7
+
+    out = stages.send_channel(ctx, "email", batch_size=7, channel=Lagging(settings, None))
+    assert out["unsettled"] == 7 and out["sent"] > 0  # the rest of the day's mail went
+    with ctx.engine.connect() as conn:
+        waiting = set(
+            conn.execute(select(c.c.message_id).where(c.c.status == "ambiguous")).scalars()
+        )
+    assert waiting == unknown
+    sent_files = {f.stem for f in (ctx.cfg.path("outbox") / "email").glob("*/*.txt")}
+    assert not (sent_files & unknown)  # not sent again while the provider may have it
+
+    with ctx.engine.begin() as conn:  # ten minutes and a bit later
+        conn.execute(
+            update(c)
+            .where(c.c.status == "ambiguous")
+            .values(updated_at=utcnow() - dt.timedelta(seconds=601))
+        )
+    out = stages.send_channel(ctx, "email", batch_size=7, channel=Lagging(settings, None))
+    assert out["unsettled"] == 0 and out["resolved_ambiguous"] == 7
+    sent_files = {f.stem for f in (ctx.cfg.path("outbox") / "email").glob("*/*.txt")}
+    assert unknown <= sent_files

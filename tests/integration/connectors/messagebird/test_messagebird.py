@@ -127,6 +127,7 @@ def test_the_send_step_dies_many_times_and_every_sms_goes_out_once(
         "endpoint": fake.url,
         "ca_bundle": str(ca.ca_pem),
     }
+    doc["policy"]["ambiguous_settle_seconds"] = 0  # the fake's lookup is never late
     cfg.write_text(yaml.safe_dump(doc, sort_keys=False))
     monkeypatch.setenv("MB_KEY", KEY)
     ctx = make_ctx(str(cfg), NOW)
