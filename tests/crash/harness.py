@@ -29,7 +29,9 @@ import yaml
 from tests.crash.child import STAGES
 from tests.fakes.https import make_ca
 from tests.fakes.messagebird import MessageBirdServer
+from tests.fakes.messagebird import channel_config as messagebird_channel
 from tests.fakes.sendgrid import SendGridServer
+from tests.fakes.sendgrid import channel_config as sendgrid_channel
 
 NOW = dt.datetime.fromisoformat("2026-11-24T10:00:00+01:00")
 ENV = {"SG_KEY": "SG.test-key", "MB_KEY": "live_test_key"}
@@ -99,21 +101,8 @@ def creditor(root: Path, debtors: int, ledger_url: str | None) -> Iterator[Credi
         sftp_server(cfg.parent) as sftp,
     ):
         doc = yaml.safe_load(cfg.read_text())
-        doc["channels"]["email"] = {
-            "kind": "sendgrid",
-            "api_key": {"env": "SG_KEY"},
-            "host": sg.url,
-            "from_email": "incasso@wooncorp.nl",
-        }
-        doc["channels"]["sms"] = {
-            "kind": "messagebird",
-            "access_key": {"env": "MB_KEY"},
-            "originator": "WoonCorp",
-            "endpoint": mb.url,
-            "ca_bundle": str(ca.ca_pem),
-            "timeout_seconds": 1,
-        }
-        doc["channels"]["email"]["timeout_seconds"] = 1
+        doc["channels"]["email"] = sendgrid_channel(sg, timeout_seconds=1)
+        doc["channels"]["sms"] = messagebird_channel(mb, ca, timeout_seconds=1)
         # a send that timed out is trusted to the provider's lookup after 3 s here
         doc["policy"]["ambiguous_settle_seconds"] = 3
         if ledger_url:

@@ -145,3 +145,15 @@ class MessageBirdServer(FakeServer):
     def __init__(self, ca: TestCA, centre: SmsCentre | None = None) -> None:
         super().__init__(MessageBirdHandler, ca)
         self.centre = centre or SmsCentre()
+
+
+def channel_config(server: MessageBirdServer, ca: TestCA, **extra: Any) -> dict[str, Any]:
+    """The creditor file's ``channels.sms`` for this fake (key from ``MB_KEY``)."""
+    return {
+        "kind": "messagebird",
+        "access_key": {"env": "MB_KEY"},
+        "originator": "WoonCorp",
+        "endpoint": server.url,
+        "ca_bundle": str(ca.ca_pem),
+        **extra,
+    }

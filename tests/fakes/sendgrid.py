@@ -167,3 +167,15 @@ class SendGridServer(FakeServer):
     def __init__(self, ca: TestCA, box: Mailbox | None = None) -> None:
         super().__init__(SendGridHandler, ca)
         self.box = box or Mailbox()
+
+
+def channel_config(server: SendGridServer, **extra: Any) -> dict[str, Any]:
+    """The creditor file's ``channels.email`` for this fake (key from ``SG_KEY``; the
+    client trusts the test CA through ``SSL_CERT_FILE``)."""
+    return {
+        "kind": "sendgrid",
+        "api_key": {"env": "SG_KEY"},
+        "host": server.url,
+        "from_email": "incasso@wooncorp.nl",
+        **extra,
+    }

@@ -21,9 +21,11 @@ from flows.doctor import Check, run_checks
 from tests.fakes.exact_online import Division, ExactServer
 from tests.fakes.https import make_ca, make_client_cert
 from tests.fakes.messagebird import MessageBirdServer
+from tests.fakes.messagebird import channel_config as messagebird_channel
 from tests.fakes.salesforce import SalesforceServer
 from tests.fakes.schuldenknooppunt import HubServer
 from tests.fakes.sendgrid import SendGridServer
+from tests.fakes.sendgrid import channel_config as sendgrid_channel
 
 TODAY = dt.date(2026, 11, 24)
 
@@ -82,19 +84,8 @@ def everything(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict
                 }
             },
         }
-        doc["channels"]["email"] = {
-            "kind": "sendgrid",
-            "api_key": {"env": "SG_KEY"},
-            "host": sg.url,
-            "from_email": "incasso@wooncorp.nl",
-        }
-        doc["channels"]["sms"] = {
-            "kind": "messagebird",
-            "access_key": {"env": "MB_KEY"},
-            "originator": "WoonCorp",
-            "endpoint": mb.url,
-            "ca_bundle": str(ca.ca_pem),
-        }
+        doc["channels"]["email"] = sendgrid_channel(sg)
+        doc["channels"]["sms"] = messagebird_channel(mb, ca)
         doc["debt_help"]["exchange"] = {
             "kind": "soap",
             "endpoint": hub.url + "/schuldregelen",

@@ -25,7 +25,7 @@ from ledger.records import OutboundMessage, Receipt
 from tests.cycle_steps import planned_ids, up_to_plan
 from tests.fakes.https import TestCA as CA
 from tests.fakes.https import make_ca
-from tests.fakes.messagebird import MessageBirdServer
+from tests.fakes.messagebird import MessageBirdServer, channel_config
 from transforms.contact_window import AMS
 
 NOW = dt.datetime(2026, 11, 24, 10, 0, tzinfo=AMS)
@@ -120,13 +120,7 @@ def test_the_send_step_dies_many_times_and_every_sms_goes_out_once(
 ) -> None:
     cfg = seed(tmp_path / "demo", 400, NOW.date())
     doc = yaml.safe_load(cfg.read_text())
-    doc["channels"]["sms"] = {
-        "kind": "messagebird",
-        "access_key": {"env": "MB_KEY"},
-        "originator": "WoonCorp",
-        "endpoint": fake.url,
-        "ca_bundle": str(ca.ca_pem),
-    }
+    doc["channels"]["sms"] = channel_config(fake, ca)
     doc["policy"]["ambiguous_settle_seconds"] = 0  # the fake's lookup is never late
     cfg.write_text(yaml.safe_dump(doc, sort_keys=False))
     monkeypatch.setenv("MB_KEY", KEY)

@@ -26,7 +26,7 @@ from ledger import schema as s
 from ledger.records import OutboundMessage, Receipt
 from tests.cycle_steps import planned_ids, up_to_plan
 from tests.fakes.https import make_ca
-from tests.fakes.sendgrid import SendGridServer
+from tests.fakes.sendgrid import SendGridServer, channel_config
 from transforms.contact_window import AMS
 
 NOW = dt.datetime(2026, 11, 24, 10, 0, tzinfo=AMS)
@@ -135,13 +135,7 @@ def test_the_send_step_dies_many_times_and_every_email_goes_out_once(
 ) -> None:
     cfg = seed(tmp_path / "demo", 300, NOW.date())
     doc = yaml.safe_load(cfg.read_text())
-    doc["channels"]["email"] = {
-        "kind": "sendgrid",
-        "api_key": {"env": "SG_KEY"},
-        "host": fake.url,
-        "from_email": "incasso@wooncorp.nl",
-        "batch_size": 7,
-    }
+    doc["channels"]["email"] = channel_config(fake, batch_size=7)
     cfg.write_text(yaml.safe_dump(doc, sort_keys=False))
     monkeypatch.setenv("SG_KEY", KEY)
     ctx = make_ctx(str(cfg), NOW)
