@@ -54,24 +54,24 @@ def _fresh_pg_database(prefix: str) -> Iterator[str]:
         admin.close()
 
 
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A fresh, empty PostgreSQL database for the ledger; skipped only if no server runs."""
+def _ledger_database() -> Iterator[str]:
     with _fresh_pg_database("vangnet_t") as name:
         yield f"postgresql+psycopg2://postgres@{PG_HOST}:{PG_PORT}/{name}"
         from flows.context import forget_engines
 
         forget_engines(name)
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for the ledger; skipped only if no server runs."""
+    yield from _ledger_database()
 
 
 @pytest.fixture
 def pg_url_b() -> Iterator[str]:
     """A second fresh PostgreSQL ledger, for tests that compare two runs."""
-    with _fresh_pg_database("vangnet_t") as name:
-        yield f"postgresql+psycopg2://postgres@{PG_HOST}:{PG_PORT}/{name}"
-        from flows.context import forget_engines
-
-        forget_engines(name)
+    yield from _ledger_database()
 
 
 @pytest.fixture
