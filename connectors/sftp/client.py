@@ -68,6 +68,11 @@ def _load_pkey(text: str) -> paramiko.PKey:
     raise FatalError("private key could not be read (ed25519, ecdsa or rsa expected)")
 
 
+# what paramiko raises when the connection itself is gone (a lost request comes back as
+# an OSError, which the callers already sort)
+_DROPPED = (EOFError, paramiko.SSHException)
+
+
 def _join_prefetch_threads(timeout: float = 5.0) -> None:
     """paramiko prefetches in a background thread that dies on its own when the
     connection drops; wait for it so the failure is over when ``download`` returns."""
@@ -173,8 +178,8 @@ class SftpClient:
         """File names in ``remote_dir`` matching ``pattern``, oldest name first."""
         try:
             names = self.sftp.listdir(self.s.remote_dir)
-        except OSError as exc:
-            raise RetriableError(f"cannot list {self.s.remote_dir}: {exc}") from None
+        except (OSError, *_DROPPED) as exc:
+            raise RetriableError(f"SFTP: cannot list {self.s.remote_dir}: {exc!r}") from None
         return sorted(
             n
             for n in names
@@ -192,6 +197,8 @@ class SftpClient:
                 text = fh.read(4096).decode("ascii", "replace")
         except OSError:
             raise ChecksumMissing(f"{name}: no {name}.sha256 yet") from None
+        except _DROPPED as exc:
+            raise RetriableError(f"SFTP: reading {name}.sha256 interrupted: {exc!r}") from None
         token = text.split()[0].lower() if text.split() else ""
         if len(token) != 64 or any(c not in "0123456789abcdef" for c in token):
             raise ChecksumMismatch(f"{name}.sha256 holds no SHA-256 digest")
@@ -214,11 +221,11 @@ class SftpClient:
         except (OSError, EOFError, paramiko.SSHException) as exc:
             _join_prefetch_threads()
             tmp.unlink(missing_ok=True)
-            raise RetriableError(f"download of {name} interrupted: {exc!r}") from None
+            raise RetriableError(f"SFTP download of {name} interrupted: {exc!r}") from None
         got = tmp.stat().st_size
         if got != size:
             tmp.unlink(missing_ok=True)
-            raise RetriableError(f"{name}: got {got} of {size} bytes")
+            raise RetriableError(f"SFTP download of {name}: got {got} of {size} bytes")
         digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
         if expected is not None and digest != expected:
             tmp.unlink(missing_ok=True)
@@ -246,23 +253,23 @@ class SftpClient:
             if self.s.checksum == "sha256":  # the checksum file travels with its file
                 with contextlib.suppress(OSError):
                     self.sftp.rename(f"{src}.sha256", f"{target}.sha256")
-        except OSError as exc:
-            raise RetriableError(f"cannot move {name} to {to_dir}: {exc}") from None
+        except (OSError, *_DROPPED) as exc:
+            raise RetriableError(f"SFTP: cannot move {name} to {to_dir}: {exc!r}") from None
 
     def upload(self, local: Path, remote_dir: str, replace: bool = False) -> None:
         """Upload under a temporary name, then rename into place (readers never see half a
         file). ``replace``: an existing file of that name is replaced."""
-        self._ensure_dir(remote_dir)
         tmp = posixpath.join(remote_dir, f".{local.name}.part")
         target = posixpath.join(remote_dir, local.name)
         try:
+            self._ensure_dir(remote_dir)
             self.sftp.put(str(local), tmp)
             if replace:
                 with contextlib.suppress(OSError):
                     self.sftp.remove(target)
             self.sftp.rename(tmp, target)
         except (OSError, EOFError, paramiko.SSHException) as exc:
-            raise RetriableError(f"upload of {local.name} failed: {exc!r}") from None
+            raise RetriableError(f"SFTP upload of {local.name} failed: {exc!r}") from None
 
     def _ensure_dir(self, path: str) -> None:
         """mkdir -p on the server."""
