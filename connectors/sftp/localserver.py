@@ -22,7 +22,61 @@ log = logging.getLogger(__name__)
 logging.getLogger("vangnet.localsftp").setLevel(logging.CRITICAL)
 
 
+class Tripwire:
+    """Fault injection for tests: every session is dropped at the n-th SFTP request
+    after ``arm(n)`` (a listing, an open, a read of a block, a rename ...), as a network
+    that gives out mid-transfer or mid-move would. Disarmed, it costs a counter."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._left: int | None = None
+        self._every, self._times = 1, 0
+        self.requests = 0
+        self.seen: list[str] = []  # the first requests' kinds, for a test to aim at one
+        self.fired = 0
+        self.on_fire: Any = None  # set by the server: drops every session
+
+    def arm(self, n: int, times: int = 1) -> None:
+        """Drop at the n-th request from now; ``times`` > 1 drops again every n-th
+        request after that (a line that keeps failing)."""
+        with self._lock:
+            self._every, self._times = max(n, 1), times
+            self._left = self._every
+
+    def disarm(self) -> None:
+        with self._lock:
+            self._left = None
+
+    def tick(self, kind: str) -> None:
+        """Count one request; at the armed one, drop every session and fail it."""
+        with self._lock:
+            self.requests += 1
+            if len(self.seen) < 10_000:
+                self.seen.append(kind)
+            if self._left is None:
+                return
+            self._left -= 1
+            if self._left > 0:
+                return
+            self.fired += 1
+            self._times -= 1
+            self._left = self._every if self._times > 0 else None
+        # another thread closes the transports: this one is inside one of them
+        threading.Thread(target=self.on_fire, daemon=True).start()
+        raise ConnectionResetError("tripwire: the connection dropped")
+
+
 class _Handle(paramiko.SFTPHandle):
+    tripwire: Tripwire | None = None
+
+    def read(self, offset: int, length: int) -> Any:
+        if self.tripwire is not None:
+            try:
+                self.tripwire.tick("read")
+            except ConnectionResetError:
+                return SFTP_FAILURE
+        return super().read(offset, length)
+
     def stat(self) -> Any:
         try:
             return paramiko.SFTPAttributes.from_stat(os.fstat(self.readfile.fileno()))
@@ -34,6 +88,7 @@ class _Sftp(paramiko.SFTPServerInterface):
     def __init__(self, server: Any, root: Path, *args: Any, **kwargs: Any) -> None:
         super().__init__(server, *args, **kwargs)
         self.root = root.resolve()
+        self.tripwire: Tripwire | None = getattr(server, "tripwire", None)
 
     def _real(self, path: str) -> Path:
         p = (self.root / path.lstrip("/")).resolve()
@@ -41,9 +96,13 @@ class _Sftp(paramiko.SFTPServerInterface):
             raise PermissionError(path)
         return p
 
-    def _guard(self, fn: Any) -> Any:
+    def _guard(self, fn: Any, kind: str = "") -> Any:
         try:
+            if self.tripwire is not None:
+                self.tripwire.tick(kind or getattr(fn, "__name__", "request"))
             return fn()
+        except ConnectionResetError:
+            return SFTP_FAILURE
         except PermissionError:
             return SFTP_PERMISSION_DENIED
         except FileNotFoundError:
@@ -64,10 +123,12 @@ class _Sftp(paramiko.SFTPServerInterface):
                 out.append(attr)
             return out
 
-        return self._guard(go)
+        return self._guard(go, "list")
 
     def stat(self, path: str) -> Any:
-        return self._guard(lambda: paramiko.SFTPAttributes.from_stat(os.stat(self._real(path))))
+        return self._guard(
+            lambda: paramiko.SFTPAttributes.from_stat(os.stat(self._real(path))), "stat"
+        )
 
     lstat = stat
 
@@ -83,19 +144,20 @@ class _Sftp(paramiko.SFTPServerInterface):
                 mode = "rb"
             f = os.fdopen(fd, mode)
             h = _Handle(flags)
+            h.tripwire = self.tripwire
             h.filename = str(real)
             h.readfile = f
             h.writefile = f
             return h
 
-        return self._guard(go)
+        return self._guard(go, "open")
 
     def _ok(self, fn: Any, *args: Any) -> int:
         fn(*args)
         return SFTP_OK
 
     def remove(self, path: str) -> Any:
-        return self._guard(lambda: self._ok(os.remove, self._real(path)))
+        return self._guard(lambda: self._ok(os.remove, self._real(path)), "remove")
 
     def rename(self, oldpath: str, newpath: str) -> Any:
         def go() -> Any:
@@ -105,16 +167,18 @@ class _Sftp(paramiko.SFTPServerInterface):
             os.rename(self._real(oldpath), new)
             return SFTP_OK
 
-        return self._guard(go)
+        return self._guard(go, "rename")
 
     def posix_rename(self, oldpath: str, newpath: str) -> Any:
-        return self._guard(lambda: self._ok(os.replace, self._real(oldpath), self._real(newpath)))
+        return self._guard(
+            lambda: self._ok(os.replace, self._real(oldpath), self._real(newpath)), "rename"
+        )
 
     def mkdir(self, path: str, attr: Any) -> Any:
-        return self._guard(lambda: self._ok(os.mkdir, self._real(path)))
+        return self._guard(lambda: self._ok(os.mkdir, self._real(path)), "mkdir")
 
     def rmdir(self, path: str) -> Any:
-        return self._guard(lambda: self._ok(os.rmdir, self._real(path)))
+        return self._guard(lambda: self._ok(os.rmdir, self._real(path)), "rmdir")
 
 
 class _Auth(paramiko.ServerInterface):
@@ -122,6 +186,7 @@ class _Auth(paramiko.ServerInterface):
         self, username: str, password: str | None, public_key: paramiko.PKey | None
     ) -> None:
         self.username, self.password, self.public_key = username, password, public_key
+        self.tripwire = Tripwire()
 
     def check_channel_request(self, kind: str, chanid: int) -> int:
         return (
@@ -162,6 +227,8 @@ class LocalSftpServer:
         self.root = Path(root)
         self.host_key = host_key
         self.auth = _Auth(username, password, public_key)
+        self.tripwire = self.auth.tripwire
+        self.tripwire.on_fire = self.drop_connections
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind(("127.0.0.1", port))
@@ -201,9 +268,9 @@ class LocalSftpServer:
 
     def drop_connections(self) -> None:
         """Kill every open session (to test resuming after a dropped connection)."""
-        for t in self._transports:
+        dropped, self._transports = self._transports, []
+        for t in dropped:
             t.close()
-        self._transports.clear()
 
     def stop(self) -> None:
         self._stop.set()
