@@ -18,6 +18,7 @@ from prefect.artifacts import (
 )
 from prefect.events import emit_event
 from prefect.futures import PrefectFuture, as_completed
+from sqlalchemy.exc import DBAPIError
 
 from connectors.errors import RetriableError
 from flows import debt_help as debt_help_stage
@@ -27,15 +28,37 @@ from transforms.contact_window import AMS
 from transforms.segments import LABELS_NL
 from transforms.validation import Validator
 
+# what PostgreSQL and SQLite say while a server restarts or another writer holds the file
+_LEDGER_TRANSIENT = (
+    "connection refused",
+    "could not connect",
+    "the database system is starting up",
+    "the database system is shutting down",
+    "the database system is in recovery mode",
+    "server closed the connection",
+    "terminating connection",
+    "database is locked",
+)
+
+
+def retriable(exc: BaseException) -> bool:
+    """What is worth the task's next attempt: what the connectors call retriable (429,
+    5xx, timeouts, drops), and the ledger's connection lost or refused (the database
+    restarted or failed over: the transaction was rolled back, and every stage is
+    idempotent, so running it again is safe)."""
+    if isinstance(exc, RetriableError):
+        return True
+    if isinstance(exc, DBAPIError):
+        text = str(exc.orig).lower()
+        return exc.connection_invalidated or any(t in text for t in _LEDGER_TRANSIENT)
+    return False
+
 
 def _retriable(task: Any, task_run: Any, state: Any) -> bool:
-    """Retry only what the connectors call retriable (429, 5xx, timeouts, drops)."""
     try:
         state.result()
-    except RetriableError:
-        return True
-    except Exception:  # noqa: BLE001 - every other failure is final for this run
-        return False
+    except Exception as exc:  # noqa: BLE001 - sorted by retriable() below
+        return retriable(exc)
     return False
 
 
@@ -79,7 +102,7 @@ def ingest_entity(ctx: Ctx, source: str, entity: str) -> dict[str, Any]:
     return stages.ingest_entity(ctx, source, entity)
 
 
-@task(name="validate-staged")
+@task(name="validate-staged", **RETRIES)
 def validate_staged(ctx: Ctx) -> dict[str, Any]:
     return stages.validate_staged(ctx, Validator(stages.data_docs_dir(ctx)))
 
@@ -89,12 +112,12 @@ def debt_help_exchange(ctx: Ctx, moment: str = "exchange") -> dict[str, Any]:
     return debt_help_stage.exchange_messages(ctx)
 
 
-@task(name="track-arrangements")
+@task(name="track-arrangements", **RETRIES)
 def track_arrangements(ctx: Ctx) -> dict[str, Any]:
     return debt_help_stage.track_arrangements(ctx)
 
 
-@task(name="wgs-signals")
+@task(name="wgs-signals", **RETRIES)
 def wgs_signals(ctx: Ctx) -> dict[str, Any]:
     return debt_help_stage.wgs_signals(ctx)
 
@@ -104,22 +127,22 @@ def fetch_statements(ctx: Ctx, source: str, port: int | None) -> dict[str, Any]:
     return stages.fetch_statements(ctx, source, port)
 
 
-@task(name="match-payments")
+@task(name="match-payments", **RETRIES)
 def match_payments(ctx: Ctx) -> dict[str, Any]:
     return stages.match_new_payments(ctx)
 
 
-@task(name="assess-partition", task_run_name="assess-p{p}-of-{n}")
+@task(name="assess-partition", task_run_name="assess-p{p}-of-{n}", **RETRIES)
 def assess_partition(ctx: Ctx, p: int, n: int) -> dict[str, Any]:
     return stages.assess_partition(ctx, p, n)
 
 
-@task(name="book-costs")
+@task(name="book-costs", **RETRIES)
 def book_costs(ctx: Ctx) -> dict[str, Any]:
     return {**stages.book_due_costs(ctx), "interest": stages.accrue_interest(ctx)}
 
 
-@task(name="plan-partition", task_run_name="plan-p{p}-of-{n}")
+@task(name="plan-partition", task_run_name="plan-p{p}-of-{n}", **RETRIES)
 def plan_partition(ctx: Ctx, p: int, n: int) -> dict[str, Any]:
     return stages.plan_partition(ctx, p, n)
 
@@ -129,7 +152,7 @@ def send_channel(ctx: Ctx, channel: str) -> dict[str, Any]:
     return stages.send_channel(ctx, channel)
 
 
-@task(name="retention")
+@task(name="retention", **RETRIES)
 def retention(ctx: Ctx) -> dict[str, Any]:
     from flows.retention import purge
 
