@@ -35,16 +35,18 @@ STAGES = (
 
 def _call(task: Any, *args: Any) -> Any:
     """A task's function with the task's own retry policy (its number of retries, on
-    what the connectors call retriable), the delays shortened to a tenth of a second."""
-    from connectors.errors import RetriableError
+    what ``flows.cycle.retriable`` says is worth another try), the delays shortened to
+    a tenth."""
+    from flows.cycle import retriable
 
+    delays = task.retry_delay_seconds or [0]
     for attempt in range(task.retries + 1):
         try:
             return task.fn(*args)
-        except RetriableError:
-            if attempt == task.retries:
+        except Exception as exc:
+            if attempt == task.retries or not retriable(exc):
                 raise
-            time.sleep(0.1)
+            time.sleep(delays[min(attempt, len(delays) - 1)] / 10)
     return None
 
 
@@ -78,20 +80,20 @@ def _steps(ctx: Any, port: int | None) -> list[tuple[str, Callable[[], Any]]]:
     def reconcile() -> None:
         for src in ctx.cfg.sftp_sources():
             _call(c.fetch_statements, ctx, src, port)
-        c.match_payments.fn(ctx)
-        c.track_arrangements.fn(ctx)
+        _call(c.match_payments, ctx)
+        _call(c.track_arrangements, ctx)
 
     def plan() -> None:
-        c.book_costs.fn(ctx)
+        _call(c.book_costs, ctx)
         for p in range(n):
-            c.plan_partition.fn(ctx, p, n)
+            _call(c.plan_partition, ctx, p, n)
 
     return [
         ("ingest", ingest),
-        ("validate", lambda: c.validate_staged.fn(ctx)),
-        ("debt_help", lambda: (_call(c.debt_help_exchange, ctx), c.wgs_signals.fn(ctx))),
+        ("validate", lambda: _call(c.validate_staged, ctx)),
+        ("debt_help", lambda: (_call(c.debt_help_exchange, ctx), _call(c.wgs_signals, ctx))),
         ("reconcile", reconcile),
-        ("assess", lambda: [c.assess_partition.fn(ctx, p, n) for p in range(n)]),
+        ("assess", lambda: [_call(c.assess_partition, ctx, p, n) for p in range(n)]),
         ("plan", plan),
         ("last_look", lambda: _call(c.debt_help_exchange, ctx, "last-look")),
         (
@@ -101,7 +103,7 @@ def _steps(ctx: Any, port: int | None) -> list[tuple[str, Callable[[], Any]]]:
             ),
         ),
         ("write_back", lambda: _call(c.write_back, ctx)),
-        ("retention", lambda: c.retention.fn(ctx)),
+        ("retention", lambda: _call(c.retention, ctx)),
     ]
 
 
@@ -149,3 +151,60 @@ def run(
         if plan and plan[0] == "sql" and plan[1] == name:
             die()  # fewer statements than k this time: killed between stages
     pipe.send(("done", {"statements": counts, "seconds": seconds}))
+
+
+def run_flow(
+    cfg: str,
+    now: str,
+    port: int | None,
+    env: dict[str, str],
+    plan: tuple[str, str, int] | None,
+    pipe: Connection,
+) -> None:
+    """The cycle as a deployment runs it: ``flows.cycle.daily_cycle`` through the Prefect
+    engine, against the Prefect server in ``env`` (PREFECT_API_URL), with its subflows,
+    task runs, thread pool, retries, artifacts and events. Reports the task (or flow)
+    that runs each ledger statement as the stage; a ``("sql", "", k)`` plan dies at the
+    run's k-th ledger statement, wherever the engine is then."""
+    os.environ.update(env)
+    from prefect.context import FlowRunContext, TaskRunContext
+    from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    from flows.cycle import daily_cycle
+
+    counts = [0]
+    current = [""]
+
+    def where() -> str:
+        t = TaskRunContext.get()
+        if t is not None:
+            return str(t.task.name)
+        f = FlowRunContext.get()
+        return str(f.flow.name) if f is not None else ""
+
+    def counted(*_: Any) -> None:
+        counts[0] += 1
+        here = where()
+        if here != current[0]:
+            current[0] = here
+            pipe.send(("stage", here))
+        if plan and plan[0] == "sql" and counts[0] >= plan[2]:
+            pipe.send(("killed", here))
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    event.listen(Engine, "after_cursor_execute", counted)  # every engine the run opens
+    pipe.send(("ready", ""))
+    t0 = time.perf_counter()
+    # the forkserver imported prefect before this child had its environment
+    server = {PREFECT_API_URL: env["PREFECT_API_URL"], PREFECT_HOME: env["PREFECT_HOME"]}
+    try:
+        with temporary_settings(updates=server):
+            daily_cycle(cfg, now, port)
+    except Exception as exc:
+        pipe.send(("failed", f"{type(exc).__name__}: {str(exc)[:300]}"))
+        raise
+    pipe.send(
+        ("done", {"statements": {"flow": counts[0]}, "seconds": {"flow": time.perf_counter() - t0}})
+    )

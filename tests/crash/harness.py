@@ -78,17 +78,28 @@ def _kept(name: str) -> bool:
 @dataclass
 class Creditor:
     cfg: Path
-    port: int
+    port: int | None
     env: dict[str, str]
-    mailbox: Any
-    sms: Any
-    sendgrid: Any
-    messagebird: Any
+    mailbox: Any = None
+    sms: Any = None
+    sendgrid: Any = None
+    messagebird: Any = None
+    sftp: Any = None  # the LocalSftpServer, whose tripwire drops sessions
+    pg: Any = None  # a PrivatePostgres holding the ledger, which may be restarted
+    faulted: list[Any] = field(default_factory=list)  # the fakes a storm hits
+
+    def __post_init__(self) -> None:
+        if not self.faulted:
+            self.faulted = [f for f in (self.sendgrid, self.messagebird) if f is not None]
 
 
 @contextlib.contextmanager
-def creditor(root: Path, debtors: int, ledger_url: str | None) -> Iterator[Creditor]:
-    """The demo creditor in ``root`` with its peers running."""
+def creditor(
+    root: Path, debtors: int, ledger_url: str | None, pg: Any = None
+) -> Iterator[Creditor]:
+    """The demo creditor in ``root`` with its peers running; ``pg``, a private
+    PostgreSQL server that a test may restart, holds its ledger at ``ledger_url`` (or in
+    its default database)."""
     from flows.demo import seed, sftp_server
 
     cfg = seed(root / "demo", debtors, NOW.date())
@@ -105,28 +116,51 @@ def creditor(root: Path, debtors: int, ledger_url: str | None) -> Iterator[Credi
         doc["channels"]["sms"] = messagebird_channel(mb, ca, timeout_seconds=1)
         # a send that timed out is trusted to the provider's lookup after 3 s here
         doc["policy"]["ambiguous_settle_seconds"] = 3
+        if pg is not None and not ledger_url:
+            ledger_url = pg.url
         if ledger_url:
             doc["ledger"] = {"url": ledger_url}
         cfg.write_text(yaml.safe_dump(doc, sort_keys=False))
         yield Creditor(
-            cfg, sftp.port, {**ENV, "SSL_CERT_FILE": str(ca.ca_pem)}, sg.box, mb.centre, sg, mb
+            cfg,
+            sftp.port,
+            {**ENV, "SSL_CERT_FILE": str(ca.ca_pem)},
+            sg.box,
+            mb.centre,
+            sg,
+            mb,
+            sftp=sftp,
+            pg=pg,
         )
 
 
 def _mp() -> Any:
     ctx = mp.get_context("forkserver")  # children fork from a clean, single-threaded parent
-    ctx.set_forkserver_preload(["tests.crash.child", "flows.cycle"])
+    # what every run imports, once: Great Expectations alone takes ~3 s to import
+    ctx.set_forkserver_preload(["tests.crash.child", "flows.cycle", "great_expectations"])
     return ctx
 
 
 def run_once(
-    c: Creditor, plan: tuple[str, str, float] | None, timeout: float = 600
+    c: Creditor,
+    plan: tuple[str, str, float] | None,
+    timeout: float = 600,
+    engine: str = "tasks",
 ) -> dict[str, Any]:
-    """One run of the cycle. ``("sql", stage, k)`` kills it from inside at the stage's
-    k-th ledger statement; ``("time", "", seconds)`` kills it from outside that long
-    after it is ready; ``("dbdrop", "", seconds)`` ends every ledger session on the
-    PostgreSQL server then (what a client sees of a restart) and lets the run go on or
-    fail; ``("faults", storm, 0)`` queues a storm on SendGrid and MessageBird first.
+    """One run of the cycle: through the tasks' functions (``engine="tasks"``) or the
+    Prefect engine itself (``"prefect"``, against the server in ``c.env``).
+
+    - ``("sql", stage, k)`` kills it from inside at the stage's k-th ledger statement
+      (with the Prefect engine: at the run's k-th statement, whatever runs it);
+    - ``("time", "", seconds)`` kills it from outside that long after it is ready;
+    - ``("dbdrop", "", seconds)`` ends every ledger session on the PostgreSQL server
+      then (what a client sees of a failover) and lets the run go on or fail;
+    - ``("pgrestart", "", seconds)`` crashes the ledger's private PostgreSQL server then
+      (``pg_ctl stop -m immediate``) and starts it again;
+    - ``("sftpdrop", times, k)`` drops every SFTP session at the server's k-th request
+      (and, with ``times`` > 1, again every k-th request after that);
+    - ``("faults", storm, 0)`` queues a storm on the creditor's faulted fakes first.
+
     Returns how it ended (done, killed, failed) and in which stage."""
     from tests.crash import child
 
@@ -134,12 +168,15 @@ def run_once(
     recv, send = ctx.Pipe(duplex=False)
     inner = (plan[0], plan[1], int(plan[2])) if plan and plan[0] == "sql" else None
     proc = ctx.Process(
-        target=child.run, args=(str(c.cfg), NOW.isoformat(), c.port, c.env, inner, send)
+        target=child.run_flow if engine == "prefect" else child.run,
+        args=(str(c.cfg), NOW.isoformat(), c.port, c.env, inner, send),
     )
     if plan and plan[0] == "faults":
-        for fake in (c.sendgrid, c.messagebird):
+        for fake in c.faulted:
             for kind, times, secs in STORMS[plan[1]]:
                 fake.faults.add(kind, times=times, seconds=secs)
+    if plan and plan[0] == "sftpdrop":
+        c.sftp.tripwire.arm(int(plan[2]), int(plan[1] or 1))
     proc.start()
     send.close()
     stage, out = "", {"ended": "crashed", "stage": ""}
@@ -152,8 +189,12 @@ def run_once(
         if wait <= 0 or not recv.poll(max(wait, 0)):
             if deadline is not None and time.monotonic() >= deadline:
                 assert plan is not None
-                if plan[0] == "dbdrop":
-                    drop_sessions(ledger_url_of(c))
+                if plan[0] in ("dbdrop", "pgrestart"):
+                    if plan[0] == "dbdrop":
+                        drop_sessions(ledger_url_of(c))
+                    else:
+                        c.pg.restart()
+                    out["fault_stage"] = stage
                     deadline = None
                     continue
                 proc.kill()  # SIGKILL
@@ -167,24 +208,30 @@ def run_once(
             kind, value = recv.recv()
         except EOFError:  # the child is gone without a word: it died on its own
             break
-        if kind == "ready" and plan and plan[0] in ("time", "dbdrop"):
+        if kind == "ready" and plan and plan[0] in ("time", "dbdrop", "pgrestart"):
             deadline = time.monotonic() + plan[2]
         elif kind == "stage":
             stage = value
         elif kind == "killed":
             out = {"ended": "killed", "stage": value}
         elif kind == "failed":
-            out = {"ended": "failed", "stage": stage, "error": value}
+            out = {**out, "ended": "failed", "stage": stage, "error": value}
         elif kind == "done":
-            out = {"ended": "done", "stage": "", **value}
+            out = {**out, "ended": "done", "stage": "", **value}
     proc.join()
     recv.close()
-    for fake in (c.sendgrid, c.messagebird):
+    for fake in c.faulted:
         fake.faults.queue.clear()
-    if out["ended"] == "failed" and plan and plan[0] in ("faults", "dbdrop"):
+    if c.sftp is not None:
+        c.sftp.tripwire.disarm()
+    faulty = ("faults", "dbdrop", "pgrestart", "sftpdrop")
+    if out["ended"] == "failed" and plan and plan[0] in faulty:
         return out
     if out["ended"] in ("crashed", "failed"):
-        raise RuntimeError(f"the cycle failed in stage {stage!r} (exit code {proc.exitcode})")
+        raise RuntimeError(
+            f"the cycle failed in stage {stage!r} (exit code {proc.exitcode}): "
+            f"{out.get('error', '')}"
+        )
     return out
 
 
@@ -223,14 +270,57 @@ class Report:
         return dict(Counter(k["stage"] for k in self.kills))
 
 
+def fault_rounds(
+    c: Creditor, kind: str, rng: random.Random, n: int, upto: float, low: float = 0.5
+) -> Report:
+    """``n`` runs each hit by one fault of ``kind`` at a random point in ``[low, upto]``
+    (seconds after the start for "dbdrop" and "pgrestart", the server's request number
+    for "sftpdrop"); each may go on through its retries or fail, and says which."""
+    report = Report()
+    tries = 0
+    while len(report.faults) < n:
+        tries += 1
+        assert tries <= 4 * n, f"{kind}: the runs kept finishing before the fault"
+        at = rng.uniform(low, upto) if kind != "sftpdrop" else rng.randint(int(low), int(upto))
+        out = run_once(c, (kind, "", at))
+        if kind in ("dbdrop", "pgrestart") and "fault_stage" not in out:
+            upto = max(low, at * 0.7)  # the run was over first: the same day is quicker
+            continue
+        report.faults.append(
+            {"kind": kind, "at": round(at, 2), **{k: out.get(k) for k in FAULT_KEYS}}
+        )
+    return report
+
+
+FAULT_KEYS = ("ended", "stage", "fault_stage", "error")
+
+
 def drop_rounds(c: Creditor, baseline: dict[str, Any], rng: random.Random, n: int) -> Report:
     """``n`` runs whose PostgreSQL sessions are all ended at a random moment; each may
     fail (or, where no statement was in flight, go on with fresh connections)."""
+    return fault_rounds(c, "dbdrop", rng, n, sum(baseline["seconds"].values()))
+
+
+def crash_many_prefect(
+    c: Creditor, kills: int, baseline: dict[str, Any], rng: random.Random
+) -> Report:
+    """``kills`` runs of the flow through the Prefect engine, each ended by SIGKILL:
+    alternately at a random ledger statement of the run and at a random moment."""
     report = Report()
-    total = sum(baseline["seconds"].values())
-    for _ in range(n):
-        out = run_once(c, ("dbdrop", "", rng.uniform(0.5, total)))
-        report.faults.append({k: out.get(k) for k in ("ended", "stage", "error")})
+    total_sql, total_s = baseline["statements"]["flow"], baseline["seconds"]["flow"]
+    i = 0
+    while len(report.kills) < kills:
+        plan: tuple[str, str, float] = (
+            ("sql", "", rng.randint(1, total_sql))
+            if i % 2 == 0
+            else ("time", "", rng.uniform(0.05, total_s))
+        )
+        i += 1
+        out = run_once(c, plan, engine="prefect")
+        if out["ended"] == "done":
+            report.finished_before_kill += 1
+            continue
+        report.kills.append({"mode": plan[0], "stage": out["stage"], "point": plan[2]})
     return report
 
 
@@ -307,12 +397,12 @@ def erp_writes(path: Path) -> Counter[tuple[str, str]]:
         return Counter(con.execute("SELECT tbl, record FROM harness_writes").fetchall())
 
 
-def settle(c: Creditor) -> dict[str, Any]:
+def settle(c: Creditor, engine: str = "tasks") -> dict[str, Any]:
     """Run the cycle to its end, then the same day once more: the state a day converges
     to whether or not it was interrupted (a second run sees today's sends, so e.g. a Wgs
     signal may follow; it would with no crash too)."""
-    first = run_once(c, None)
-    run_once(c, None)
+    first = run_once(c, None, engine=engine)
+    run_once(c, None, engine=engine)
     return first
 
 
@@ -361,27 +451,72 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--ledger-url", default=None, help="two runs need two databases: give the crashed one"
     )
+    ap.add_argument(
+        "--engine",
+        choices=("tasks", "prefect"),
+        default="tasks",
+        help="kill the tasks' functions, or the flow under the Prefect engine (a local "
+        "prefect server is started for it)",
+    )
+    ap.add_argument(
+        "--pg-restarts",
+        type=int,
+        default=0,
+        help="after the kills, crash and restart the ledger's own PostgreSQL server this "
+        "often at random moments (the ledger moves to a private server: initdb, pg_ctl)",
+    )
     ap.add_argument("--seed", type=int, default=20261124)
     args = ap.parse_args(argv)
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        with creditor(root / "ref", args.debtors, None) as ref:
-            baseline = settle(ref)
+    with contextlib.ExitStack() as stack:
+        root = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        env: dict[str, str] = {}
+        if args.engine == "prefect":
+            from tests.e2e.prefect_server import prefect_server
+
+            db = f"sqlite+aiosqlite:///{root / 'prefect.db'}"
+            _, server_env = stack.enter_context(prefect_server(root / "prefect", db))
+            env = {k: server_env[k] for k in ("PREFECT_API_URL", "PREFECT_HOME")}
+        pg = None
+        ref_url, crash_url = None, args.ledger_url
+        if args.pg_restarts:
+            from tests.crash.pgserver import private_postgres
+
+            pg = stack.enter_context(private_postgres())
+            ref_url, crash_url = pg.create_database("reference"), pg.create_database("crashed")
+        with creditor(root / "ref", args.debtors, ref_url) as ref:
+            ref.env.update(env)
+            baseline = settle(ref, args.engine)
             want = ledger_dump(ledger_url_of(ref))
             want_sent = (set(ref.mailbox.deliveries), set(ref.sms.deliveries))
             want_erp = erp_dump(ref.cfg.parent / "erp.sqlite")
             ref_writes = erp_writes(ref.cfg.parent / "erp.sqlite")
-        with creditor(root / "crash", args.debtors, args.ledger_url) as c:
-            report = crash_many(c, args.kills, baseline, random.Random(args.seed))
-            settle(c)
+        with creditor(root / "crash", args.debtors, crash_url, pg) as c:
+            c.env.update(env)
+            rng = random.Random(args.seed)
+            kill = crash_many_prefect if args.engine == "prefect" else crash_many
+            t0 = time.monotonic()
+            report = kill(c, args.kills, baseline, rng)
+            total = (
+                baseline["seconds"]["flow"]
+                if args.engine == "prefect"
+                else sum(baseline["seconds"].values())
+            )
+            faults: list[dict[str, Any]] = []
+            if args.pg_restarts:
+                faults += fault_rounds(c, "pgrestart", rng, args.pg_restarts, total, 0.2).faults
+            settle(c, args.engine)
             got = ledger_dump(ledger_url_of(c))
             got_erp = erp_dump(c.cfg.parent / "erp.sqlite")
             writes = erp_writes(c.cfg.parent / "erp.sqlite")
             twice = [k for k, n in {**c.mailbox.deliveries, **c.sms.deliveries}.items() if n != 1]
             result = {
+                "engine": args.engine,
                 "kills": len(report.kills),
                 "by_stage": report.by_stage(),
                 "finished_before_kill": report.finished_before_kill,
+                "faults": faults,
+                "faults_retried_through": sum(1 for f in faults if f["ended"] == "done"),
+                "seconds": round(time.monotonic() - t0, 1),
                 "messages": len(c.mailbox.deliveries) + len(c.sms.deliveries),
                 "sent_twice": len(twice),
                 "lost": len(want_sent[0] - set(c.mailbox.deliveries))

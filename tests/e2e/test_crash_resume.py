@@ -22,6 +22,7 @@ import random
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.crash import harness as h
@@ -112,6 +113,122 @@ def test_a_provider_storm_costs_no_message_and_sends_none_twice(
         assert "SendGrid" in first["error"] or "MessageBird" in first["error"]
     else:
         assert first["ended"] == "done", first.get("error")
+    assert set(mail) == reference["mail"] and set(sms) == reference["sms"]
+    assert set(mail.values()) == {1} and set(sms.values()) == {1}
+    assert h.differences(reference["ledger"], got) == {}
+
+
+# the requests of a day's statement pickup at the SFTP server, in order: list, stat,
+# stat, open, read x3, stat, stat, mkdir, stat, rename (tripwire.seen)
+SFTP_DROPS = {
+    "listing": (1, 1),
+    "first block": (5, 1),
+    "mid-transfer": (6, 1),
+    "the move to processed/": (12, 1),
+    "every fifth request, three times": (5, 3),
+}
+
+
+@pytest.mark.parametrize("where", list(SFTP_DROPS))
+def test_an_sftp_connection_dropped_mid_transfer_or_mid_move_books_the_file_once(
+    tmp_path: Path, reference: dict[str, Any], where: str
+) -> None:
+    """The bank's SFTP server drops every session at one request of the day's pickup
+    (the listing, a block of the transfer, the move after the ledger committed the file)
+    or keeps dropping them. The fetch task retries on a new connection, or, past its
+    retries, the run fails in reconcile naming SFTP; the next run fetches again. The
+    statement is booked once and ends in processed/, and the day is the reference's."""
+    k, times = SFTP_DROPS[where]
+    with h.creditor(tmp_path, 120, None) as c:
+        first = h.run_once(c, ("sftpdrop", str(times), k))
+        fired, kinds = c.sftp.tripwire.fired, list(c.sftp.tripwire.seen)
+        h.settle(c)
+        got = h.ledger_dump(h.ledger_url_of(c))
+        mail, sms = dict(c.mailbox.deliveries), dict(c.sms.deliveries)
+        statements = c.cfg.parent / "sftp" / "statements"
+    assert fired == times, kinds
+    if times > 2:  # beyond the fetch task's two retries
+        assert first["ended"] == "failed" and first["stage"] == "reconcile", first
+        assert "SFTP" in first["error"], first["error"]
+    else:
+        assert first["ended"] == "done", first.get("error")
+    assert not list((statements / "incoming").glob("*.xml"))
+    assert len(list((statements / "processed").rglob("*.xml"))) == 1
+    assert h.differences(reference["ledger"], got) == {}  # payments booked once
+    assert set(mail) == reference["mail"] and set(sms) == reference["sms"]
+    assert set(mail.values()) == {1} and set(sms.values()) == {1}
+
+
+@pytest.mark.postgres
+def test_a_real_postgresql_restart_mid_cycle_loses_nothing(tmp_path: Path) -> None:
+    """The ledger's own PostgreSQL server (tests/crash/pgserver.py: initdb, pg_ctl) is
+    crashed (``pg_ctl stop -m immediate``) and started again at random moments of the
+    cycle, four times. A transaction in flight is rolled back by the server; the task
+    sees its connection lost, and retries on a fresh one (``flows.cycle.retriable``), or
+    fails that run naming the database. The day then converges to the reference day on
+    the same server, row for row, with every message sent once."""
+    from tests.crash import pgserver
+
+    why = pgserver.available()
+    if why:
+        pytest.skip(why)
+    with pgserver.private_postgres() as pg:
+        with h.creditor(tmp_path / "reference", 120, pg.create_database("reference")) as ref:
+            baseline = h.settle(ref)
+            want = h.ledger_dump(h.ledger_url_of(ref))
+            want_mail, want_sms = set(ref.mailbox.deliveries), set(ref.sms.deliveries)
+        with h.creditor(tmp_path / "restarted", 120, pg.create_database("restarted"), pg) as c:
+            rng = random.Random(20261201)
+            total = sum(baseline["seconds"].values())
+            report = h.fault_rounds(c, "pgrestart", rng, 4, total, low=0.2)
+            h.settle(c)
+            got = h.ledger_dump(h.ledger_url_of(c))
+            broken = h.invariants(h.ledger_url_of(c), h.NOW.date())
+            mail, sms = dict(c.mailbox.deliveries), dict(c.sms.deliveries)
+        restarts = pg.restarts
+    print(f"postgresql restarts: {report.faults}")
+    assert restarts == 4
+    for f in report.faults:
+        assert f["ended"] == "done" or "OperationalError" in f["error"], f
+    assert set(mail) == want_mail and set(sms) == want_sms
+    assert set(mail.values()) == {1} and set(sms.values()) == {1}
+    assert h.differences(want, got) == {}
+    assert broken == []
+
+
+def test_the_cycle_survives_sigkill_under_the_prefect_engine(
+    tmp_path: Path, reference: dict[str, Any]
+) -> None:
+    """The daily-cycle flow itself, as a deployment runs it (``daily_cycle`` through the
+    Prefect engine against a real ``prefect server``: subflows, task runs on the thread
+    pool, retries, artifacts, events), SIGKILLed eight times: at a random ledger
+    statement of the run (whichever task or flow then runs it) and at random moments,
+    which also land in Prefect's own calls to its API. Each killed run stays behind on
+    the server as it was; the next run of the day starts a new one. The day ends as the
+    uninterrupted reference day: each message once, the ledger row for row."""
+    from tests.e2e.prefect_server import prefect_server
+
+    db = f"sqlite+aiosqlite:///{tmp_path / 'prefect.db'}"
+    with prefect_server(tmp_path / "prefect", db) as (port, env):  # noqa: SIM117 - in turn
+        with h.creditor(tmp_path / "crashed", 120, None) as c:
+            c.env = {**c.env, **{k: env[k] for k in ("PREFECT_API_URL", "PREFECT_HOME")}}
+            baseline = h.run_once(c, None, engine="prefect")  # a clean run: its size
+            report = h.crash_many_prefect(c, 8, baseline, random.Random(20261201))
+            h.settle(c, engine="prefect")
+            got = h.ledger_dump(h.ledger_url_of(c))
+            mail, sms = dict(c.mailbox.deliveries), dict(c.sms.deliveries)
+            runs = httpx.post(
+                f"http://127.0.0.1:{port}/api/flow_runs/filter",
+                json={"flow_runs": {"parent_task_run_id": {"is_null_": True}}},
+                timeout=30,
+            ).json()
+    print(f"prefect engine: {len(report.kills)} kills survived, by stage {report.by_stage()}")
+    assert len(report.kills) == 8
+    assert {k["mode"] for k in report.kills} == {"sql", "time"}
+    states = [r["state_type"] for r in runs if r["name"].startswith("daily-cycle-")]
+    # the clean one, the settle runs and the runs that finished before their kill
+    assert states.count("COMPLETED") == 3 + report.finished_before_kill
+    assert states.count("RUNNING") + states.count("PENDING") == 8  # the killed ones
     assert set(mail) == reference["mail"] and set(sms) == reference["sms"]
     assert set(mail.values()) == {1} and set(sms.values()) == {1}
     assert h.differences(reference["ledger"], got) == {}

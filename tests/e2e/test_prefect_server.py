@@ -9,11 +9,8 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-import os
-import socket
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -26,20 +23,14 @@ import pytest
 
 from flows.demo import seed
 from tests.conftest import PG_HOST, PG_PORT, _fresh_pg_database, _listening
+from tests.e2e.prefect_server import BIN, prefect_server
 
 ROOT = Path(__file__).parents[2]
-BIN = Path(sys.executable).parent
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = ROOT / "tests" / "artifacts"
 TOKEN = "ghp-not-a-real-token-7c1f"  # the git token's value: must never be stored
 NOW = "2026-11-24T10:00:00+01:00"
 pytestmark = [pytest.mark.e2e]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextlib.contextmanager
@@ -94,51 +85,12 @@ class Server:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     tmp = tmp_path_factory.mktemp("prefect-server")
-    port = _free_port()
-    with _database(tmp) as db:
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith("PREFECT_") and k not in ("PYTEST_CURRENT_TEST",)
-        }
-        env.update(
-            PREFECT_HOME=str(tmp / "home"),
-            PREFECT_API_URL=f"http://127.0.0.1:{port}/api",
-            PREFECT_API_DATABASE_CONNECTION_URL=db,
-            PREFECT_SERVER_ANALYTICS_ENABLED="false",
-            DO_NOT_TRACK="1",
-            VANGNET_HOME=str(ROOT),
-            VANGNET_GIT_URL="https://git.example.nl/vangnet/vangnet.git",
-        )
-        log = open(tmp / "server.log", "w")  # noqa: SIM115 - closed below
-        proc = subprocess.Popen(
-            [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            deadline = time.time() + 180
-            while True:
-                with contextlib.suppress(httpx.HTTPError):
-                    if (
-                        httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=2).status_code
-                        == 200
-                    ):
-                        break
-                if proc.poll() is not None or time.time() > deadline:
-                    pytest.fail(
-                        f"prefect server did not start:\n{(tmp / 'server.log').read_text()[-3000:]}"
-                    )
-                time.sleep(0.5)
-            yield Server(port, env, tmp)
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-            log.close()
+    extra = {
+        "VANGNET_HOME": str(ROOT),
+        "VANGNET_GIT_URL": "https://git.example.nl/vangnet/vangnet.git",
+    }
+    with _database(tmp) as db, prefect_server(tmp, db, extra) as (port, env):
+        yield Server(port, env, tmp)
 
 
 @pytest.fixture(scope="module")
