@@ -15,6 +15,7 @@ import datetime as dt
 import hashlib
 import hmac
 import html
+import re
 import time
 from collections import defaultdict, deque
 from typing import Any
@@ -176,9 +177,17 @@ def create_app(creditor_files: list[str], now: str | None = None) -> FastAPI:
             ctx, debtor, key = open_link(token)
         except TokenError:
             return refuse("This link is not valid (any more).")
-        form = {
-            k: v[0] for k, v in parse_qs((await request.body()).decode(), max_num_fields=10).items()
-        }
+        declared = request.headers.get("content-length", "0")
+        if not declared.isascii() or not declared.isdigit() or int(declared) > MAX_FORM_BYTES:
+            return refuse("The form is too large.", 413)  # refused before it is read
+        raw = await request.body()
+        if len(raw) > MAX_FORM_BYTES:
+            return refuse("The form is too large.", 413)
+        try:
+            fields = parse_qs(raw.decode("utf-8"), max_num_fields=10, strict_parsing=False)
+        except (UnicodeDecodeError, ValueError):  # not UTF-8, or more fields than a form has
+            return refuse("The form could not be read.", 400)
+        form = {k: v[0] for k, v in fields.items()}
         if not hmac.compare_digest(form.get("csrf", ""), csrf(key, token)):
             return refuse("The form has expired: open the link again.")
         lang = form.get("lang", "nl") if form.get("lang") in TEXT else "nl"
@@ -412,6 +421,17 @@ def _page(ctx: Ctx, debtor: str, token: str, csrf_token: str, lang: str) -> str:
     return _shell(t["title"], body, lang)
 
 
+MAX_FORM_BYTES = 16_384  # the largest of the page's forms is a few hundred bytes
+
+
+def _form_number(form: dict[str, str], field: str) -> int:
+    """A small whole number as a form sends it (ASCII digits, at most three), else 0:
+    not the Unicode digits, signs, exponents or 5,000-digit strings ``int()`` takes or
+    chokes on."""
+    value = form.get(field, "")
+    return int(value) if re.fullmatch(r"[0-9]{1,3}", value) else 0
+
+
 def _apply(ctx: Ctx, debtor: str, action: str, form: dict[str, str]) -> None:
     """One choice into the ledger, audited; the write-back picks it up."""
     ss = ctx.cfg.self_service
@@ -419,7 +439,7 @@ def _apply(ctx: Ctx, debtor: str, action: str, form: dict[str, str]) -> None:
     now = utcnow()
     with ctx.engine.begin() as conn:
         if action == "day":
-            day = int(form.get("day", "0")) if form.get("day", "").isdigit() else 0
+            day = _form_number(form, "day")
             if not 1 <= day <= 28:
                 raise ValueError("Choose a day from 1 to 28.")
             _pref(conn, ctx, debtor, {"preferred_day": day}, now)
@@ -437,7 +457,7 @@ def _apply(ctx: Ctx, debtor: str, action: str, form: dict[str, str]) -> None:
                 now,
             )
         elif action == "arrangement":
-            months = int(form.get("months", "0")) if form.get("months", "").isdigit() else 0
+            months = _form_number(form, "months")
             if not 2 <= months <= ss.max_instalments:
                 raise ValueError(f"Choose 2 to {ss.max_instalments} months.")
             total = sum(

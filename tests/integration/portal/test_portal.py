@@ -317,3 +317,60 @@ def test_webhooks_are_stored_only_when_signed(demo, tmp_path) -> None:  # type: 
     assert {"opened", "bounced", "delivered"} <= got
     refused = client.app.state.refused
     assert sum(v for k, v in refused.items() if k.startswith(("sendgrid", "messagebird"))) >= 6
+
+
+# what a hostile or broken browser may post to the self-service forms: each must get a
+# clear 4xx and change nothing (action, form fields); raw bodies below
+HOSTILE_FORMS = [
+    ("day", {"day": "0"}),
+    ("day", {"day": "29"}),
+    ("day", {"day": "²"}),  # a digit to str.isdigit(), not to int()
+    ("day", {"day": "٢٦"}),  # Arabic-Indic 26: a number, but not one a form sends
+    ("day", {"day": "9" * 5000}),  # past Python's int() digit limit
+    ("day", {"day": "26; DROP TABLE preferences"}),
+    ("channel", {"channel": "../../etc/passwd"}),
+    ("channel", {"channel": "email\u202e"}),
+    ("arrangement", {"months": "-6"}),
+    ("arrangement", {"months": "1e9"}),
+    ("arrangement", {"months": "999999999999999999999"}),
+    ("dispute", {"invoice": "' OR '1'='1"}),
+    ("dispute", {"invoice": "=HYPERLINK(\"http://evil.example\")"}),
+    ("dispute", {"invoice": "x" * 100_000}),
+    ("../../admin", {}),
+]
+HOSTILE_BODIES = [
+    b"\xff\xfe\x00csrf=",  # not UTF-8
+    b"a=" + b"b" * 200_000,  # far over what a form of four fields needs
+]
+
+
+def test_hostile_form_values_get_a_clear_refusal_and_change_nothing(demo, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    cfg, ctx, client, _ = demo
+    token, _ = _link(tmp_path / "demo")
+    csrf = _csrf(client.get(f"/r/{token}").text)
+
+    def ledger() -> tuple[int, int, int, int]:
+        with ctx.engine.connect() as conn:
+            return tuple(  # type: ignore[return-value]
+                len(conn.execute(select(t)).all())
+                for t in (s.preferences, s.arrangements, s.holds, s.audit_log)
+            )
+
+    before = ledger()
+    answers = []
+    for action, fields in HOSTILE_FORMS:
+        r = client.post(f"/r/{token}/{action}", data={**fields, "csrf": csrf})
+        answers.append((action, r.status_code))
+        assert 400 <= r.status_code < 500, (action, fields, r.status_code, r.text[:200])
+        assert "Traceback" not in r.text and "<script" not in r.text
+    for body in HOSTILE_BODIES:
+        r = client.post(
+            f"/r/{token}/day",
+            data=body,
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        answers.append(("raw", r.status_code))
+        assert 400 <= r.status_code < 500, (body[:20], r.status_code)
+    assert ledger() == before, answers
+    # and the page still works for the debtor afterwards
+    assert client.get(f"/r/{token}").status_code == 200
