@@ -26,7 +26,7 @@ def plain(value: Any) -> Any:
 
 def odata_literal(value: str, number: bool) -> str:
     if number:
-        if not re.fullmatch(r"-?\d+", value):
+        if not re.fullmatch(r"-?[0-9]+", value):  # ASCII: \d takes any script's digits
             raise ValueError(f"{value!r} is not a number")
         return value
     return "'" + value.replace("'", "''") + "'"

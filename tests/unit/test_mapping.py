@@ -1,6 +1,9 @@
 import datetime as dt
+import re
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from connectors.errors import FatalError
 from connectors.odbc.client import named_to_qmark
@@ -83,3 +86,29 @@ def test_named_parameters_become_ordered_qmarks() -> None:
     assert values == [1, 1, 2]
     with pytest.raises(FatalError, match="without a value: missing"):
         named_to_qmark("SELECT :missing", {})
+
+
+@given(st.text(max_size=60))
+def test_an_odata_string_literal_cannot_end_early(value: str) -> None:
+    """Whatever an invoice number holds (quotes, ``' or 1 eq 1``), its OData literal is
+    one quoted string that reads back as the value: nothing in it becomes syntax."""
+    from connectors.exact_online.mapping import odata_literal
+
+    lit = odata_literal(value, number=False)
+    inner = lit[1:-1]
+    assert lit[0] == lit[-1] == "'"
+    assert "'" not in inner.replace("''", "")  # every quote inside is doubled
+    assert inner.replace("''", "'") == value
+
+
+@given(st.text(max_size=20))
+@example("\u0662\u0666")  # Arabic-Indic 26: a digit to the re module's \d
+@example("-0042")
+def test_an_odata_number_literal_is_digits_or_refused(value: str) -> None:
+    from connectors.exact_online.mapping import odata_literal
+
+    try:
+        lit = odata_literal(value, number=True)
+    except ValueError:
+        return
+    assert re.fullmatch(r"-?[0-9]+", lit) and lit == value
