@@ -334,7 +334,7 @@ HOSTILE_FORMS = [
     ("arrangement", {"months": "1e9"}),
     ("arrangement", {"months": "999999999999999999999"}),
     ("dispute", {"invoice": "' OR '1'='1"}),
-    ("dispute", {"invoice": "=HYPERLINK(\"http://evil.example\")"}),
+    ("dispute", {"invoice": '=HYPERLINK("http://evil.example")'}),
     ("dispute", {"invoice": "x" * 100_000}),
     ("../../admin", {}),
 ]
