@@ -40,7 +40,7 @@ from ledger.records import (
     PAYMENT_COLUMNS,
     OutboundMessage,
     WriteBack,
-    to_json_value,
+    json_records,
 )
 from ledger.store import (
     audit,
@@ -49,6 +49,7 @@ from ledger.store import (
     get_cursor,
     insert_ignore,
     set_cursor,
+    update_many,
     upsert,
     utcnow,
 )
@@ -135,9 +136,7 @@ def ingest_entity(ctx: Ctx, source: str, entity: str) -> dict[str, Any]:
     since = _get_cursor(ctx, source, entity)
     pages = rows = 0
     for page in reader.read(entity, since):
-        payloads = [
-            {k: to_json_value(v) for k, v in rec.items()} for rec in page.frame.to_dict("records")
-        ]
+        payloads = json_records(page.frame)
         now = utcnow()
         with ctx.engine.begin() as conn:
             if payloads:
@@ -235,8 +234,8 @@ def quarantine_rows(
     """Quarantine rows for the records a validation rejected: each with every rule it
     broke; the fingerprint makes the same record arriving again one row."""
     rows = []
-    for rid, rec in zip(outcome.rejected_keys, outcome.rejected.to_dict("records"), strict=True):
-        payload = {**{k: to_json_value(v) for k, v in rec.items()}, **(extra or {})}
+    for rid, rec in zip(outcome.rejected_keys, json_records(outcome.rejected), strict=True):
+        payload = {**rec, **(extra or {})}
         rows.append(
             {
                 "creditor_id": ctx.creditor_id,
@@ -386,10 +385,7 @@ def promote(
     v["updated_at"] = now
     if entity == "debtors":
         v["bucket"] = bucket_column(v["debtor_id"])
-        rows = [
-            {k: to_json_value(x) if k != "updated_at" else x for k, x in r.items()}
-            for r in v.to_dict("records")
-        ]
+        rows = _promoted_rows(v, now)
         compared = [c for c in DEBTOR_COLUMNS if c != "debtor_id"]
         return upsert(
             conn,
@@ -401,10 +397,7 @@ def promote(
         )
     if entity == "payments":
         v["bucket"] = bucket_column(v["debtor_id"])
-        rows = [
-            {k: to_json_value(x) if k != "updated_at" else x for k, x in r.items()}
-            for r in v.to_dict("records")
-        ]
+        rows = _promoted_rows(v, now)
         for r in rows:
             r["paid_on"] = dt.date.fromisoformat(r["paid_on"])
         cols = [c for c in ERP_PAYMENT_COLUMNS if c != "payment_id"]
@@ -441,10 +434,7 @@ def promote(
     ]
     v["bucket"] = bucket_column(v["debtor_id"])
     v["prior_reminders"] = v["prior_reminders"].fillna(0).astype(int)
-    rows = [
-        {k: to_json_value(x) if k != "updated_at" else x for k, x in r.items()}
-        for r in v.to_dict("records")
-    ]
+    rows = _promoted_rows(v, now)
     for r in rows:
         for c in ("invoice_date", "due_date", "paid_date"):
             if isinstance(r[c], str):
@@ -458,6 +448,14 @@ def promote(
         [*compared, "updated_at", "source"],
         only_if_changed=compared,
     )
+
+
+def _promoted_rows(v: pd.DataFrame, now: dt.datetime) -> list[dict[str, Any]]:
+    """The frame's rows as the ledger takes them: JSON-able values, and the stamp."""
+    rows = json_records(v.drop(columns=["updated_at"]))
+    for r in rows:
+        r["updated_at"] = now
+    return rows
 
 
 def _allocated(
@@ -597,10 +595,10 @@ def payment_rows(
 ) -> list[dict[str, Any]]:
     """Parsed bank lines as ``payments`` rows, waiting to be matched."""
     rows = []
-    for r in entries.to_dict("records"):
-        row = {k: to_json_value(v) for k, v in r.items() if k in PAYMENT_COLUMNS}
+    cols = [c for c in entries.columns if c in PAYMENT_COLUMNS]
+    for row, reversal in zip(json_records(entries[cols]), entries["reversal"], strict=True):
         for c in ("booking_date", "value_date"):
-            v = r.get(c)
+            v = row.get(c)
             row[c] = dt.date.fromisoformat(v[:10]) if isinstance(v, str) else v
         row.update(
             creditor_id=ctx.creditor_id,
@@ -609,7 +607,7 @@ def payment_rows(
             allocated_cents=0,
             created_at=now,
         )
-        row["reversal"] = bool(r["reversal"])
+        row["reversal"] = bool(reversal)
         rows.append(row)
     return rows
 
@@ -766,25 +764,26 @@ def match_new_payments(ctx: Ctx) -> dict[str, Any]:
                 conn,
                 al,
                 [
-                    {
-                        **{k: to_json_value(v) for k, v in r.items()},
-                        "creditor_id": ctx.creditor_id,
-                        "created_at": now,
-                    }
-                    for r in result.allocations.to_dict("records")
+                    {**r, "creditor_id": ctx.creditor_id, "created_at": now}
+                    for r in json_records(result.allocations)
                 ],
             )
-        for r in result.payments.itertuples(index=False):
-            conn.execute(
-                update(pay_t)
-                .where(pay_t.c.creditor_id == ctx.creditor_id, pay_t.c.payment_id == r.payment_id)
-                .values(
-                    status=r.status,
-                    allocated_cents=int(r.allocated_cents),
-                    unmatched_reason=r.unmatched_reason,
-                    suggestions=r.suggestions or None,
-                )
-            )
+        update_many(
+            conn,
+            pay_t,
+            {"creditor_id": ctx.creditor_id},
+            ["payment_id"],
+            [
+                {
+                    "payment_id": r.payment_id,
+                    "status": r.status,
+                    "allocated_cents": int(r.allocated_cents),
+                    "unmatched_reason": r.unmatched_reason,
+                    "suggestions": r.suggestions or None,
+                }
+                for r in result.payments.itertuples(index=False)
+            ],
+        )
         amounts = dict(
             conn.execute(
                 select(inv_t.c.invoice_id, inv_t.c.amount_cents).where(
@@ -793,6 +792,7 @@ def match_new_payments(ctx: Ctx) -> dict[str, Any]:
                 )
             ).all()
         )
+        changed = []
         for r in result.invoices.itertuples(index=False):
             open_ = int(r.open_cents)
             status = (
@@ -800,18 +800,18 @@ def match_new_payments(ctx: Ctx) -> dict[str, Any]:
                 if open_ == 0
                 else ("open" if open_ >= amounts.get(r.invoice_id, open_ + 1) else "partial")
             )
-            conn.execute(
-                update(inv_t)
-                .where(inv_t.c.creditor_id == ctx.creditor_id, inv_t.c.invoice_id == r.invoice_id)
-                .values(
-                    open_cents=open_,
-                    costs_cents=int(r.costs_cents),
-                    interest_cents=int(r.interest_cents),
-                    status=status,
-                    paid_date=ctx.today if status == "paid" else None,
-                    updated_at=now,
-                )
+            changed.append(
+                {
+                    "invoice_id": r.invoice_id,
+                    "open_cents": open_,
+                    "costs_cents": int(r.costs_cents),
+                    "interest_cents": int(r.interest_cents),
+                    "status": status,
+                    "paid_date": ctx.today if status == "paid" else None,
+                    "updated_at": now,
+                }
             )
+        update_many(conn, inv_t, {"creditor_id": ctx.creditor_id}, ["invoice_id"], changed)
         planned = _plan_status_write_backs(conn, ctx, list(result.invoices["invoice_id"]))
     unmatched = result.payments[result.payments["status"] == "unmatched"]
     return {

@@ -134,3 +134,25 @@ def to_json_value(v: Any) -> Any:
     if hasattr(v, "item"):
         return to_json_value(v.item())
     return v
+
+
+def _json_column(col: pd.Series) -> list[Any]:
+    """One column's values as ``to_json_value`` gives them, converted a column at a
+    time: numbers and booleans in one go, text passed through, the rest per cell."""
+    kind = col.dtype.kind
+    if kind in "iub":
+        if isinstance(col.dtype, pd.api.extensions.ExtensionDtype):  # Int64, boolean
+            return list(col.to_numpy(dtype=object, na_value=None))
+        return col.tolist()  # numpy ints and bools: Python ones, never missing
+    if kind == "f" and not isinstance(col.dtype, pd.api.extensions.ExtensionDtype):
+        return [None if x != x else x for x in col.tolist()]  # NaN is not equal to itself
+    return [x if x.__class__ is str else to_json_value(x) for x in col.tolist()]
+
+
+def json_records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    """The frame's rows as dicts of JSON-able values: the same as ``to_json_value`` on
+    every cell of ``df.to_dict("records")``, at a fraction of its cost on a large frame
+    (the staging and promote paths move a day's records through here)."""
+    cols = [str(c) for c in df.columns]
+    values = [_json_column(df.iloc[:, i]) for i in range(len(cols))]
+    return [dict(zip(cols, row, strict=True)) for row in zip(*values, strict=True)]
