@@ -1998,17 +1998,24 @@ def write_back(
             for r in todo.itertuples(index=False)
         ]
         results = writer.write(changes)
+        done_at = utcnow()
         with ctx.engine.begin() as conn:
+            update_many(
+                conn,
+                w,
+                {"creditor_id": ctx.creditor_id},
+                ["change_id"],
+                [
+                    {
+                        "change_id": res.change_id,
+                        "status": res.status,
+                        "last_error": res.error,
+                        "applied_at": done_at if res.status == "applied" else None,
+                    }
+                    for res in results
+                ],
+            )
             for res in results:
-                conn.execute(
-                    update(w)
-                    .where(w.c.change_id == res.change_id)
-                    .values(
-                        status=res.status,
-                        last_error=res.error,
-                        applied_at=utcnow() if res.status == "applied" else None,
-                    )
-                )
                 out[res.status] = out.get(res.status, 0) + 1
             audit(
                 conn,
