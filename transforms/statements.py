@@ -42,12 +42,14 @@ def _local(tag: Any) -> str:
 
 
 def _child(el: Any, *path: str) -> Any:
-    """Follow local names below ``el`` (namespace-agnostic); None when absent."""
+    """Follow local names below ``el`` (namespace-agnostic: lxml's ``{*}`` matches any
+    namespace; ``iterchildren`` matches in C, twice as fast as ``find``); None when
+    absent."""
     cur = el
     for name in path:
         if cur is None:
             return None
-        cur = next((c for c in cur if _local(c.tag) == name), None)
+        cur = next(cur.iterchildren("{*}" + name), None)
     return cur
 
 
@@ -118,11 +120,11 @@ def parse_camt053(
     file_hash = hashlib.sha256(data).hexdigest()[:16]
     rows: list[dict[str, Any]] = []
     container = _child(root, "BkToCstmrStmt")
-    stmts = [] if container is None else [s for s in container if _local(s.tag) == "Stmt"]
+    stmts = [] if container is None else list(container.iterchildren("{*}Stmt"))
     if not stmts:
         raise StatementError(f"{source_name}: no BkToCstmrStmt/Stmt element")
     for s_idx, stmt in enumerate(stmts):
-        entries = [e for e in stmt if _local(e.tag) == "Ntry"]
+        entries = list(stmt.iterchildren("{*}Ntry"))
         for e_idx, entry in enumerate(entries):
             where = f"{source_name}: Stmt[{s_idx + 1}]/Ntry[{e_idx + 1}]"
             status = _text(entry, "Sts") or _text(entry, "Sts", "Cd")
