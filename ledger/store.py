@@ -116,11 +116,7 @@ def upsert(
         )
     else:
         stmt = stmt.on_conflict_do_nothing(index_elements=list(keys))
-    total = 0
-    for chunk in _chunks(rows, 2000):
-        result = conn.execute(stmt, list(chunk))
-        total += max(result.rowcount, 0)
-    return total
+    return execute_many(conn, stmt, rows)
 
 
 def update_many(
@@ -155,7 +151,47 @@ def insert_ignore(conn: Connection, table: Table, rows: Sequence[Mapping[str, An
     """Insert rows, skipping any that collide with a unique constraint."""
     if not rows:
         return 0
-    stmt = _insert(conn, table).on_conflict_do_nothing()
+    return execute_many(conn, _insert(conn, table).on_conflict_do_nothing(), rows)
+
+
+DRIVER_EXECUTEMANY = True  # False: every batch through SQLAlchemy's own executemany
+
+
+def execute_many(conn: Connection, stmt: Any, rows: Sequence[Mapping[str, Any]]) -> int:
+    """Run ``stmt`` for every row, 2,000 rows a batch; the number of rows it changed.
+
+    On SQLite the statement is compiled once and the rows go to the driver's
+    ``executemany`` as tuples, each value through its column type's own bind processor
+    (what SQLAlchemy does, without its per-row parameter bookkeeping: about a third of
+    a large promote's time). A statement with Python-side defaults, a row without one of
+    the first row's keys, or another database takes SQLAlchemy's path."""
+    if not rows:
+        return 0
+    keys = list(rows[0])
+    if DRIVER_EXECUTEMANY and conn.dialect.name == "sqlite":
+        compiled = stmt.compile(dialect=conn.dialect, column_keys=keys)
+        if not compiled.insert_prefetch and compiled.positiontup is not None:
+            binds = [compiled.binds[n] for n in compiled.positiontup]
+            procs = [b.type._cached_bind_processor(conn.dialect) for b in binds]
+            plan = [
+                (b.key, p, b.key in rows[0], b.effective_value)
+                for b, p in zip(binds, procs, strict=True)
+            ]
+            try:
+                params = [
+                    tuple(
+                        (p(r[k]) if p else r[k]) if from_row else (p(v) if p else v)
+                        for k, p, from_row, v in plan
+                    )
+                    for r in rows
+                ]
+            except KeyError:
+                params = None  # rows of different shapes: SQLAlchemy sorts them out
+            if params is not None:
+                total = 0
+                for chunk in _chunks(params, 2000):
+                    total += max(conn.exec_driver_sql(compiled.string, list(chunk)).rowcount, 0)
+                return total
     total = 0
     for chunk in _chunks(rows, 2000):
         total += max(conn.execute(stmt, list(chunk)).rowcount, 0)

@@ -1,10 +1,13 @@
 """The ledger on SQLite (file) and PostgreSQL (loopback): same migrations, same behaviour."""
 
 import datetime as dt
+import uuid
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, insert, inspect, select
 from sqlalchemy.exc import IntegrityError
 
@@ -12,6 +15,7 @@ from ledger import schema as s
 from ledger.store import (
     ensure_creditor,
     get_cursor,
+    insert_ignore,
     migrate,
     open_ledger,
     set_cursor,
@@ -175,3 +179,85 @@ def test_allocations_made_before_components_count_as_principal(url: str) -> None
         row = conn.execute(select(s.allocations)).one()
     assert (row.principal_cents, row.costs_cents, row.interest_cents) == (12345, 0, 0)
     engine.dispose()
+
+
+_stamp = dt.datetime(2026, 11, 24, 9, 0, tzinfo=dt.UTC)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["F-1", "F-2", "F-3", "F-'4", "F-5"]),
+            st.integers(0, 10**9),
+            st.one_of(st.none(), st.dates(dt.date(2000, 1, 1), dt.date(2030, 12, 31))),
+            st.one_of(st.none(), st.text(max_size=6)),
+            st.sampled_from(["open", "paid", "partial"]),
+        ),
+        min_size=1,
+        max_size=30,
+    )
+)
+def test_the_driver_executemany_writes_what_sqlalchemy_writes(tmp_path, batches) -> None:  # type: ignore[no-untyped-def]
+    """Upserts and inserts through the driver's executemany (SQLite) leave the same rows,
+    and report the same counts, as SQLAlchemy's own path: dates, NULLs, quotes, the
+    timestamp type's conversion, the only-if-changed condition."""
+    import ledger.store as store
+
+    got = {}
+    for fast in (True, False):
+        eng = open_ledger(f"sqlite:///{tmp_path / f'l-{fast}-{uuid.uuid4().hex}.sqlite'}")
+        counts = []
+        with eng.begin() as conn:
+            ensure_creditor(conn, "c", "C", "housing", "x")
+        for k in range(0, len(batches), 7):
+            rows = [
+                {
+                    "creditor_id": "c",
+                    "invoice_id": i,
+                    "debtor_id": "D1",
+                    "amount_cents": a,
+                    "open_cents": a,
+                    "currency": "EUR",
+                    "invoice_date": dt.date(2026, 1, 1),
+                    "due_date": d or dt.date(2026, 2, 1),
+                    "paid_date": d,
+                    "payment_reference": ref,
+                    "status": st_,
+                    "bucket": 1,
+                    "source": "erp",
+                    "updated_at": _stamp,
+                }
+                for i, a, d, ref, st_ in batches[k : k + 7]
+            ]
+            rows = list({r["invoice_id"]: r for r in rows}.values())  # one row per key a batch
+            store.DRIVER_EXECUTEMANY = fast
+            try:
+                with eng.begin() as conn:
+                    cols = [
+                        "amount_cents",
+                        "open_cents",
+                        "paid_date",
+                        "payment_reference",
+                        "status",
+                    ]
+                    counts.append(
+                        upsert(
+                            conn,
+                            s.invoices,
+                            rows,
+                            ["creditor_id", "invoice_id"],
+                            [*cols, "updated_at"],
+                            only_if_changed=cols,
+                        )
+                    )
+                    counts.append(insert_ignore(conn, s.invoices, rows))
+            finally:
+                store.DRIVER_EXECUTEMANY = True
+        with eng.connect() as conn:
+            table = sorted(tuple(r) for r in conn.execute(select(s.invoices)).all())
+        got[fast] = (counts, table)
+        eng.dispose()
+    assert got[True] == got[False]
