@@ -45,6 +45,7 @@ from ledger.records import (
 from ledger.store import (
     audit,
     chunks,
+    execute_many,
     frame,
     get_cursor,
     insert_ignore,
@@ -140,7 +141,8 @@ def ingest_entity(ctx: Ctx, source: str, entity: str) -> dict[str, Any]:
         now = utcnow()
         with ctx.engine.begin() as conn:
             if payloads:
-                conn.execute(
+                execute_many(
+                    conn,
                     s.staging.insert(),
                     [
                         {
