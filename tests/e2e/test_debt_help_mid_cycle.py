@@ -17,7 +17,7 @@ from flows.cycle import daily_cycle
 from flows.demo import sftp_server
 from ledger import schema as s
 from tests.fakes.https import make_ca, make_client_cert
-from tests.fakes.schuldenknooppunt import HubServer, bericht
+from tests.fakes.schuldenknooppunt import HubServer, bericht, exchange_config
 
 from .conftest import MORNING
 
@@ -32,14 +32,7 @@ def test_a_kennisgeving_arriving_mid_cycle_stops_contact_that_cycle(
     with HubServer(ca) as hub:
         cfg = demo_dir / "creditor.yaml"
         doc = yaml.safe_load(cfg.read_text())
-        doc["debt_help"]["exchange"] = {
-            "kind": "soap",
-            "endpoint": hub.url + "/schuldregelen",
-            "organisation_code": "WOONCORP",
-            "client_cert": {"file": str(cert)},
-            "client_key": {"file": str(key)},
-            "ca_bundle": str(ca.ca_pem),
-        }
+        doc["debt_help"]["exchange"] = exchange_config(hub, ca, cert, key)
         cfg.write_text(yaml.safe_dump(doc, sort_keys=False))
 
         def run(now: dt.datetime) -> dict:

@@ -33,10 +33,11 @@ from tests.crash import harness as h
 from tests.fakes.exact_online import Division, ExactServer, odate
 from tests.fakes.https import make_ca, make_client_cert
 from tests.fakes.salesforce import Org, SalesforceServer
-from tests.fakes.schuldenknooppunt import HubServer, bericht
+from tests.fakes.schuldenknooppunt import HubServer, bericht, exchange_config
 from tests.integration.connectors.exact_online.test_exact_creditor import YAML as EXACT_YAML
+from tests.integration.connectors.exact_online.test_exact_creditor import water_division
 from tests.integration.connectors.salesforce.test_salesforce_creditor import YAML as SF_YAML
-from transforms.references import new_betalingskenmerk
+from tests.integration.connectors.salesforce.test_salesforce_creditor import energy_org
 
 pytestmark = pytest.mark.e2e
 DEBTORS = 30
@@ -79,64 +80,14 @@ def _when(i: int) -> dt.datetime:
 
 
 def _org() -> Org:
-    org = Org()
-    for i in range(DEBTORS):
-        stamp = _when(i).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
-        org.add(
-            "Account",
-            Id=f"001{i:015d}",
-            SystemModstamp=stamp,
-            Name=f"Klant {i}",
-            PersonEmail=f"k{i}@example.nl",
-            BillingPostalCode="9712 AB",
-            Debtor_Number__c=f"E{i}",
-        )
-        org.add(
-            "Invoice__c",
-            Id=f"a0X{i:015d}",
-            SystemModstamp=stamp,
-            Name=f"EN-{i}",
-            Debtor_Number__c=f"E{i}",
-            Invoice_Date__c="2026-10-01",
-            Due_Date__c="2026-10-15",
-            Amount__c=80.0,
-            Open_Amount__c=80.0,
-            CurrencyIsoCode="EUR",
-            Payment_Reference__c=new_betalingskenmerk(1000 + i),
-            IsDeleted=False,
-            Collection_Status__c=None,
-            Vangnet_Open__c=None,
-        )
-    return org
+    def stamp(i: int) -> str:
+        return _when(i).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+
+    return energy_org(DEBTORS, stamp, stamp, usd=None)
 
 
 def _division() -> Division:
-    d = Division(4321)
-    for i in range(DEBTORS):
-        acc = d.add(
-            "sync/CRM/Accounts",
-            ID=f"00000000-0000-4000-8000-{i:012d}",
-            Name=f"Klant {i}",
-            Email=f"k{i}@example.nl",
-            Postcode="5611 AB",
-            Status="C",
-            Modified=odate(_when(i)),
-        )
-        d.add(
-            "sync/SalesInvoice/SalesInvoices",
-            InvoiceID=f"00000000-0000-4000-9000-{i:012d}",
-            InvoiceNumber=31000 + i,
-            InvoiceTo=acc["ID"],
-            InvoiceDate=odate(dt.date(2026, 10, 1)),
-            DueDate=odate(dt.date(2026, 10, 15)),
-            AmountDC=45.0,
-            Currency="EUR",
-            PaymentReference=new_betalingskenmerk(31000 + i),
-            Remarks=None,
-            Modified=odate(_when(i)),
-        )
-    d.entities["salesinvoice/SalesInvoices"] = d.entities["sync/SalesInvoice/SalesInvoices"]
-    return d
+    return water_division(DEBTORS, lambda i: odate(_when(i)), supplier=None, receivables=0)
 
 
 @contextlib.contextmanager
@@ -159,16 +110,9 @@ def creditor(root: Path, erp: str) -> Iterator[tuple[h.Creditor, dict[str, Any]]
                 bericht("SV-1", "Saldoverzoek", "2026-11-23", client="E5", invoices=["EN-5"]),
             )
             doc["debt_help"] = {
-                "exchange": {
-                    "kind": "soap",
-                    "endpoint": hub.url + "/schuldregelen",
-                    "organisation_code": "WOONCORP",
-                    "client_cert": {"file": str(cert)},
-                    "client_key": {"file": str(key)},
-                    "ca_bundle": str(ca.ca_pem),
-                    "connect_timeout_seconds": 1,
-                    "read_timeout_seconds": 1,
-                }
+                "exchange": exchange_config(
+                    hub, ca, cert, key, connect_timeout_seconds=1, read_timeout_seconds=1
+                )
             }
             peers = {"salesforce": sf, "schuldenknooppunt": hub}
         else:

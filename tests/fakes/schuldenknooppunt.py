@@ -189,3 +189,19 @@ class HubServer(FakeServer):
             for v in b.findall(f"{{{NS}}}Vorderingen/{{{NS}}}Vordering")
         ]
         return flat
+
+
+def exchange_config(
+    server: HubServer, ca: TestCA, cert: Any, key: Any, **extra: Any
+) -> dict[str, Any]:
+    """The creditor file's ``debt_help.exchange`` for this hub: the SOAP route with the
+    client certificate and key from files, the test CA for the hub's certificate."""
+    return {
+        "kind": "soap",
+        "endpoint": server.url + "/schuldregelen",
+        "organisation_code": server.hub.organisation_code,
+        "client_cert": {"file": str(cert)},
+        "client_key": {"file": str(key)},
+        "ca_bundle": str(ca.ca_pem),
+        **extra,
+    }

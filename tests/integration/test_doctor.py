@@ -23,7 +23,7 @@ from tests.fakes.https import make_ca, make_client_cert
 from tests.fakes.messagebird import MessageBirdServer
 from tests.fakes.messagebird import channel_config as messagebird_channel
 from tests.fakes.salesforce import SalesforceServer
-from tests.fakes.schuldenknooppunt import HubServer
+from tests.fakes.schuldenknooppunt import HubServer, exchange_config
 from tests.fakes.sendgrid import SendGridServer
 from tests.fakes.sendgrid import channel_config as sendgrid_channel
 
@@ -86,14 +86,7 @@ def everything(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict
         }
         doc["channels"]["email"] = sendgrid_channel(sg)
         doc["channels"]["sms"] = messagebird_channel(mb, ca)
-        doc["debt_help"]["exchange"] = {
-            "kind": "soap",
-            "endpoint": hub.url + "/schuldregelen",
-            "organisation_code": "WOONCORP",
-            "client_cert": {"file": str(cert)},
-            "client_key": {"file": str(key)},
-            "ca_bundle": str(ca.ca_pem),
-        }
+        doc["debt_help"]["exchange"] = exchange_config(hub, ca, cert, key)
         doc["debt_help"].pop("inbox_dir", None)
         cfg.write_text(yaml.safe_dump(doc, sort_keys=False))
         runner = CliRunner()

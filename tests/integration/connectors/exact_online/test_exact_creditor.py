@@ -4,6 +4,7 @@ read through the stages, a payment matched, the status written into Exact."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -57,23 +58,31 @@ channels: {{email: {{kind: outbox, dir: outbox}}}}
 """
 
 
-@pytest.fixture
-def creditor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("EXACT_CLIENT_ID", "exact-id")
-    monkeypatch.setenv("EXACT_CLIENT_SECRET", "exact-secret")
+def water_division(
+    n: int,
+    modified: Callable[[int], str] | None = None,
+    supplier: int | None = 3,
+    receivables: int = 10,
+) -> Division:
+    """A water company's division: ``n`` accounts (account ``supplier`` is a supplier,
+    no debtor) with one invoice ``31000 + i`` of EUR 45 each, due 15 October, and the
+    first ``receivables`` accounts' earlier payments. ``modified`` fixes the records'
+    Modified stamps (else: when they are added)."""
     d = Division(4321)
-    for i in range(25):
+    stamped = (lambda i: {"Modified": modified(i)}) if modified else (lambda i: {})
+    for i in range(n):
         acc = d.add(
             "sync/CRM/Accounts",
-            ID=new_guid(),
+            ID=new_guid() if modified is None else f"00000000-0000-4000-8000-{i:012d}",
             Name=f"Klant {i}",
             Email=f"k{i}@example.nl",
             Postcode="5611 AB",
-            Status="C" if i != 3 else "S",
-        )  # a supplier is no debtor
+            Status="C" if i != supplier else "S",
+            **stamped(i),
+        )
         d.add(
             "sync/SalesInvoice/SalesInvoices",
-            InvoiceID=new_guid(),
+            InvoiceID=new_guid() if modified is None else f"00000000-0000-4000-9000-{i:012d}",
             InvoiceNumber=31000 + i,
             InvoiceTo=acc["ID"],
             InvoiceDate=odate(dt.date(2026, 10, 1)),
@@ -82,8 +91,9 @@ def creditor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
             Currency="EUR",
             PaymentReference=new_betalingskenmerk(31000 + i),
             Remarks=None,
+            **stamped(i),
         )
-        if i < 10:  # the ERP's own payment history: received payments
+        if i < receivables:  # the ERP's own payment history: received payments
             d.add(
                 "sync/Cashflow/Receivables",
                 ID=new_guid(),
@@ -95,6 +105,14 @@ def creditor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
                 IsFullyPaid=i != 9,
             )
     d.entities["salesinvoice/SalesInvoices"] = d.entities["sync/SalesInvoice/SalesInvoices"]
+    return d
+
+
+@pytest.fixture
+def creditor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("EXACT_CLIENT_ID", "exact-id")
+    monkeypatch.setenv("EXACT_CLIENT_SECRET", "exact-secret")
+    d = water_division(25)
     ca = make_ca(tmp_path / "ca")
     with ExactServer(ca, d) as srv:
         srv.keys["salesinvoice/SalesInvoices"] = "InvoiceID"

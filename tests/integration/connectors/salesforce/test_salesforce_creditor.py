@@ -4,6 +4,7 @@ from the (fake) org, a bank payment is matched, and the status lands in the org.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -51,16 +52,20 @@ channels: {{email: {{kind: outbox, dir: outbox}}}}
 """
 
 
-@pytest.fixture
-def creditor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("SF_CLIENT_ID", "cid")
-    monkeypatch.setenv("SF_CLIENT_SECRET", "csecret")
+def energy_org(
+    n: int,
+    account_stamp: Callable[[int], str],
+    invoice_stamp: Callable[[int], str],
+    usd: int | None = 7,
+) -> Org:
+    """An energy company's org: ``n`` accounts ``E<i>`` with one open invoice ``EN-<i>``
+    of EUR 80 each, due 15 October; invoice ``usd`` is in dollars."""
     org = Org()
-    for i in range(30):
+    for i in range(n):
         org.add(
             "Account",
             Id=f"001{i:015d}",
-            SystemModstamp=stamp(200 - i),
+            SystemModstamp=account_stamp(i),
             Name=f"Klant {i}",
             PersonEmail=f"k{i}@example.nl",
             BillingPostalCode="9712 AB",
@@ -69,19 +74,27 @@ def creditor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         org.add(
             "Invoice__c",
             Id=f"a0X{i:015d}",
-            SystemModstamp=stamp(150 - i),
+            SystemModstamp=invoice_stamp(i),
             Name=f"EN-{i}",
             Debtor_Number__c=f"E{i}",
             Invoice_Date__c="2026-10-01",
             Due_Date__c="2026-10-15",
             Amount__c=80.0,
             Open_Amount__c=80.0,
-            CurrencyIsoCode="EUR" if i != 7 else "USD",
+            CurrencyIsoCode="EUR" if i != usd else "USD",
             Payment_Reference__c=new_betalingskenmerk(1000 + i),
             IsDeleted=False,
             Collection_Status__c=None,
             Vangnet_Open__c=None,
         )
+    return org
+
+
+@pytest.fixture
+def creditor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("SF_CLIENT_ID", "cid")
+    monkeypatch.setenv("SF_CLIENT_SECRET", "csecret")
+    org = energy_org(30, lambda i: stamp(200 - i), lambda i: stamp(150 - i))
     ca = make_ca(tmp_path / "ca")
     with SalesforceServer(ca, org) as srv:
         cfg = tmp_path / "creditor.yaml"

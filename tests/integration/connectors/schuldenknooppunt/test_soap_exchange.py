@@ -21,7 +21,7 @@ from flows.demo import seed
 from ledger import schema as s
 from tests.cycle_steps import ingest_and_validate
 from tests.fakes.https import make_ca, make_client_cert
-from tests.fakes.schuldenknooppunt import HubServer, bericht
+from tests.fakes.schuldenknooppunt import HubServer, bericht, exchange_config
 from transforms.contact_window import AMS
 
 NOW = dt.datetime(2026, 11, 24, 10, 0, tzinfo=AMS)
@@ -46,15 +46,7 @@ def _ctx(tmp_path: Path, pki, hub: HubServer):  # type: ignore[no-untyped-def]
     cfg = seed(tmp_path / "demo", 120, NOW.date())
     doc = yaml.safe_load(cfg.read_text())
     doc["debt_help"] = {
-        "exchange": {
-            "kind": "soap",
-            "endpoint": hub.url + "/schuldregelen",
-            "organisation_code": "WOONCORP",
-            "client_cert": {"file": str(cert)},
-            "client_key": {"file": str(key)},
-            "ca_bundle": str(ca.ca_pem),
-            "read_timeout_seconds": 5,
-        },
+        "exchange": exchange_config(hub, ca, cert, key, read_timeout_seconds=5),
         "debt_type": "huur",
         "proposals": {"accept_min_percentage": 30},
     }
