@@ -429,6 +429,7 @@ skp_messages = Table(
     Column("handled_at", TS),
     ForeignKeyConstraint(["creditor_id"], ["creditors.creditor_id"]),
     Index("ix_skp_messages_status", "creditor_id", "status"),
+    Index("ix_skp_messages_debtor", "creditor_id", "debtor_id"),
 )
 #: answers to the hub: planned -> sending -> sent (same reply_id on a resend)
 skp_replies = Table(
@@ -446,6 +447,7 @@ skp_replies = Table(
     Column("created_at", TS, nullable=False),
     Column("sent_at", TS),
     ForeignKeyConstraint(["creditor_id"], ["creditors.creditor_id"]),
+    Index("ix_skp_replies_debtor", "creditor_id", "debtor_id"),
 )
 #: payment arrangements (a Schuldregeling akkoord, later the self-service page)
 arrangements = Table(
