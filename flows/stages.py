@@ -15,7 +15,7 @@ import uuid
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy import Text, and_, delete, func, select, type_coerce, update
 
 from connectors.exact_online import ExactClient, ExactReader, ExactWriter
 from connectors.exact_online.settings import ExactOnlineSettings
@@ -49,6 +49,7 @@ from ledger.store import (
     frame,
     get_cursor,
     insert_ignore,
+    json_loads_staged,
     set_cursor,
     update_many,
     upsert,
@@ -181,10 +182,15 @@ def validate_staged(ctx: Ctx, validator: validation.Validator | None = None) -> 
         with ctx.engine.connect() as conn:
             staged = frame(
                 conn,
-                select(s.staging.c.id, s.staging.c.source, s.staging.c.payload)
+                select(
+                    s.staging.c.id,
+                    s.staging.c.source,
+                    type_coerce(s.staging.c.payload, Text).label("payload"),
+                )
                 .where(s.staging.c.creditor_id == ctx.creditor_id, s.staging.c.entity == entity)
                 .order_by(s.staging.c.id),
             )
+        staged["payload"] = [json_loads_staged(p) for p in staged["payload"]]
         if staged.empty:
             out["entities"][entity] = {
                 "checked": 0,

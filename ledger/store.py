@@ -8,10 +8,12 @@ which both dialects offer ``INSERT .. ON CONFLICT``.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pandas as pd
 from sqlalchemy import Connection, Engine, Table, bindparam, create_engine, event, insert, select
 from sqlalchemy import update as sa_update
@@ -26,13 +28,40 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def json_dumps(value: Any) -> str:
+    """JSON columns are written by orjson (several times faster than ``json`` on a day's
+    payloads); what it refuses (an integer past 64 bits) goes through ``json``."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:
+        return json.dumps(value)
+
+
+def json_loads_staged(text: Any) -> Any:
+    """A staged payload, read by orjson (three times faster than ``json`` on a day's
+    million payloads). Only for payloads ``json_records`` made from canonical frames,
+    whose integers fit 64 bits: orjson reads a larger integer as a float, losing digits,
+    which is why the engine keeps ``json`` for every other JSON column. A value the
+    driver already decoded (psycopg2 does for json columns) is passed through."""
+    if not isinstance(text, str | bytes):
+        return text
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)  # NaN, which json wrote before
+
+
 def make_engine(url: str) -> Engine:
     """An engine for ``url``; SQLite gets WAL, a busy timeout and foreign keys."""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 60}, future=True)
+        engine = create_engine(
+            url,
+            connect_args={"timeout": 60},
+            json_serializer=json_dumps,
+        )
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -44,7 +73,7 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, future=True)
+    return create_engine(url, pool_pre_ping=True, json_serializer=json_dumps)
 
 
 def migration_state(engine: Engine) -> tuple[str | None, str]:
