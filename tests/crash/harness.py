@@ -35,6 +35,7 @@ from tests.fakes.sendgrid import channel_config as sendgrid_channel
 
 NOW = dt.datetime.fromisoformat("2026-11-24T10:00:00+01:00")
 ENV = {"SG_KEY": "SG.test-key", "MB_KEY": "live_test_key"}
+SETTLE_SECONDS = 3  # policy.ambiguous_settle_seconds of the harness's creditor
 
 # the ledger as the cycle decides it; surrogate ids, wall-clock stamps and the ids a
 # provider hands out say when and by whom, not what
@@ -115,7 +116,7 @@ def creditor(
         doc["channels"]["email"] = sendgrid_channel(sg, timeout_seconds=1)
         doc["channels"]["sms"] = messagebird_channel(mb, ca, timeout_seconds=1)
         # a send that timed out is trusted to the provider's lookup after 3 s here
-        doc["policy"]["ambiguous_settle_seconds"] = 3
+        doc["policy"]["ambiguous_settle_seconds"] = SETTLE_SECONDS
         if pg is not None and not ledger_url:
             ledger_url = pg.url
         if ledger_url:
