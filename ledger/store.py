@@ -156,8 +156,8 @@ def update_many(
     rows: Sequence[Mapping[str, Any]],
 ) -> int:
     """``UPDATE table SET <the rows' other columns> WHERE <fixed> AND <keys>`` for each
-    row, as one prepared statement executed for 2,000 rows at a time (a statement per
-    row costs a compile and a round-trip each). Every row names the same columns."""
+    row, as one prepared statement run by ``execute_many`` (a statement per row costs a
+    compile and a round-trip each). Every row names the same columns."""
     if not rows:
         return 0
     cols = [c for c in rows[0] if c not in keys]
@@ -170,10 +170,7 @@ def update_many(
         .values({c: bindparam(f"v_{c}") for c in cols})
     )
     params = [{**{f"k_{k}": r[k] for k in keys}, **{f"v_{c}": r[c] for c in cols}} for r in rows]
-    total = 0
-    for chunk in _chunks(params, 2000):
-        total += max(conn.execute(stmt, list(chunk)).rowcount, 0)
-    return total
+    return execute_many(conn, stmt, params)
 
 
 def insert_ignore(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> int:
