@@ -142,11 +142,7 @@ def parse_camt053(
             sign = 1 if cdi == "CRDT" else -1
             bank_ref = _text(entry, "AcctSvcrRef")
             txs = [
-                t
-                for d in entry
-                if _local(d.tag) == "NtryDtls"
-                for t in d
-                if _local(t.tag) == "TxDtls"
+                t for d in entry.iterchildren("{*}NtryDtls") for t in d.iterchildren("{*}TxDtls")
             ]
             if not txs:
                 txs = [None]
@@ -166,7 +162,7 @@ def parse_camt053(
                 if tx is not None:
                     rmt = _child(tx, "RmtInf")
                     if rmt is not None:
-                        parts = [c.text.strip() for c in rmt if _local(c.tag) == "Ustrd" and c.text]
+                        parts = [c.text.strip() for c in rmt.iterchildren("{*}Ustrd") if c.text]
                         ustrd = " ".join(parts) or None
                         strd = _text(rmt, "Strd", "CdtrRefInf", "Ref")
                 rows.append(
