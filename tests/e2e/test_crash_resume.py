@@ -230,9 +230,14 @@ def test_the_cycle_survives_sigkill_under_the_prefect_engine(
     assert len(report.kills) == 8
     assert {k["mode"] for k in report.kills} == {"sql", "time"}
     states = [r["state_type"] for r in runs if r["name"].startswith("daily-cycle-")]
-    # the clean one, the settle runs and the runs that finished before their kill
-    assert states.count("COMPLETED") == 3 + report.finished_before_kill
-    assert states.count("RUNNING") + states.count("PENDING") == 8  # the killed ones
+    # the clean one, the settle runs, the runs that finished before their kill, and
+    # the killed ones; a kill that lands after the engine reported the flow's final
+    # state but before the child said so counts as a kill yet stays COMPLETED: that
+    # can only be a run whose last task was the last stage (retention)
+    assert len(states) == 3 + report.finished_before_kill + 8
+    late = states.count("COMPLETED") - 3 - report.finished_before_kill
+    assert 0 <= late <= sum(k["stage"] == "retention" for k in report.kills)
+    assert states.count("RUNNING") + states.count("PENDING") == 8 - late
     assert set(mail) == reference["mail"] and set(sms) == reference["sms"]
     assert set(mail.values()) == {1} and set(sms.values()) == {1}
     assert h.differences(reference["ledger"], got) == {}
