@@ -1080,10 +1080,15 @@ def plan_inputs(
                 s.debtors.c.postcode,
             ).where(_partition_filter(s.debtors, ctx, p, n)),
         )
+        # this partition's rows only (by primary key): a scan of every debtor's segment
+        # history for each partition grew with every day kept
+        debtors_here = select(s.debtors.c.debtor_id).where(_partition_filter(s.debtors, ctx, p, n))
         seg = frame(
             conn,
             select(s.segments.c.debtor_id, s.segments.c.segment).where(
-                s.segments.c.creditor_id == ctx.creditor_id, s.segments.c.as_of == ctx.today
+                s.segments.c.creditor_id == ctx.creditor_id,
+                s.segments.c.debtor_id.in_(debtors_here),
+                s.segments.c.as_of == ctx.today,
             ),
         )
         inv = frame(
@@ -1102,7 +1107,10 @@ def plan_inputs(
                 s.preferences.c.preferred_day,
                 s.preferences.c.channel.label("preferred_channel"),
                 s.preferences.c.promise_until,
-            ).where(s.preferences.c.creditor_id == ctx.creditor_id),
+            ).where(
+                s.preferences.c.creditor_id == ctx.creditor_id,
+                s.preferences.c.debtor_id.in_(debtors_here),
+            ),
         )
         events = _partition_events(conn, ctx, p, n)
         hist = frame(

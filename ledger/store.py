@@ -203,14 +203,16 @@ def execute_many(conn: Connection, stmt: Any, rows: Sequence[Mapping[str, Any]])
                 (b.key, p, b.key in rows[0], b.effective_value)
                 for b, p in zip(binds, procs, strict=True)
             ]
-            try:
-                params = [
-                    tuple(
-                        (p(r[k]) if p else r[k]) if from_row else (p(v) if p else v)
-                        for k, p, from_row, v in plan
-                    )
-                    for r in rows
-                ]
+            params: list[tuple[Any, ...]] | None
+            try:  # column by column: the per-value branching once per column
+                columns: list[list[Any]] = []
+                for k, p, from_row, v in plan:
+                    if from_row:
+                        values = [r[k] for r in rows]
+                        columns.append(list(map(p, values)) if p else values)
+                    else:
+                        columns.append([p(v) if p else v] * len(rows))
+                params = list(zip(*columns, strict=True)) if columns else [()] * len(rows)
             except KeyError:
                 params = None  # rows of different shapes: SQLAlchemy sorts them out
             if params is not None:

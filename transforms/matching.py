@@ -376,14 +376,28 @@ def _candidates(
     if _str(p.counterparty_name) and names:
         payer = str(p.counterparty_name).lower()
         for d in list(cands) or []:
-            if d in names and difflib.SequenceMatcher(None, payer, names[d]).ratio() >= 0.85:
+            if d in names and similar(payer, names[d]):
                 cands[d].add(min(cands[d].score + 0.05, 0.99), "name")  # corroborates
         if not cands:  # name alone is weak evidence: a suggestion, rarely enough on its own
             for d in names.sharing_a_word(payer):
                 n = names[d]
-                if n[:1] == payer[:1] and difflib.SequenceMatcher(None, payer, n).ratio() >= 0.85:
+                if n[:1] == payer[:1] and similar(payer, n):
                     cand(d).add(0.60, "name")
     return cands
+
+
+NAME_SIMILARITY = 0.85
+
+
+def similar(a: str, b: str, at_least: float = NAME_SIMILARITY) -> bool:
+    """``difflib.SequenceMatcher(None, a, b).ratio() >= at_least``, with its two cheap
+    upper bounds tried first (the lengths alone, then the multiset of characters): most
+    pairs fail on those, and the verdict is the same."""
+    la, lb = len(a), len(b)
+    if not la + lb or 2.0 * min(la, lb) / (la + lb) < at_least:
+        return bool(not la + lb and at_least <= 1.0)
+    m = difflib.SequenceMatcher(None, a, b)
+    return m.quick_ratio() >= at_least and m.ratio() >= at_least
 
 
 _WORD = re.compile(r"[^\W\d_]{3,}")

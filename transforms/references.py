@@ -9,16 +9,22 @@ Betalingskenmerk rules (Betaalvereniging; DOMAIN.md "Payment references"):
 
 from __future__ import annotations
 
+import operator
+
 from stdnum import iso11649
 
 _WEIGHTS = (2, 4, 8, 5, 10, 9, 7, 3, 6, 1)
 _LENGTH_CODE = {7: 7, 8: 8, 9: 9, 10: 0, 11: 1, 12: 2}
 
 
+_WEIGHTS_RIGHT_TO_LEFT = _WEIGHTS * 2  # a body holds at most 15 digits
+_DIGIT = {str(d): d for d in range(10)}
+
+
 def _check_digit(body: str) -> int:
-    total = sum(int(d) * _WEIGHTS[i % 10] for i, d in enumerate(reversed(body)))
+    total = sum(map(operator.mul, map(_DIGIT.__getitem__, reversed(body)), _WEIGHTS_RIGHT_TO_LEFT))
     c = 11 - (total % 11)
-    return {10: 1, 11: 0}.get(c, c)
+    return 1 if c == 10 else (0 if c == 11 else c)
 
 
 def compact(ref: str) -> str:
@@ -27,7 +33,7 @@ def compact(ref: str) -> str:
 
 def is_valid_betalingskenmerk(ref: str) -> bool:
     ref = compact(ref)
-    if not ref.isdigit():
+    if not (ref.isascii() and ref.isdigit()):  # "²" and "٣" are digits to str.isdigit
         return False
     n = len(ref)
     if n == 7:
@@ -42,7 +48,7 @@ def is_valid_betalingskenmerk(ref: str) -> bool:
 def new_betalingskenmerk(number: int | str) -> str:
     """The 16-digit betalingskenmerk for ``number`` (at most 15 digits, zero-padded)."""
     digits = str(number)
-    if not digits.isdigit() or len(digits) > 15:
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > 15:
         raise ValueError("a betalingskenmerk holds at most 15 digits after its check digit")
     body = digits.zfill(15)
     return f"{_check_digit(body)}{body}"

@@ -408,3 +408,25 @@ def test_component_invariants(
                     for earlier in order[:k]:
                         owed = left.loc[row.invoice_id, f"{earlier}_cents"]
                         assert paid[row.invoice_id, earlier] == owed
+
+
+_NAMEISH = st.text(alphabet="abcdeijklmnorstuvz .-'", max_size=30)
+
+
+@settings(max_examples=400, deadline=None)
+@given(a=_NAMEISH, b=_NAMEISH, at_least=st.sampled_from([0.5, 0.85, 0.95, 1.0]))
+def test_name_similarity_agrees_with_difflib(a: str, b: str, at_least: float) -> None:
+    """The cheap bounds in front of difflib never change its verdict."""
+    import difflib
+
+    from transforms.matching import similar
+
+    assert similar(a, b, at_least) == (difflib.SequenceMatcher(None, a, b).ratio() >= at_least)
+
+
+def test_name_similarity_near_and_far() -> None:
+    from transforms.matching import similar
+
+    assert similar("j. de vries", "j de vries")
+    assert not similar("j. de vries", "a. bakker-van den heuvel")
+    assert not similar("", "jansen")

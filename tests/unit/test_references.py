@@ -1,3 +1,4 @@
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -49,3 +50,15 @@ def test_a_changed_digit_is_detected(n: int, pos: int, delta: int) -> None:
     # only the standard's "10 -> 1" rule folds two residues onto check digit 1
     if is_valid_betalingskenmerk("".join(digits)):
         assert ref[0] == "1"
+
+
+def test_only_ascii_digits_make_a_betalingskenmerk() -> None:
+    from transforms.references import is_valid_betalingskenmerk, new_betalingskenmerk
+
+    good = new_betalingskenmerk(4711)
+    assert is_valid_betalingskenmerk(good)
+    arabic = good.translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩"))
+    assert not is_valid_betalingskenmerk(arabic)
+    assert not is_valid_betalingskenmerk("²" * 16)
+    with pytest.raises(ValueError):
+        new_betalingskenmerk("٤٧١١")

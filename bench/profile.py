@@ -1,0 +1,91 @@
+"""Where a stage of the daily cycle spends its time: ``python -m bench.profile``.
+
+Runs the cycle's stages in order on a fresh copy of the seeded portfolio (see
+``bench.cycle``), and the named ones under ``cProfile``; prints each profiled stage's
+functions by cumulative and by own time. ``--again`` profiles the same day's second run
+instead of the first (what an incremental run still costs).
+
+    python -m bench.profile --debtors 50000 --stage reconcile --stage assess
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import pstats
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench.cycle import NOW, fresh_copy, template
+
+
+def _stages(ctx: Any, port: int) -> list[tuple[str, Callable[[], Any]]]:
+    from bench.cycle import _plan, _reconcile
+    from flows import debt_help, stages
+    from transforms.validation import Validator
+
+    n = ctx.cfg.policy.partitions
+    return [
+        ("ingest", lambda: [stages.ingest_entity(ctx, "erp", e) for e in stages.ENTITIES]),
+        ("validate", lambda: stages.validate_staged(ctx, Validator())),
+        ("debt_help", lambda: debt_help.exchange_messages(ctx)),
+        ("reconcile", lambda: _reconcile(ctx, port)),
+        ("assess", lambda: [stages.assess_partition(ctx, p, n) for p in range(n)]),
+        ("plan", lambda: _plan(ctx, n)),
+        ("send", lambda: [stages.send_channel(ctx, ch) for ch in ctx.cfg.channels]),
+        ("write_back", lambda: stages.write_back(ctx)),
+    ]
+
+
+def _report(name: str, prof: cProfile.Profile, top: int) -> str:
+    out = io.StringIO()
+    st = pstats.Stats(prof, stream=out)
+    st.strip_dirs()
+    out.write(f"\n===== {name}: by cumulative time =====\n")
+    st.sort_stats("cumulative").print_stats(top)
+    out.write(f"\n===== {name}: by own time =====\n")
+    st.sort_stats("tottime").print_stats(top)
+    return out.getvalue()
+
+
+def main(argv: list[str] | None = None) -> None:
+    from flows.context import make_ctx
+    from flows.demo import sftp_server
+
+    ap = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__)
+    ap.add_argument("--debtors", type=int, default=50_000)
+    ap.add_argument("--months", type=int, default=4)
+    ap.add_argument("--statement-lines", type=int, default=None, help="default: 1.2 x debtors")
+    ap.add_argument("--partitions", type=int, default=8)
+    ap.add_argument("--stage", action="append", required=True, help="repeatable")
+    ap.add_argument("--again", action="store_true", help="profile the second run of the day")
+    ap.add_argument("--top", type=int, default=35)
+    ap.add_argument("--workdir", default="var/bench")
+    args = ap.parse_args(argv)
+
+    lines = args.statement_lines if args.statement_lines is not None else int(args.debtors * 1.2)
+    root = Path(args.workdir).resolve()
+    tpl = template(root, args.debtors, args.months, lines, args.partitions)
+    cfg = fresh_copy(tpl, root / "profile", None)
+    with sftp_server(root / "profile") as srv:
+        ctx = make_ctx(str(cfg), NOW)
+        for run in ("first", "again") if args.again else ("first",):
+            for name, fn in _stages(ctx, srv.port):
+                profiled = name in args.stage and (run == "again") == args.again
+                prof = cProfile.Profile() if profiled else None
+                t = time.perf_counter()
+                if prof is not None:
+                    prof.enable()
+                fn()
+                if prof is not None:
+                    prof.disable()
+                print(f"{run} {name:<11} {time.perf_counter() - t:7.2f} s", flush=True)
+                if prof is not None:
+                    print(_report(f"{run} {name}", prof, args.top), flush=True)
+
+
+if __name__ == "__main__":
+    main()
