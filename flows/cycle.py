@@ -304,7 +304,13 @@ def assess(ctx: Ctx) -> dict[str, Any]:
         ],
         description="Debtors per segment",
     )
-    return {"debtors": sum(r["debtors"] for r in results), "segments": totals}
+    return {
+        "debtors": sum(totals.values()),
+        # the same day again: only the debtors whose inputs changed (stages.assess_partition)
+        "assessed": sum(r["debtors"] for r in results),
+        "incremental": all(r.get("incremental") for r in results),
+        "segments": totals,
+    }
 
 
 @flow(name="plan", flow_run_name="plan-{ctx.creditor_id}")
@@ -522,6 +528,11 @@ def cycle_markdown(summary: dict[str, Any]) -> str:
         f"| reconcile | {rec['matched']} of {rec['payments']} payments matched |",
         "| assess | "
         + ", ".join(f"{k} {n}" for k, n in sorted(summary["assess"]["segments"].items()))
+        + (
+            f" (re-assessed {summary['assess']['assessed']}: only what changed today)"
+            if summary["assess"].get("incremental")
+            else ""
+        )
         + " |",
         f"| plan | {summary['plan']['planned']} contacts planned |",
         "| send | " + ", ".join(f"{k} {n}" for k, n in sent.items()) + " |",

@@ -45,6 +45,7 @@ from ledger.records import (
 from ledger.store import (
     audit,
     chunks,
+    dirty_tracking,
     execute_many,
     frame,
     get_cursor,
@@ -946,10 +947,52 @@ def _partition_filter(table: Any, ctx: Ctx, p: int, n: int) -> Any:
     return and_(table.c.creditor_id == ctx.creditor_id, (table.c.bucket % n) == p)
 
 
+#: bump when what assess computes changes: the next run of the day is a full one again
+ASSESS_LOGIC = 1
+
+
 def assess_partition(ctx: Ctx, p: int, n: int) -> dict[str, Any]:
+    """Signals and a segment for each debtor of partition ``p`` of ``n``, as of today.
+
+    The first assessment of a day (or after a change of the creditor's configuration) is
+    a full one. A later one the same day takes only the debtors the ledger marked dirty
+    since (``dirty_debtors``: its triggers mark every write to what assess reads), claimed
+    first and cleared with the results in one transaction: a debtor marked meanwhile keeps
+    its new mark, and a crash in between leaves the claim to be taken again. A debtor's
+    signals depend only on its own rows and today, so the outcome is the full one's."""
+    d = s.dirty_debtors
+    stage = f"assess-p{p}-of-{n}"
+    marker = {"config_sha256": ctx.cfg.sha256, "logic": ASSESS_LOGIC}
+    here = select(s.debtors.c.debtor_id).where(_partition_filter(s.debtors, ctx, p, n))
+    claimed = and_(
+        d.c.creditor_id == ctx.creditor_id, d.c.claimed.is_(True), d.c.debtor_id.in_(here)
+    )
+    with ctx.engine.begin() as conn:
+        conn.execute(
+            update(d)
+            .where(
+                d.c.creditor_id == ctx.creditor_id, d.c.claimed.is_(False), d.c.debtor_id.in_(here)
+            )
+            .values(claimed=True)
+        )
+        done = conn.execute(
+            select(s.cycle_runs.c.summary).where(
+                s.cycle_runs.c.creditor_id == ctx.creditor_id,
+                s.cycle_runs.c.cycle_date == ctx.today,
+                s.cycle_runs.c.stage == stage,
+            )
+        ).scalar()
+        incremental = done == marker and dirty_tracking(conn)
+        if done == marker and not incremental:
+            log.warning("dirty-debtor triggers missing: assessing every debtor of %s", stage)
+    only = select(d.c.debtor_id).where(claimed) if incremental else None
     with ctx.engine.connect() as conn:
         deb = frame(
-            conn, select(s.debtors.c.debtor_id).where(_partition_filter(s.debtors, ctx, p, n))
+            conn,
+            select(s.debtors.c.debtor_id).where(
+                _partition_filter(s.debtors, ctx, p, n),
+                *([s.debtors.c.debtor_id.in_(only)] if only is not None else []),
+            ),
         )
         inv = frame(
             conn,
@@ -961,7 +1004,10 @@ def assess_partition(ctx: Ctx, p: int, n: int) -> dict[str, Any]:
                 s.invoices.c.open_cents,
                 s.invoices.c.paid_date,
                 s.invoices.c.prior_reminders,
-            ).where(_partition_filter(s.invoices, ctx, p, n)),
+            ).where(
+                _partition_filter(s.invoices, ctx, p, n),
+                *([s.invoices.c.debtor_id.in_(only)] if only is not None else []),
+            ),
         )
         holds = active_holds(conn, ctx.creditor_id, ctx.today)
         con = frame(
@@ -974,44 +1020,48 @@ def assess_partition(ctx: Ctx, p: int, n: int) -> dict[str, Any]:
                     s.debtors.c.debtor_id == s.contacts.c.debtor_id,
                 ),
             )
-            .where(_partition_filter(s.debtors, ctx, p, n)),
+            .where(
+                _partition_filter(s.debtors, ctx, p, n),
+                *([s.debtors.c.debtor_id.in_(only)] if only is not None else []),
+            ),
         )
-        extra = _signal_inputs(conn, ctx, p, n)
-    if deb.empty:
-        return {"partition": p, "debtors": 0, "segments": {}}
-    sig = signals.compute_signals(
-        deb["debtor_id"],
-        inv,
-        holds,
-        con,
-        ctx.today,
-        reversals=extra["reversals"],
-        arrangements=extra["arrangements"],
-        preferences=extra["preferences"],
-        events=extra["events"],
-    )
-    # reminders the creditor's own system sent count as contacts too
-    prior = inv[inv["open_cents"] > 0].groupby("debtor_id")["prior_reminders"].max()
-    sig["contacts_unanswered"] = sig["contacts_unanswered"] + sig["debtor_id"].map(prior).fillna(
-        0
-    ).astype(int)
-    sig.loc[sig["open_overdue_count"] == 0, "contacts_unanswered"] = 0
-    seg = segments.assign_segments(sig, ctx.cfg.policy.segment_thresholds)
-    sig_rows = signals.signal_rows(ctx.creditor_id, sig, ctx.today)
-    sig_rows += signals.segment_changes(
-        ctx.creditor_id, seg[["debtor_id", "segment"]], extra["previous_segments"], ctx.today
-    )
-    seg_rows = [
-        {
-            "creditor_id": ctx.creditor_id,
-            "debtor_id": r["debtor_id"],
-            "as_of": ctx.today,
-            "segment": r["segment"],
-            "score": int(r["score"]),
-            "reasons": r["reasons"],
-        }
-        for r in seg.to_dict("records")
-    ]
+        extra = _signal_inputs(conn, ctx, p, n, only)
+    sig_rows: list[dict[str, Any]] = []
+    seg_rows: list[dict[str, Any]] = []
+    if not deb.empty:
+        sig = signals.compute_signals(
+            deb["debtor_id"],
+            inv,
+            holds,
+            con,
+            ctx.today,
+            reversals=extra["reversals"],
+            arrangements=extra["arrangements"],
+            preferences=extra["preferences"],
+            events=extra["events"],
+        )
+        # reminders the creditor's own system sent count as contacts too
+        prior = inv[inv["open_cents"] > 0].groupby("debtor_id")["prior_reminders"].max()
+        sig["contacts_unanswered"] = sig["contacts_unanswered"] + sig["debtor_id"].map(
+            prior
+        ).fillna(0).astype(int)
+        sig.loc[sig["open_overdue_count"] == 0, "contacts_unanswered"] = 0
+        seg = segments.assign_segments(sig, ctx.cfg.policy.segment_thresholds)
+        sig_rows = signals.signal_rows(ctx.creditor_id, sig, ctx.today)
+        sig_rows += signals.segment_changes(
+            ctx.creditor_id, seg[["debtor_id", "segment"]], extra["previous_segments"], ctx.today
+        )
+        seg_rows = [
+            {
+                "creditor_id": ctx.creditor_id,
+                "debtor_id": r["debtor_id"],
+                "as_of": ctx.today,
+                "segment": r["segment"],
+                "score": int(r["score"]),
+                "reasons": r["reasons"],
+            }
+            for r in seg.to_dict("records")
+        ]
     with ctx.engine.begin() as conn:
         upsert(
             conn,
@@ -1027,10 +1077,50 @@ def assess_partition(ctx: Ctx, p: int, n: int) -> dict[str, Any]:
             ["creditor_id", "debtor_id", "as_of"],
             ["segment", "score", "reasons"],
         )
+        conn.execute(delete(d).where(claimed))
+        if not incremental and p == 0:  # marks of debtors no longer in the ledger
+            conn.execute(
+                delete(d).where(
+                    d.c.creditor_id == ctx.creditor_id,
+                    d.c.debtor_id.not_in(
+                        select(s.debtors.c.debtor_id).where(
+                            s.debtors.c.creditor_id == ctx.creditor_id
+                        )
+                    ),
+                )
+            )
+        upsert(
+            conn,
+            s.cycle_runs,
+            [
+                {
+                    "creditor_id": ctx.creditor_id,
+                    "cycle_date": ctx.today,
+                    "stage": stage,
+                    "run_count": 1,
+                    "summary": marker,
+                    "updated_at": utcnow(),
+                }
+            ],
+            ["creditor_id", "cycle_date", "stage"],
+            ["summary", "updated_at"],
+        )
+        counts: dict[Any, Any] = dict(
+            conn.execute(
+                select(s.segments.c.segment, func.count())
+                .where(
+                    s.segments.c.creditor_id == ctx.creditor_id,
+                    s.segments.c.as_of == ctx.today,
+                    s.segments.c.debtor_id.in_(here),
+                )
+                .group_by(s.segments.c.segment)
+            ).all()
+        )
     return {
         "partition": p,
         "debtors": len(deb),
-        "segments": seg["segment"].value_counts().to_dict(),
+        "incremental": incremental,
+        "segments": {str(k): int(v) for k, v in sorted(counts.items())},
     }
 
 
@@ -1218,12 +1308,16 @@ def plan_partition(ctx: Ctx, p: int, n: int) -> dict[str, Any]:
     }
 
 
-def _signal_inputs(conn: Any, ctx: Ctx, p: int, n: int) -> dict[str, pd.DataFrame]:
-    """What the richer signals need, for one partition: reversed or returned payments per
-    debtor, arrangements, preferences, contact events, and each debtor's segment before
-    today."""
+def _signal_inputs(
+    conn: Any, ctx: Ctx, p: int, n: int, only: Any = None
+) -> dict[str, pd.DataFrame]:
+    """What the richer signals need, for one partition (and, with ``only``, a select of
+    debtor ids, just those): reversed or returned payments per debtor, arrangements,
+    preferences, contact events, and each debtor's segment before today."""
     al, pay, inv, c, e = s.allocations, s.payments, s.invoices, s.contacts, s.contact_events
     part = _partition_filter(inv, ctx, p, n)
+    if only is not None:
+        part = and_(part, inv.c.debtor_id.in_(only))
     reversals = frame(
         conn,
         select(inv.c.debtor_id, pay.c.booking_date, pay.c.return_reason)
@@ -1232,7 +1326,10 @@ def _signal_inputs(conn: Any, ctx: Ctx, p: int, n: int) -> dict[str, pd.DataFram
         .join(inv, and_(inv.c.creditor_id == al.c.creditor_id, inv.c.invoice_id == al.c.invoice_id))
         .where(part, al.c.amount_cents < 0, pay.c.status == "reversed"),
     )
-    debtors_here = select(s.debtors.c.debtor_id).where(_partition_filter(s.debtors, ctx, p, n))
+    debtors_here = select(s.debtors.c.debtor_id).where(
+        _partition_filter(s.debtors, ctx, p, n),
+        *([s.debtors.c.debtor_id.in_(only)] if only is not None else []),
+    )
     arrangements = frame(
         conn,
         select(s.arrangements.c.debtor_id, s.arrangements.c.status).where(

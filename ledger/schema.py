@@ -410,6 +410,31 @@ cycle_runs = Table(
     ForeignKeyConstraint(["creditor_id"], ["creditors.creditor_id"]),
 )
 
+#: debtors whose assessment inputs changed since they were last assessed: written by the
+#: ledger's own triggers (migration 0009) on every write to what assess reads, whichever
+#: code path writes it; claimed and cleared by assess, which then re-assesses only them
+#: the same day (``flows.stages.assess_partition``)
+#: the tables whose every write marks a debtor dirty (the triggers of migration 0009)
+DIRTY_WATCHED = (
+    "debtors",
+    "invoices",
+    "holds",
+    "contacts",
+    "arrangements",
+    "preferences",
+    "contact_events",
+    "allocations",
+)
+dirty_debtors = Table(
+    "dirty_debtors",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("creditor_id", String(64), nullable=False),
+    Column("debtor_id", String(64), nullable=False),
+    Column("claimed", Boolean, nullable=False, server_default="0"),
+    Index("ix_dirty_debtors", "creditor_id", "debtor_id", "claimed"),
+)
+
 # ------------------------------------------------------------------ debt help (SKN)
 #: every message from the Schuldenknooppunt, committed before it is confirmed to the hub
 skp_messages = Table(

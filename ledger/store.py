@@ -15,7 +15,17 @@ from typing import Any
 
 import orjson
 import pandas as pd
-from sqlalchemy import Connection, Engine, Table, bindparam, create_engine, event, insert, select
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Table,
+    bindparam,
+    create_engine,
+    event,
+    insert,
+    select,
+    text,
+)
 from sqlalchemy import update as sa_update
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -238,6 +248,34 @@ def chunks(values: Sequence[Any], size: int = IN_CHUNK) -> Iterator[Sequence[Any
     """Slices for ``IN (...)`` lists, so a large day never exceeds a driver's limit."""
     for k in range(0, len(values), size):
         yield values[k : k + size]
+
+
+def dirty_tracking(conn: Connection) -> bool:
+    """Whether every trigger that marks dirty debtors (migration 0009) is in place: a
+    later migration that rebuilds a watched table (SQLite's batch mode copies it) would
+    drop its triggers, and an assessment that trusted the marks would then miss changes."""
+    if conn.dialect.name == "sqlite":
+        found = set(
+            conn.exec_driver_sql(
+                "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'dirty_%'"
+            ).scalars()
+        )
+        want = {
+            f"dirty_{t}_{op}" for t in schema.DIRTY_WATCHED for op in ("insert", "update", "delete")
+        }
+    else:
+        found = set(
+            conn.execute(
+                text(
+                    "SELECT t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid"
+                    " WHERE NOT t.tgisinternal AND t.tgenabled <> 'D'"
+                    " AND c.relnamespace = to_regnamespace(current_schema())::oid"
+                    " AND t.tgname LIKE 'dirty_%'"
+                )
+            ).scalars()
+        )
+        want = {f"dirty_{t}" for t in schema.DIRTY_WATCHED}
+    return want <= found
 
 
 def frame(conn: Connection, stmt: Any) -> pd.DataFrame:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -18,15 +19,21 @@ from ledger.records import WriteBack, WriteResult
 _NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
 
-def named_to_qmark(sql: str, params: Mapping[str, Any]) -> tuple[str, list[Any]]:
-    """Turn ``:name`` parameters into ODBC ``?`` markers with their values in order."""
+@functools.lru_cache(maxsize=256)
+def _qmark(sql: str) -> tuple[str, tuple[str, ...]]:
     order: list[str] = []
 
     def repl(m: re.Match[str]) -> str:
         order.append(m.group(1))
         return "?"
 
-    out = _NAMED.sub(repl, sql)
+    return _NAMED.sub(repl, sql), tuple(order)
+
+
+def named_to_qmark(sql: str, params: Mapping[str, Any]) -> tuple[str, list[Any]]:
+    """Turn ``:name`` parameters into ODBC ``?`` markers with their values in order (the
+    rewrite once per statement text: a write-back runs the same one per record)."""
+    out, order = _qmark(sql)
     missing = [n for n in order if n not in params]
     if missing:
         raise FatalError(f"query parameter(s) without a value: {', '.join(sorted(set(missing)))}")

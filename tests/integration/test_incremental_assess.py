@@ -1,0 +1,170 @@
+"""The same day's second assessment takes only the debtors the ledger marked dirty, and
+ends exactly where a full one would: marks come from the ledger's own triggers, so a
+change by any path (here raw SQL on every watched table) is seen; without the triggers
+the assessment is a full one again."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import delete, func, insert, select, text, update
+
+from flows import stages
+from flows.context import make_ctx
+from flows.demo import seed, sftp_server
+from ledger import schema as s
+from ledger.store import dirty_tracking, utcnow
+from tests.cycle_steps import up_to_plan
+from transforms.contact_window import AMS
+
+NOW = dt.datetime(2026, 11, 24, 10, 0, tzinfo=AMS)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ledger_url(request: pytest.FixtureRequest) -> str | None:
+    return None if request.param == "sqlite" else request.getfixturevalue("pg_url")
+
+
+def _assess(ctx: Any) -> list[dict[str, Any]]:
+    n = ctx.cfg.policy.partitions
+    return [stages.assess_partition(ctx, p, n) for p in range(n)]
+
+
+def _assessment(ctx: Any) -> dict[str, list[tuple[Any, ...]]]:
+    with ctx.engine.connect() as conn:
+        sig = conn.execute(
+            select(s.signals.c.debtor_id, s.signals.c.signal, s.signals.c.value).order_by(
+                s.signals.c.debtor_id, s.signals.c.signal
+            )
+        ).all()
+        seg = conn.execute(
+            select(s.segments.c.debtor_id, s.segments.c.segment, s.segments.c.score)
+            .where(s.segments.c.as_of == ctx.today)
+            .order_by(s.segments.c.debtor_id)
+        ).all()
+    return {"signals": [tuple(r) for r in sig], "segments": [tuple(r) for r in seg]}
+
+
+def _debtors_with(conn: Any, table: Any, k: int) -> list[str]:
+    return list(conn.execute(select(table.c.debtor_id).distinct().limit(k)).scalars())
+
+
+def test_the_second_assessment_takes_only_what_changed_and_ends_as_a_full_one(
+    tmp_path: Path, ledger_url: str | None
+) -> None:
+    cfg = seed(tmp_path / "demo", 160, NOW.date())
+    if ledger_url:
+        cfg.write_text(cfg.read_text() + f"\nledger: {{url: '{ledger_url}'}}\n")
+    ctx = make_ctx(str(cfg), NOW)
+    up_to_plan(ctx)  # the day's first, full assessment
+    with ctx.engine.connect() as conn:
+        assert dirty_tracking(conn)
+        total = conn.execute(select(func.count()).select_from(s.debtors)).scalar()
+    # the day goes on: payments matched, messages sent (allocations, invoices, contacts)
+    with sftp_server(cfg.parent) as srv:
+        stages.fetch_statements(ctx, "bank", srv.port)
+    stages.match_new_payments(ctx)
+    for ch in ctx.cfg.channels:
+        stages.send_channel(ctx, ch)
+    # and every other watched table changes behind the code's back
+    with ctx.engine.begin() as conn:
+        later = NOW.date() - dt.timedelta(days=400)
+        inv_debtor, gone_debtor = _debtors_with(conn, s.invoices, 2)
+        conn.execute(
+            update(s.invoices)
+            .where(s.invoices.c.debtor_id == inv_debtor)
+            .values(due_date=later, open_cents=s.invoices.c.amount_cents)
+        )
+        conn.execute(delete(s.invoices).where(s.invoices.c.debtor_id == gone_debtor))
+        everyone = list(conn.execute(select(s.debtors.c.debtor_id)).scalars())
+        held = everyone[-1]
+        conn.execute(
+            insert(s.holds).values(
+                creditor_id=ctx.creditor_id,
+                debtor_id=held,
+                kind="debt_assistance",
+                reason="test",
+                starts_on=NOW.date(),
+                created_at=utcnow(),
+            )
+        )
+        conn.execute(
+            insert(s.preferences).values(
+                creditor_id=ctx.creditor_id,
+                debtor_id=everyone[-2],
+                preferred_day=25,
+                source="operator",
+                updated_at=utcnow(),
+            )
+        )
+        sent = conn.execute(
+            select(s.contacts.c.message_id, s.contacts.c.debtor_id).where(
+                s.contacts.c.status == "sent"
+            )
+        ).first()
+        assert sent is not None
+        conn.execute(
+            insert(s.contact_events).values(
+                creditor_id=ctx.creditor_id,
+                message_id=sent.message_id,
+                event="bounced",
+                provider_event_id="ev-incremental",
+                occurred_at=utcnow(),
+                detail={},
+            )
+        )
+        marked = set(conn.execute(select(s.dirty_debtors.c.debtor_id).distinct()).scalars())
+    assert {inv_debtor, gone_debtor, held, everyone[-2], sent.debtor_id} <= marked
+
+    second = _assess(ctx)
+    assert all(r["incremental"] for r in second)
+    assessed = sum(r["debtors"] for r in second)
+    assert 0 < assessed < total
+    assert sum(sum(r["segments"].values()) for r in second) == total  # counts: everyone
+    with ctx.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(s.dirty_debtors)).scalar() == 0
+    incremental = _assessment(ctx)
+    assert _assess(ctx) and incremental == _assessment(ctx)  # nothing new: nothing moves
+
+    # what a full assessment of the same ledger gives
+    with ctx.engine.begin() as conn:
+        conn.execute(delete(s.cycle_runs))
+    full = _assess(ctx)
+    assert not any(r["incremental"] for r in full)
+    assert sum(r["debtors"] for r in full) == total
+    assert _assessment(ctx) == incremental
+
+
+def test_without_its_triggers_the_assessment_is_a_full_one(
+    tmp_path: Path, ledger_url: str | None
+) -> None:
+    cfg = seed(tmp_path / "demo", 40, NOW.date())
+    if ledger_url:
+        cfg.write_text(cfg.read_text() + f"\nledger: {{url: '{ledger_url}'}}\n")
+    ctx = make_ctx(str(cfg), NOW)
+    up_to_plan(ctx)
+    assert all(r["incremental"] for r in _assess(ctx))
+    with ctx.engine.begin() as conn:
+        if conn.dialect.name == "sqlite":
+            conn.execute(text("DROP TRIGGER dirty_holds_insert"))
+        else:
+            conn.execute(text("DROP TRIGGER dirty_holds ON holds"))
+        assert not dirty_tracking(conn)
+        total = conn.execute(select(func.count()).select_from(s.debtors)).scalar()
+    again = _assess(ctx)
+    assert not any(r["incremental"] for r in again)
+    assert sum(r["debtors"] for r in again) == total
+
+
+def test_the_migration_watches_what_the_code_expects() -> None:
+    import importlib.util
+
+    path = Path(s.__file__).parent / "migrations" / "versions" / "0009_dirty_debtors.py"
+    spec = importlib.util.spec_from_file_location("m0009", path)
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert set(mod.WATCHED) == set(s.DIRTY_WATCHED)
