@@ -68,7 +68,7 @@ from transforms import (
 )
 from transforms.contact_window import AMS, ContactWindow
 from transforms.matching import match_payments
-from transforms.partition import bucket_column
+from transforms.partition import bucket_column, bucket_of
 from transforms.statements import StatementError, parse_statement
 from transforms.wik import (
     DEFAULT_INTEREST_RATES,
@@ -949,6 +949,8 @@ def _partition_filter(table: Any, ctx: Ctx, p: int, n: int) -> Any:
 
 #: bump when what assess computes changes: the next run of the day is a full one again
 ASSESS_LOGIC = 1
+#: more changed debtors than this in a partition: it is re-assessed whole
+INCREMENTAL_MAX = 5000
 
 
 def assess_partition(ctx: Ctx, p: int, n: int) -> dict[str, Any]:
@@ -963,18 +965,18 @@ def assess_partition(ctx: Ctx, p: int, n: int) -> dict[str, Any]:
     d = s.dirty_debtors
     stage = f"assess-p{p}-of-{n}"
     marker = {"config_sha256": ctx.cfg.sha256, "logic": ASSESS_LOGIC}
-    here = select(s.debtors.c.debtor_id).where(_partition_filter(s.debtors, ctx, p, n))
-    claimed = and_(
-        d.c.creditor_id == ctx.creditor_id, d.c.claimed.is_(True), d.c.debtor_id.in_(here)
-    )
     with ctx.engine.begin() as conn:
-        conn.execute(
-            update(d)
-            .where(
-                d.c.creditor_id == ctx.creditor_id, d.c.claimed.is_(False), d.c.debtor_id.in_(here)
-            )
-            .values(claimed=True)
-        )
+        # this partition's marks (claimed ones too: a run that died after claiming them)
+        marks = [
+            (int(i), str(who))
+            for i, who in conn.execute(
+                select(d.c.id, d.c.debtor_id).where(d.c.creditor_id == ctx.creditor_id)
+            ).all()
+            if bucket_of(who) % n == p
+        ]
+        mark_ids = [i for i, _ in marks]
+        for part in chunks(mark_ids):
+            conn.execute(update(d).where(d.c.id.in_(list(part))).values(claimed=True))
         done = conn.execute(
             select(s.cycle_runs.c.summary).where(
                 s.cycle_runs.c.creditor_id == ctx.creditor_id,
@@ -982,10 +984,12 @@ def assess_partition(ctx: Ctx, p: int, n: int) -> dict[str, Any]:
                 s.cycle_runs.c.stage == stage,
             )
         ).scalar()
-        incremental = done == marker and dirty_tracking(conn)
-        if done == marker and not incremental:
+        changed = sorted({who for _, who in marks})
+        # many changes: reading the partition whole is no dearer than by id
+        incremental = done == marker and len(changed) <= INCREMENTAL_MAX and dirty_tracking(conn)
+        if done == marker and not incremental and len(changed) <= INCREMENTAL_MAX:
             log.warning("dirty-debtor triggers missing: assessing every debtor of %s", stage)
-    only = select(d.c.debtor_id).where(claimed) if incremental else None
+    only = changed if incremental else None
     with ctx.engine.connect() as conn:
         deb = frame(
             conn,
@@ -1077,18 +1081,8 @@ def assess_partition(ctx: Ctx, p: int, n: int) -> dict[str, Any]:
             ["creditor_id", "debtor_id", "as_of"],
             ["segment", "score", "reasons"],
         )
-        conn.execute(delete(d).where(claimed))
-        if not incremental and p == 0:  # marks of debtors no longer in the ledger
-            conn.execute(
-                delete(d).where(
-                    d.c.creditor_id == ctx.creditor_id,
-                    d.c.debtor_id.not_in(
-                        select(s.debtors.c.debtor_id).where(
-                            s.debtors.c.creditor_id == ctx.creditor_id
-                        )
-                    ),
-                )
-            )
+        for part in chunks(mark_ids):
+            conn.execute(delete(d).where(d.c.id.in_(list(part))))
         upsert(
             conn,
             s.cycle_runs,
@@ -1111,7 +1105,9 @@ def assess_partition(ctx: Ctx, p: int, n: int) -> dict[str, Any]:
                 .where(
                     s.segments.c.creditor_id == ctx.creditor_id,
                     s.segments.c.as_of == ctx.today,
-                    s.segments.c.debtor_id.in_(here),
+                    s.segments.c.debtor_id.in_(
+                        select(s.debtors.c.debtor_id).where(_partition_filter(s.debtors, ctx, p, n))
+                    ),
                 )
                 .group_by(s.segments.c.segment)
             ).all()
