@@ -81,19 +81,30 @@ def _secret(cfg: CreditorConfig, where: str, ref: SecretRef) -> dict[str, str]:
 
 
 def _ledger(cfg: CreditorConfig) -> dict[str, str]:
-    from ledger.store import make_engine, migration_state
+    from ledger.store import dirty_tracking, make_engine, migration_state
 
     engine = make_engine(cfg.ledger_url())
     try:
         current, head = migration_state(engine)
         dialect = engine.dialect.name
+        if current == head:
+            with engine.connect() as conn:
+                triggers = dirty_tracking(conn)
     finally:
         engine.dispose()
     if current is None:
         return {"detail": f"{dialect}, empty", "warn": "no tables yet: the first run creates them"}
     if current != head:
         return {"detail": f"{dialect} at {current}", "warn": f"the next run migrates to {head}"}
-    return {"detail": f"{dialect}, schema at the newest revision ({head})"}
+    if not triggers:
+        return {
+            "detail": f"{dialect} at {head}",
+            "warn": "dirty-debtor triggers missing: every assessment is a full one"
+            " (downgrade to 0008 and upgrade again to restore them)",
+        }
+    return {
+        "detail": f"{dialect}, schema at the newest revision ({head}), change triggers in place"
+    }
 
 
 def _writable(folder: Path) -> str:

@@ -147,6 +147,9 @@ def test_without_its_triggers_the_assessment_is_a_full_one(
     ctx = make_ctx(str(cfg), NOW)
     up_to_plan(ctx)
     assert all(r["incremental"] for r in _assess(ctx))
+    from flows.doctor import _ledger
+
+    assert "warn" not in _ledger(ctx.cfg)
     with ctx.engine.begin() as conn:
         if conn.dialect.name == "sqlite":
             conn.execute(text("DROP TRIGGER dirty_holds_insert"))
@@ -154,6 +157,7 @@ def test_without_its_triggers_the_assessment_is_a_full_one(
             conn.execute(text("DROP TRIGGER dirty_holds ON holds"))
         assert not dirty_tracking(conn)
         total = conn.execute(select(func.count()).select_from(s.debtors)).scalar()
+    assert "triggers missing" in _ledger(ctx.cfg)["warn"]  # the doctor says so
     again = _assess(ctx)
     assert not any(r["incremental"] for r in again)
     assert sum(r["debtors"] for r in again) == total
