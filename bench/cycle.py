@@ -382,7 +382,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         out["growth"] = round(runs[1]["cycle_seconds"] / runs[0]["cycle_seconds"], 2)
     results = Path(__file__).parent / "results"
     results.mkdir(exist_ok=True)
-    name = f"cycle-{out['date']}-{args.debtors}-{out['ledger']}.json"
+    # the commit in the name: two runs of the same size the same day keep both results
+    name = f"cycle-{out['date']}-{args.debtors}-{out['ledger']}-{out['commit']}.json"
     (results / name).write_text(json.dumps(out, indent=2) + "\n")
     print(json.dumps(out) if args.json else render(out))
     return out

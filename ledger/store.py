@@ -260,9 +260,8 @@ def dirty_tracking(conn: Connection) -> bool:
                 "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'dirty_%'"
             ).scalars()
         )
-        want = {
-            f"dirty_{t}_{op}" for t in schema.DIRTY_WATCHED for op in ("insert", "update", "delete")
-        }
+        ops = ("insert", "update", "update_old", "delete")
+        want = {f"dirty_{t}_{op}" for t in schema.DIRTY_WATCHED for op in ops}
     else:
         found = set(
             conn.execute(

@@ -80,6 +80,23 @@ def test_the_second_assessment_takes_only_what_changed_and_ends_as_a_full_one(
         )
         conn.execute(delete(s.invoices).where(s.invoices.c.debtor_id == gone_debtor))
         everyone = list(conn.execute(select(s.debtors.c.debtor_id)).scalars())
+        # an invoice moved from one unmarked debtor to another: both are marked
+        unmarked = select(s.debtors.c.debtor_id).where(
+            s.debtors.c.debtor_id.not_in(select(s.dirty_debtors.c.debtor_id))
+        )
+        moved = conn.execute(
+            select(s.invoices.c.invoice_id, s.invoices.c.debtor_id).where(
+                s.invoices.c.debtor_id.in_(unmarked)
+            )
+        ).first()
+        assert moved is not None
+        target = conn.execute(unmarked.where(s.debtors.c.debtor_id != moved.debtor_id)).scalar()
+        assert target is not None
+        conn.execute(
+            update(s.invoices)
+            .where(s.invoices.c.invoice_id == moved.invoice_id)
+            .values(debtor_id=target)
+        )
         held = everyone[-1]
         conn.execute(
             insert(s.holds).values(
@@ -118,6 +135,7 @@ def test_the_second_assessment_takes_only_what_changed_and_ends_as_a_full_one(
         )
         marked = set(conn.execute(select(s.dirty_debtors.c.debtor_id).distinct()).scalars())
     assert {inv_debtor, gone_debtor, held, everyone[-2], sent.debtor_id} <= marked
+    assert {moved.debtor_id, target} <= marked
 
     second = _assess(ctx)
     assert all(r["incremental"] for r in second)

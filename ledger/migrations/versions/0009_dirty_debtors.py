@@ -37,18 +37,38 @@ WATCHED = {
         " WHERE i.creditor_id = {r}.creditor_id AND i.invoice_id = {r}.invoice_id)"
     ),
 }
-OPS = {"INSERT": ("NEW",), "UPDATE": ("OLD", "NEW"), "DELETE": ("OLD",)}
 
 
-def _mark(row: str, table: str, false: str) -> str:
-    who = WATCHED[table].format(r=row)
+def _who(row: str, table: str) -> str:
+    return WATCHED[table].format(r=row)
+
+
+def _unmarked(row: str, table: str, false: str) -> str:
+    """The row names a debtor that has no unclaimed mark yet."""
+    who = _who(row, table)
+    return (
+        f"{who} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM dirty_debtors m"
+        f" WHERE m.creditor_id = {row}.creditor_id AND m.debtor_id = {who}"
+        f" AND m.claimed = {false})"
+    )
+
+
+def _insert(row: str, table: str, false: str) -> str:
     return (
         "INSERT INTO dirty_debtors (creditor_id, debtor_id, claimed)"
-        f" SELECT {row}.creditor_id, x.d, {false} FROM (SELECT {who} AS d) AS x"
-        " WHERE x.d IS NOT NULL AND NOT EXISTS (SELECT 1 FROM dirty_debtors m"
-        f" WHERE m.creditor_id = {row}.creditor_id AND m.debtor_id = x.d"
-        f" AND m.claimed = {false});"
+        f" VALUES ({row}.creditor_id, {_who(row, table)}, {false});"
     )
+
+
+#: SQLite: one trigger per table, operation and row (an update's old row only when it
+#: named another debtor), each with its condition in WHEN, so a write whose debtor is
+#: already marked (three of every four invoices of a first load) runs no statement
+SQLITE_TRIGGERS = {
+    "insert": ("INSERT", "NEW", ""),
+    "update": ("UPDATE", "NEW", ""),
+    "update_old": ("UPDATE", "OLD", "{old} IS NOT {new} AND "),
+    "delete": ("DELETE", "OLD", ""),
+}
 
 
 def upgrade() -> None:
@@ -65,13 +85,14 @@ def upgrade() -> None:
     # the day is a full one anyway, so no marks are needed for it
     if op.get_bind().dialect.name == "postgresql":
         for table in WATCHED:
-            new = _mark("NEW", table, "false")
-            old = _mark("OLD", table, "false")
+            new = f"IF {_unmarked('NEW', table, 'false')} THEN {_insert('NEW', table, 'false')} END IF;"
+            old = f"IF {_unmarked('OLD', table, 'false')} THEN {_insert('OLD', table, 'false')} END IF;"
             op.execute(
                 f"CREATE FUNCTION vangnet_mark_dirty_{table}() RETURNS trigger"
                 " LANGUAGE plpgsql AS $$ BEGIN"
                 f" IF TG_OP IN ('INSERT', 'UPDATE') THEN {new} END IF;"
-                f" IF TG_OP IN ('UPDATE', 'DELETE') THEN {old} END IF;"
+                f" IF TG_OP = 'DELETE' OR (TG_OP = 'UPDATE' AND"
+                f" {_who('OLD', table)} IS DISTINCT FROM {_who('NEW', table)}) THEN {old} END IF;"
                 " RETURN NULL; END $$"
             )
             op.execute(
@@ -80,11 +101,12 @@ def upgrade() -> None:
             )
     else:
         for table in WATCHED:
-            for what, rows in OPS.items():
-                body = " ".join(_mark(r, table, "0") for r in rows)
+            for name, (what, row, extra) in SQLITE_TRIGGERS.items():
+                cond = extra.format(old=_who("OLD", table), new=_who("NEW", table))
                 op.execute(
-                    f"CREATE TRIGGER dirty_{table}_{what.lower()} AFTER {what} ON {table}"
-                    f" FOR EACH ROW BEGIN {body} END"
+                    f"CREATE TRIGGER dirty_{table}_{name} AFTER {what} ON {table} FOR EACH ROW"
+                    f" WHEN {cond}{_unmarked(row, table, '0')}"
+                    f" BEGIN {_insert(row, table, '0')} END"
                 )
 
 
@@ -95,7 +117,7 @@ def downgrade() -> None:
             op.execute(f"DROP FUNCTION IF EXISTS vangnet_mark_dirty_{table}()")
     else:
         for table in WATCHED:
-            for what in OPS:
-                op.execute(f"DROP TRIGGER IF EXISTS dirty_{table}_{what.lower()}")
+            for name in SQLITE_TRIGGERS:
+                op.execute(f"DROP TRIGGER IF EXISTS dirty_{table}_{name}")
     op.drop_index("ix_dirty_debtors", "dirty_debtors")
     op.drop_table("dirty_debtors")
