@@ -943,8 +943,16 @@ def _plan_status_write_backs(conn: Any, ctx: Ctx, invoice_ids: list[str]) -> int
 
 
 # --------------------------------------------------------------------------- assess
-def _partition_filter(table: Any, ctx: Ctx, p: int, n: int) -> Any:
-    return and_(table.c.creditor_id == ctx.creditor_id, (table.c.bucket % n) == p)
+def _partition_filter(table: Any, ctx: Ctx, p: int, n: int, only: list[str] | None = None) -> Any:
+    """Partition ``p`` of ``n`` of a table with a ``bucket``; with ``only``, just those
+    debtors of it."""
+    cond = and_(table.c.creditor_id == ctx.creditor_id, (table.c.bucket % n) == p)
+    return cond if only is None else and_(cond, table.c.debtor_id.in_(only))
+
+
+def _debtors_here(ctx: Ctx, p: int, n: int, only: list[str] | None = None) -> Any:
+    """A select of the ids of the partition's debtors (or of ``only`` among them)."""
+    return select(s.debtors.c.debtor_id).where(_partition_filter(s.debtors, ctx, p, n, only))
 
 
 #: bump when what assess computes changes: the next run of the day is a full one again
@@ -986,18 +994,13 @@ def assess_partition(ctx: Ctx, p: int, n: int) -> dict[str, Any]:
         ).scalar()
         changed = sorted({who for _, who in marks})
         # many changes: reading the partition whole is no dearer than by id
-        incremental = done == marker and len(changed) <= INCREMENTAL_MAX and dirty_tracking(conn)
-        if done == marker and not incremental and len(changed) <= INCREMENTAL_MAX:
+        may = done == marker and len(changed) <= INCREMENTAL_MAX
+        incremental = may and dirty_tracking(conn)
+        if may and not incremental:
             log.warning("dirty-debtor triggers missing: assessing every debtor of %s", stage)
     only = changed if incremental else None
     with ctx.engine.connect() as conn:
-        deb = frame(
-            conn,
-            select(s.debtors.c.debtor_id).where(
-                _partition_filter(s.debtors, ctx, p, n),
-                *([s.debtors.c.debtor_id.in_(only)] if only is not None else []),
-            ),
-        )
+        deb = frame(conn, _debtors_here(ctx, p, n, only))
         inv = frame(
             conn,
             select(
@@ -1008,10 +1011,7 @@ def assess_partition(ctx: Ctx, p: int, n: int) -> dict[str, Any]:
                 s.invoices.c.open_cents,
                 s.invoices.c.paid_date,
                 s.invoices.c.prior_reminders,
-            ).where(
-                _partition_filter(s.invoices, ctx, p, n),
-                *([s.invoices.c.debtor_id.in_(only)] if only is not None else []),
-            ),
+            ).where(_partition_filter(s.invoices, ctx, p, n, only)),
         )
         holds = active_holds(conn, ctx.creditor_id, ctx.today)
         con = frame(
@@ -1024,10 +1024,7 @@ def assess_partition(ctx: Ctx, p: int, n: int) -> dict[str, Any]:
                     s.debtors.c.debtor_id == s.contacts.c.debtor_id,
                 ),
             )
-            .where(
-                _partition_filter(s.debtors, ctx, p, n),
-                *([s.debtors.c.debtor_id.in_(only)] if only is not None else []),
-            ),
+            .where(_partition_filter(s.debtors, ctx, p, n, only)),
         )
         extra = _signal_inputs(conn, ctx, p, n, only)
     sig_rows: list[dict[str, Any]] = []
@@ -1105,9 +1102,7 @@ def assess_partition(ctx: Ctx, p: int, n: int) -> dict[str, Any]:
                 .where(
                     s.segments.c.creditor_id == ctx.creditor_id,
                     s.segments.c.as_of == ctx.today,
-                    s.segments.c.debtor_id.in_(
-                        select(s.debtors.c.debtor_id).where(_partition_filter(s.debtors, ctx, p, n))
-                    ),
+                    s.segments.c.debtor_id.in_(_debtors_here(ctx, p, n)),
                 )
                 .group_by(s.segments.c.segment)
             ).all()
@@ -1168,7 +1163,7 @@ def plan_inputs(
         )
         # this partition's rows only (by primary key): a scan of every debtor's segment
         # history for each partition grew with every day kept
-        debtors_here = select(s.debtors.c.debtor_id).where(_partition_filter(s.debtors, ctx, p, n))
+        debtors_here = _debtors_here(ctx, p, n)
         seg = frame(
             conn,
             select(s.segments.c.debtor_id, s.segments.c.segment).where(
@@ -1305,15 +1300,13 @@ def plan_partition(ctx: Ctx, p: int, n: int) -> dict[str, Any]:
 
 
 def _signal_inputs(
-    conn: Any, ctx: Ctx, p: int, n: int, only: Any = None
+    conn: Any, ctx: Ctx, p: int, n: int, only: list[str] | None = None
 ) -> dict[str, pd.DataFrame]:
-    """What the richer signals need, for one partition (and, with ``only``, a select of
-    debtor ids, just those): reversed or returned payments per debtor, arrangements,
-    preferences, contact events, and each debtor's segment before today."""
+    """What the richer signals need, for one partition (with ``only``, just those
+    debtors of it): reversed or returned payments per debtor, arrangements, preferences,
+    contact events, and each debtor's segment before today."""
     al, pay, inv, c, e = s.allocations, s.payments, s.invoices, s.contacts, s.contact_events
-    part = _partition_filter(inv, ctx, p, n)
-    if only is not None:
-        part = and_(part, inv.c.debtor_id.in_(only))
+    part = _partition_filter(inv, ctx, p, n, only)
     reversals = frame(
         conn,
         select(inv.c.debtor_id, pay.c.booking_date, pay.c.return_reason)
@@ -1322,10 +1315,7 @@ def _signal_inputs(
         .join(inv, and_(inv.c.creditor_id == al.c.creditor_id, inv.c.invoice_id == al.c.invoice_id))
         .where(part, al.c.amount_cents < 0, pay.c.status == "reversed"),
     )
-    debtors_here = select(s.debtors.c.debtor_id).where(
-        _partition_filter(s.debtors, ctx, p, n),
-        *([s.debtors.c.debtor_id.in_(only)] if only is not None else []),
-    )
+    debtors_here = _debtors_here(ctx, p, n, only)
     arrangements = frame(
         conn,
         select(s.arrangements.c.debtor_id, s.arrangements.c.status).where(

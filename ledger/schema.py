@@ -410,10 +410,6 @@ cycle_runs = Table(
     ForeignKeyConstraint(["creditor_id"], ["creditors.creditor_id"]),
 )
 
-#: debtors whose assessment inputs changed since they were last assessed: written by the
-#: ledger's own triggers (migration 0009) on every write to what assess reads, whichever
-#: code path writes it; claimed and cleared by assess, which then re-assesses only them
-#: the same day (``flows.stages.assess_partition``)
 #: the tables whose every write marks a debtor dirty (the triggers of migration 0009)
 DIRTY_WATCHED = (
     "debtors",
@@ -425,6 +421,10 @@ DIRTY_WATCHED = (
     "contact_events",
     "allocations",
 )
+#: debtors whose assessment inputs changed since they were last assessed: written by the
+#: ledger's own triggers (migration 0009) on every write to what assess reads, whichever
+#: code path writes it; claimed and cleared by assess, which then re-assesses only them
+#: the same day (``flows.stages.assess_partition``)
 dirty_debtors = Table(
     "dirty_debtors",
     metadata,

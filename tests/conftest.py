@@ -68,6 +68,12 @@ def pg_url() -> Iterator[str]:
     yield from _ledger_database()
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ledger_url(request: pytest.FixtureRequest) -> str | None:
+    """Each test twice: the embedded SQLite ledger (None), then a fresh PostgreSQL one."""
+    return None if request.param == "sqlite" else request.getfixturevalue("pg_url")
+
+
 @pytest.fixture
 def pg_url_b() -> Iterator[str]:
     """A second fresh PostgreSQL ledger, for tests that compare two runs."""

@@ -3,12 +3,24 @@ read its ERP (and, when asked, assessed and planned): one place instead of each 
 
 from __future__ import annotations
 
+import datetime as dt
+from pathlib import Path
+
 from sqlalchemy import select
 
 from flows import stages
 from flows.context import Ctx
+from flows.demo import seed
 from ledger import schema as s
 from transforms.validation import Validator
+
+
+def seeded(folder: Path, debtors: int, today: dt.date, ledger_url: str | None) -> Path:
+    """The demo creditor, its ledger on ``ledger_url`` (None: the embedded SQLite one)."""
+    cfg = seed(folder, debtors, today)
+    if ledger_url:
+        cfg.write_text(cfg.read_text() + f"\nledger: {{url: '{ledger_url}'}}\n")
+    return cfg
 
 
 def ingest_and_validate(ctx: Ctx) -> dict:  # type: ignore[type-arg]

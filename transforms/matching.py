@@ -394,8 +394,10 @@ def similar(a: str, b: str, at_least: float = NAME_SIMILARITY) -> bool:
     upper bounds tried first (the lengths alone, then the multiset of characters): most
     pairs fail on those, and the verdict is the same."""
     la, lb = len(a), len(b)
-    if not la + lb or 2.0 * min(la, lb) / (la + lb) < at_least:
-        return bool(not la + lb and at_least <= 1.0)
+    if not la + lb:
+        return at_least <= 1.0  # difflib: two empty strings are alike (ratio 1.0)
+    if 2.0 * min(la, lb) / (la + lb) < at_least:
+        return False
     m = difflib.SequenceMatcher(None, a, b)
     return m.quick_ratio() >= at_least and m.ratio() >= at_least
 

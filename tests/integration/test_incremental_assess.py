@@ -9,23 +9,17 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import delete, func, insert, select, text, update
 
 from flows import stages
 from flows.context import make_ctx
-from flows.demo import seed, sftp_server
+from flows.demo import sftp_server
 from ledger import schema as s
 from ledger.store import dirty_tracking, utcnow
-from tests.cycle_steps import up_to_plan
+from tests.cycle_steps import seeded, up_to_plan
 from transforms.contact_window import AMS
 
 NOW = dt.datetime(2026, 11, 24, 10, 0, tzinfo=AMS)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def ledger_url(request: pytest.FixtureRequest) -> str | None:
-    return None if request.param == "sqlite" else request.getfixturevalue("pg_url")
 
 
 def _assess(ctx: Any) -> list[dict[str, Any]]:
@@ -55,9 +49,7 @@ def _debtors_with(conn: Any, table: Any, k: int) -> list[str]:
 def test_the_second_assessment_takes_only_what_changed_and_ends_as_a_full_one(
     tmp_path: Path, ledger_url: str | None
 ) -> None:
-    cfg = seed(tmp_path / "demo", 160, NOW.date())
-    if ledger_url:
-        cfg.write_text(cfg.read_text() + f"\nledger: {{url: '{ledger_url}'}}\n")
+    cfg = seeded(tmp_path / "demo", 160, NOW.date(), ledger_url)
     ctx = make_ctx(str(cfg), NOW)
     up_to_plan(ctx)  # the day's first, full assessment
     with ctx.engine.connect() as conn:
@@ -159,9 +151,7 @@ def test_the_second_assessment_takes_only_what_changed_and_ends_as_a_full_one(
 def test_without_its_triggers_the_assessment_is_a_full_one(
     tmp_path: Path, ledger_url: str | None
 ) -> None:
-    cfg = seed(tmp_path / "demo", 40, NOW.date())
-    if ledger_url:
-        cfg.write_text(cfg.read_text() + f"\nledger: {{url: '{ledger_url}'}}\n")
+    cfg = seeded(tmp_path / "demo", 40, NOW.date(), ledger_url)
     ctx = make_ctx(str(cfg), NOW)
     up_to_plan(ctx)
     assert all(r["incremental"] for r in _assess(ctx))

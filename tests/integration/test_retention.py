@@ -7,32 +7,24 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-import pytest
 from sqlalchemy import insert, select, update
 
 from flows import stages
 from flows.context import make_ctx
-from flows.demo import seed, sftp_server
+from flows.demo import sftp_server
 from flows.retention import purge
 from ledger import schema as s
 from ledger.store import utcnow
-from tests.cycle_steps import up_to_plan
+from tests.cycle_steps import seeded, up_to_plan
 from transforms.contact_window import AMS
 
 NOW = dt.datetime(2026, 11, 24, 10, 0, tzinfo=AMS)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def ledger_url(request: pytest.FixtureRequest) -> str | None:
-    return None if request.param == "sqlite" else request.getfixturevalue("pg_url")
-
-
 def test_content_goes_after_the_retention_period_and_the_ledger_stays(
     tmp_path: Path, ledger_url: str | None
 ) -> None:
-    cfg = seed(tmp_path / "demo", 120, NOW.date())
-    if ledger_url:
-        cfg.write_text(cfg.read_text() + f"\nledger: {{url: '{ledger_url}'}}\n")
+    cfg = seeded(tmp_path / "demo", 120, NOW.date(), ledger_url)
     demo = cfg.parent
     ctx = make_ctx(str(cfg), NOW)
     up_to_plan(ctx)
