@@ -200,12 +200,17 @@ def test_a_real_postgresql_restart_mid_cycle_loses_nothing(tmp_path: Path) -> No
     assert broken == []
 
 
+# each kill costs about 17 s (a run through the engine, then the run that resumes it);
+# two of each mode. `python -m tests.crash.harness --engine prefect --kills N` runs more.
+PREFECT_KILLS = 4
+
+
 def test_the_cycle_survives_sigkill_under_the_prefect_engine(
     tmp_path: Path, reference: dict[str, Any]
 ) -> None:
     """The daily-cycle flow itself, as a deployment runs it (``daily_cycle`` through the
     Prefect engine against a real ``prefect server``: subflows, task runs on the thread
-    pool, retries, artifacts, events), SIGKILLed eight times: at a random ledger
+    pool, retries, artifacts, events), SIGKILLed ``PREFECT_KILLS`` times: at a random ledger
     statement of the run (whichever task or flow then runs it) and at random moments,
     which also land in Prefect's own calls to its API. Each killed run stays behind on
     the server as it was; the next run of the day starts a new one. The day ends as the
@@ -217,7 +222,7 @@ def test_the_cycle_survives_sigkill_under_the_prefect_engine(
         with h.creditor(tmp_path / "crashed", 120, None) as c:
             c.env = {**c.env, **{k: env[k] for k in ("PREFECT_API_URL", "PREFECT_HOME")}}
             baseline = h.run_once(c, None, engine="prefect")  # a clean run: its size
-            report = h.crash_many_prefect(c, 8, baseline, random.Random(20261201))
+            report = h.crash_many_prefect(c, PREFECT_KILLS, baseline, random.Random(20261201))
             h.settle(c, engine="prefect")
             got = h.ledger_dump(h.ledger_url_of(c))
             mail, sms = dict(c.mailbox.deliveries), dict(c.sms.deliveries)
@@ -227,17 +232,17 @@ def test_the_cycle_survives_sigkill_under_the_prefect_engine(
                 timeout=30,
             ).json()
     print(f"prefect engine: {len(report.kills)} kills survived, by stage {report.by_stage()}")
-    assert len(report.kills) == 8
+    assert len(report.kills) == PREFECT_KILLS
     assert {k["mode"] for k in report.kills} == {"sql", "time"}
     states = [r["state_type"] for r in runs if r["name"].startswith("daily-cycle-")]
     # the clean one, the settle runs, the runs that finished before their kill, and
     # the killed ones; a kill that lands after the engine reported the flow's final
     # state but before the child said so counts as a kill yet stays COMPLETED: that
     # can only be a run whose last task was the last stage (retention)
-    assert len(states) == 3 + report.finished_before_kill + 8
+    assert len(states) == 3 + report.finished_before_kill + PREFECT_KILLS
     late = states.count("COMPLETED") - 3 - report.finished_before_kill
     assert 0 <= late <= sum(k["stage"] == "retention" for k in report.kills)
-    assert states.count("RUNNING") + states.count("PENDING") == 8 - late
+    assert states.count("RUNNING") + states.count("PENDING") == PREFECT_KILLS - late
     assert set(mail) == reference["mail"] and set(sms) == reference["sms"]
     assert set(mail.values()) == {1} and set(sms.values()) == {1}
     assert h.differences(reference["ledger"], got) == {}
