@@ -6,6 +6,7 @@ functions by cumulative and by own time. ``--again`` profiles the same day's sec
 instead of the first (what an incremental run still costs).
 
     python -m bench.profile --debtors 50000 --stage reconcile --stage assess
+    python -m bench.profile --stage validate --save /tmp/p   # then pstats on the file
 """
 
 from __future__ import annotations
@@ -64,6 +65,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--again", action="store_true", help="profile the second run of the day")
     ap.add_argument("--top", type=int, default=35)
     ap.add_argument("--workdir", default="var/bench")
+    ap.add_argument(
+        "--save",
+        default=None,
+        help="also write each profiled stage's stats to <SAVE>-<run>-<stage>.pstats "
+        "(for pstats' print_callers, snakeviz, ...)",
+    )
     args = ap.parse_args(argv)
 
     lines = args.statement_lines if args.statement_lines is not None else int(args.debtors * 1.2)
@@ -85,6 +92,8 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"{run} {name:<11} {time.perf_counter() - t:7.2f} s", flush=True)
                 if prof is not None:
                     print(_report(f"{run} {name}", prof, args.top), flush=True)
+                    if args.save:
+                        prof.dump_stats(f"{args.save}-{run}-{name}.pstats")
 
 
 if __name__ == "__main__":

@@ -28,11 +28,16 @@ def _check_digit(body: str) -> int:
 
 
 def compact(ref: str) -> str:
+    if ref.isalnum():  # nothing to take out (the usual case: a reference as stored)
+        return ref.upper()
     return "".join(ref.split()).replace(".", "").replace("-", "").upper()
 
 
 def is_valid_betalingskenmerk(ref: str) -> bool:
-    ref = compact(ref)
+    return _valid_betalingskenmerk(compact(ref))
+
+
+def _valid_betalingskenmerk(ref: str) -> bool:
     if not (ref.isascii() and ref.isdigit()):  # "²" and "٣" are digits to str.isdigit
         return False
     n = len(ref)
@@ -61,7 +66,7 @@ def is_valid_rf(ref: str) -> bool:
 def is_valid_reference(ref: str) -> bool:
     """True for a valid betalingskenmerk or ISO 11649 RF reference."""
     ref = compact(ref)
-    return is_valid_rf(ref) if ref.startswith("RF") else is_valid_betalingskenmerk(ref)
+    return is_valid_rf(ref) if ref.startswith("RF") else _valid_betalingskenmerk(ref)
 
 
 __all__ = [

@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import phonenumbers
 from schwifty import IBAN
 
 from ledger.records import to_json_value
 from transforms.masking import mask_value
+from transforms.phones import valid_phone
 from transforms.references import is_valid_reference
 
 logging.getLogger("great_expectations").setLevel(logging.ERROR)
@@ -117,13 +117,7 @@ def _valid_iban(value: Any) -> bool:
 
 
 def _valid_phone(value: Any) -> bool:
-    if _missing(value):
-        return True
-    try:
-        num = phonenumbers.parse(str(value), "NL")
-    except phonenumbers.NumberParseException:
-        return False
-    return phonenumbers.is_valid_number(num) and str(value).startswith("+")
+    return True if _missing(value) else valid_phone(value)
 
 
 def _valid_ref(value: Any) -> bool:

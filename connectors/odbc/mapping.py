@@ -4,22 +4,38 @@ becomes null and the row carries the reason in ``_errors`` for the validation st
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import pandas as pd
-import phonenumbers
 
 from ledger.records import DEBTOR_COLUMNS, ERP_PAYMENT_COLUMNS, INVOICE_COLUMNS
+from transforms.phones import normal_phone
 
 
 def _blank(v: Any) -> bool:
     return v is None or (isinstance(v, str) and not v.strip())
 
 
+# the plain shapes of an amount ("1234.56", "-12", "7.5"): their cents need no Decimal
+_PLAIN_AMOUNT = re.compile(r"(-?)([0-9]{1,15})(?:\.([0-9]{1,2}))?")
+
+
 def parse_cents(v: Any) -> int:
     """Money to integer cents, half-up. Accepts Decimal, int, '1234.56' and '1.234,56'."""
+    if type(v) is str:
+        m = _PLAIN_AMOUNT.fullmatch(v)
+        if m is not None:
+            sign, whole, frac = m.groups()
+            cents = int(whole) * 100 + (int(frac.ljust(2, "0")) if frac else 0)
+            return -cents if sign else cents
+    return _cents_by_decimal(v)
+
+
+def _cents_by_decimal(v: Any) -> int:
+    """``parse_cents`` for every shape: Dutch decimal commas, euro signs, spaces, floats."""
     if isinstance(v, bool):
         raise ValueError("not an amount")
     if isinstance(v, int):
@@ -60,19 +76,6 @@ def parse_date(v: Any) -> dt.date:
     raise ValueError(f"{s[:40]!r} is not a date")
 
 
-def normal_phone(v: Any) -> str:
-    s = str(v).strip()
-    try:
-        num = phonenumbers.parse(s, "NL")
-    except phonenumbers.NumberParseException:
-        return s
-    return phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)
-
-
-def _text(v: Any) -> str | None:
-    return None if _blank(v) else str(v).strip()
-
-
 def to_canonical(
     entity: str, records: Sequence[Mapping[str, Any]], columns: Mapping[str, str]
 ) -> pd.DataFrame:
@@ -85,114 +88,122 @@ def to_canonical(
     raise ValueError(f"unknown entity {entity!r}")
 
 
-def _get(rec: Mapping[str, Any], columns: Mapping[str, str], name: str) -> Any:
-    col = columns.get(name)
-    return rec.get(col) if col else None
+class _Page:
+    """A page of source records read a column at a time, with each row's errors."""
+
+    def __init__(self, records: Sequence[Mapping[str, Any]], columns: Mapping[str, str]):
+        self.records, self.columns = records, columns
+        self.errors: list[list[str]] = [[] for _ in records]
+
+    def raw(self, name: str) -> list[Any]:
+        col = self.columns.get(name)
+        return [rec.get(col) for rec in self.records] if col else [None] * len(self.records)
+
+    def text(self, name: str) -> list[str | None]:
+        return [None if _blank(v) else str(v).strip() for v in self.raw(name)]
+
+    def convert(self, name: str, fn: Any, required: bool = True) -> list[Any]:
+        """``fn`` of each value; a blank one is None (an error when ``required``), one
+        ``fn`` refuses is None with the reason in that row's errors."""
+        out: list[Any] = []
+        for row, raw in enumerate(self.raw(name)):
+            if raw is None or (isinstance(raw, str) and not raw.strip()):
+                if required:
+                    self.errors[row].append(f"{name}: missing")
+                out.append(None)
+                continue
+            try:
+                out.append(fn(raw))
+            except ValueError as exc:
+                self.errors[row].append(f"{name}: {exc}")
+                out.append(None)
+        return out
+
+    def error_column(self) -> list[str | None]:
+        return ["; ".join(e) or None for e in self.errors]
+
+
+def _frame(data: dict[str, list[Any]], columns: Sequence[str], n: int) -> pd.DataFrame:
+    # a column of all None stays object (as pd.DataFrame(rows) leaves it)
+    return pd.DataFrame(data, columns=list(columns), index=pd.RangeIndex(n))
 
 
 def _debtors(records: Sequence[Mapping[str, Any]], columns: Mapping[str, str]) -> pd.DataFrame:
-    rows = []
-    for rec in records:
-        errors: list[str] = []
-        email = _text(_get(rec, columns, "email"))
-        phone = _get(rec, columns, "phone")
-        iban = _text(_get(rec, columns, "iban"))
-        postcode = _text(_get(rec, columns, "postcode"))
-        if postcode:
-            compact = postcode.replace(" ", "").upper()
-            postcode = f"{compact[:4]} {compact[4:]}" if len(compact) == 6 else postcode
-        rows.append(
-            {
-                "debtor_id": _text(_get(rec, columns, "debtor_id")),
-                "name": _text(_get(rec, columns, "name")),
-                "email": email.lower() if email else None,
-                "phone": None if _blank(phone) else normal_phone(phone),
-                "iban": iban.replace(" ", "").upper() if iban else None,
-                "street": _text(_get(rec, columns, "street")),
-                "postcode": postcode,
-                "city": _text(_get(rec, columns, "city")),
-                "language": (_text(_get(rec, columns, "language")) or "nl").lower()[:2],
-                "source_version": _text(_get(rec, columns, "source_version")),
-                "_errors": "; ".join(errors) or None,
-            }
-        )
-    return pd.DataFrame(rows, columns=[*DEBTOR_COLUMNS, "_errors"])
-
-
-def _convert(
-    rec: Mapping[str, Any],
-    columns: Mapping[str, str],
-    name: str,
-    fn: Any,
-    errors: list[str],
-    required: bool,
-) -> Any:
-    raw = _get(rec, columns, name)
-    if _blank(raw):
-        if required:
-            errors.append(f"{name}: missing")
-        return None
-    try:
-        return fn(raw)
-    except ValueError as exc:
-        errors.append(f"{name}: {exc}")
-        return None
+    page = _Page(records, columns)
+    postcodes = []
+    for pc in page.text("postcode"):
+        if pc:
+            compact = pc.replace(" ", "").upper()
+            pc = f"{compact[:4]} {compact[4:]}" if len(compact) == 6 else pc
+        postcodes.append(pc)
+    data = {
+        "debtor_id": page.text("debtor_id"),
+        "name": page.text("name"),
+        "email": [e.lower() if e else None for e in page.text("email")],
+        "phone": [None if _blank(p) else normal_phone(p) for p in page.raw("phone")],
+        "iban": [i.replace(" ", "").upper() if i else None for i in page.text("iban")],
+        "street": page.text("street"),
+        "postcode": postcodes,
+        "city": page.text("city"),
+        "language": [(lang or "nl").lower()[:2] for lang in page.text("language")],
+        "source_version": page.text("source_version"),
+        "_errors": page.error_column(),
+    }
+    return _frame(data, [*DEBTOR_COLUMNS, "_errors"], len(records))
 
 
 def _invoices(records: Sequence[Mapping[str, Any]], columns: Mapping[str, str]) -> pd.DataFrame:
-    rows = []
-    for rec in records:
-        errors: list[str] = []
-
-        def conv(
-            name: str, fn: Any, required: bool = True, rec: Any = rec, errors: list[str] = errors
-        ) -> Any:
-            return _convert(rec, columns, name, fn, errors, required)
-
-        amount = conv("amount_cents", parse_cents)
-        open_ = conv("open_cents", parse_cents, required=False)
-        ref = _text(_get(rec, columns, "payment_reference"))
-        rows.append(
-            {
-                "invoice_id": _text(_get(rec, columns, "invoice_id")),
-                "debtor_id": _text(_get(rec, columns, "debtor_id")),
-                "invoice_date": conv("invoice_date", parse_date),
-                "due_date": conv("due_date", parse_date),
-                "amount_cents": amount,
-                "open_cents": amount if open_ is None and amount is not None else open_,
-                "costs_cents": conv("costs_cents", parse_cents, required=False) or 0,
-                "interest_cents": conv("interest_cents", parse_cents, required=False) or 0,
-                "currency": (_text(_get(rec, columns, "currency")) or "EUR").upper(),
-                "payment_reference": ref.replace(" ", "") if ref else None,
-                "paid_date": conv("paid_date", parse_date, required=False),
-                "prior_reminders": conv("prior_reminders", int, required=False) or 0,
-                "source_version": _text(_get(rec, columns, "source_version")),
-                "_errors": "; ".join(errors) or None,
-            }
-        )
-    df = pd.DataFrame(rows, columns=[*INVOICE_COLUMNS, "_errors"])
+    page = _Page(records, columns)
+    # converted in the order a row's errors are listed
+    amount = page.convert("amount_cents", parse_cents)
+    open_ = page.convert("open_cents", parse_cents, required=False)
+    invoice_date = page.convert("invoice_date", parse_date)
+    due_date = page.convert("due_date", parse_date)
+    costs = page.convert("costs_cents", parse_cents, required=False)
+    interest = page.convert("interest_cents", parse_cents, required=False)
+    paid_date = page.convert("paid_date", parse_date, required=False)
+    prior = page.convert("prior_reminders", int, required=False)
+    data = {
+        "invoice_id": page.text("invoice_id"),
+        "debtor_id": page.text("debtor_id"),
+        "invoice_date": invoice_date,
+        "due_date": due_date,
+        "amount_cents": amount,
+        "open_cents": [
+            a if o is None and a is not None else o for a, o in zip(amount, open_, strict=True)
+        ],
+        "costs_cents": [c or 0 for c in costs],
+        "interest_cents": [i or 0 for i in interest],
+        "currency": [(c or "EUR").upper() for c in page.text("currency")],
+        "payment_reference": [
+            r.replace(" ", "") if r else None for r in page.text("payment_reference")
+        ],
+        "paid_date": paid_date,
+        "prior_reminders": [p or 0 for p in prior],
+        "source_version": page.text("source_version"),
+        "_errors": page.error_column(),
+    }
+    df = _frame(data, [*INVOICE_COLUMNS, "_errors"], len(records))
     for col in ("amount_cents", "open_cents", "costs_cents", "interest_cents"):
         df[col] = df[col].astype("Int64")
     return df
 
 
 def _payments(records: Sequence[Mapping[str, Any]], columns: Mapping[str, str]) -> pd.DataFrame:
-    rows = []
-    for rec in records:
-        errors: list[str] = []
-        rows.append(
-            {
-                "payment_id": _text(_get(rec, columns, "payment_id")),
-                "debtor_id": _text(_get(rec, columns, "debtor_id")),
-                "invoice_id": _text(_get(rec, columns, "invoice_id")),
-                "paid_on": _convert(rec, columns, "paid_on", parse_date, errors, True),
-                "amount_cents": _convert(rec, columns, "amount_cents", parse_cents, errors, True),
-                "currency": (_text(_get(rec, columns, "currency")) or "EUR").upper(),
-                "method": _text(_get(rec, columns, "method")),
-                "source_version": _text(_get(rec, columns, "source_version")),
-                "_errors": "; ".join(errors) or None,
-            }
-        )
-    df = pd.DataFrame(rows, columns=[*ERP_PAYMENT_COLUMNS, "_errors"])
+    page = _Page(records, columns)
+    paid_on = page.convert("paid_on", parse_date)
+    amount = page.convert("amount_cents", parse_cents)
+    data = {
+        "payment_id": page.text("payment_id"),
+        "debtor_id": page.text("debtor_id"),
+        "invoice_id": page.text("invoice_id"),
+        "paid_on": paid_on,
+        "amount_cents": amount,
+        "currency": [(c or "EUR").upper() for c in page.text("currency")],
+        "method": page.text("method"),
+        "source_version": page.text("source_version"),
+        "_errors": page.error_column(),
+    }
+    df = _frame(data, [*ERP_PAYMENT_COLUMNS, "_errors"], len(records))
     df["amount_cents"] = df["amount_cents"].astype("Int64")
     return df

@@ -1,13 +1,14 @@
 import datetime as dt
 import re
 
+import pandas as pd
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
 from connectors.errors import FatalError
 from connectors.odbc.client import named_to_qmark
-from connectors.odbc.mapping import parse_cents, parse_date, to_canonical
+from connectors.odbc.mapping import _cents_by_decimal, parse_cents, parse_date, to_canonical
 
 COLS = {
     "invoice_id": "nr",
@@ -112,3 +113,67 @@ def test_an_odata_number_literal_is_digits_or_refused(value: str) -> None:
     except ValueError:
         return
     assert re.fullmatch(r"-?[0-9]+", lit) and lit == value
+
+
+@given(
+    st.from_regex(r"-?[0-9]{1,15}(\.[0-9]{0,3})?", fullmatch=True)
+    | st.from_regex(r" ?-?[0-9]{1,4}([.,][0-9]{1,3})? ?", fullmatch=True)
+)
+@example("007.50")
+@example("-0.5")
+@example("12.345")
+def test_a_plain_amount_reads_as_the_decimal_reading_does(raw: str) -> None:
+    """The fast path (no Decimal for "1234.56") rounds and signs as the full reading."""
+    assert parse_cents(raw) == _cents_by_decimal(raw)
+
+
+_VALUES = st.one_of(
+    st.none(),
+    st.just(""),
+    st.just("  "),
+    st.sampled_from(["2026-01-31", "31-01-2026", "31-13-2026", "12.50", "1.234,56", "abc"]),
+    st.integers(-5, 5),
+    st.text(max_size=6),
+)
+
+
+@given(
+    st.lists(
+        st.fixed_dictionaries({k: _VALUES for k in ("b", "o", "d", "v", "p", "n")}),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_a_page_reads_each_value_as_its_own_reading_does(records: list[dict[str, object]]) -> None:
+    """Read a column at a time, each row still gets what its values give one by one,
+    and its errors in the order of its columns."""
+    cols = {**COLS, "prior_reminders": "n"}
+    df = to_canonical("invoices", records, cols)
+    fields = [
+        ("amount_cents", "b", parse_cents, True),
+        ("open_cents", "o", parse_cents, False),
+        ("invoice_date", "d", parse_date, True),
+        ("due_date", "v", parse_date, True),
+        ("paid_date", "p", parse_date, False),
+        ("prior_reminders", "n", int, False),
+    ]
+    for rec, (_, row) in zip(records, df.iterrows(), strict=True):
+        errors, got = [], {}
+        for name, key, fn, required in fields:
+            raw = rec[key]
+            if raw is None or (isinstance(raw, str) and not raw.strip()):
+                got[name] = None
+                if required:
+                    errors.append(f"{name}: missing")
+                continue
+            try:
+                got[name] = fn(raw)
+            except ValueError as exc:
+                got[name] = None
+                errors.append(f"{name}: {exc}")
+        assert row["_errors"] == ("; ".join(errors) or None)
+        for name in ("invoice_date", "due_date", "paid_date"):
+            assert row[name] == got[name] or (row[name] is None and got[name] is None)
+        want_open = got["amount_cents"] if got["open_cents"] is None else got["open_cents"]
+        assert (pd.isna(row["open_cents"]) and want_open is None) or row["open_cents"] == want_open
+        assert row["prior_reminders"] == (got["prior_reminders"] or 0)

@@ -62,3 +62,11 @@ def test_only_ascii_digits_make_a_betalingskenmerk() -> None:
     assert not is_valid_betalingskenmerk("²" * 16)
     with pytest.raises(ValueError):
         new_betalingskenmerk("٤٧١١")
+
+
+@given(st.text(alphabet=st.sampled_from("0123456789RFrf .-\t\u00a0ßé٣"), max_size=24))
+def test_compact_takes_out_whitespace_dots_and_dashes_only(ref: str) -> None:
+    from transforms.references import compact
+
+    out = compact(ref)
+    assert out == "".join(ref.split()).replace(".", "").replace("-", "").upper()
