@@ -136,7 +136,7 @@ def _debtors(records: Sequence[Mapping[str, Any]], columns: Mapping[str, str]) -
             compact = pc.replace(" ", "").upper()
             pc = f"{compact[:4]} {compact[4:]}" if len(compact) == 6 else pc
         postcodes.append(pc)
-    data = {
+    data: dict[str, list[Any]] = {
         "debtor_id": page.text("debtor_id"),
         "name": page.text("name"),
         "email": [e.lower() if e else None for e in page.text("email")],
@@ -163,7 +163,7 @@ def _invoices(records: Sequence[Mapping[str, Any]], columns: Mapping[str, str]) 
     interest = page.convert("interest_cents", parse_cents, required=False)
     paid_date = page.convert("paid_date", parse_date, required=False)
     prior = page.convert("prior_reminders", int, required=False)
-    data = {
+    data: dict[str, list[Any]] = {
         "invoice_id": page.text("invoice_id"),
         "debtor_id": page.text("debtor_id"),
         "invoice_date": invoice_date,
@@ -193,7 +193,7 @@ def _payments(records: Sequence[Mapping[str, Any]], columns: Mapping[str, str]) 
     page = _Page(records, columns)
     paid_on = page.convert("paid_on", parse_date)
     amount = page.convert("amount_cents", parse_cents)
-    data = {
+    data: dict[str, list[Any]] = {
         "payment_id": page.text("payment_id"),
         "debtor_id": page.text("debtor_id"),
         "invoice_id": page.text("invoice_id"),
