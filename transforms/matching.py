@@ -213,6 +213,20 @@ def match_payments(
             if _str(h.bank_reference):
                 by_bankref[h.bank_reference].append(h)
 
+    def ranked_for(p: Any, amount: int, enough: float | None) -> list[_Cand]:
+        """The candidate debtors for a payment, best first (``enough``: see _candidates)."""
+        cands = _candidates(
+            p, by_ref, by_number, by_ocr, item_debtor, debtor_numbers, iban_debtors, names, enough
+        )
+        for c in cands.values():  # amount evidence within a candidate debtor
+            if _amount_fits(
+                amount,
+                [open_cents[i] for i in debtor_items.get(c.debtor, []) if open_cents[i] > 0],
+                policy.subset_max_items,
+            ):
+                c.add(min(c.score + 0.15, 0.99) if c.score else 0.0, "amount")
+        return sorted(cands.values(), key=lambda c: (-c.score, c.debtor))
+
     allocs: list[dict[str, Any]] = []
     outcomes: list[dict[str, Any]] = []
     ordered = payments.sort_values(["booking_date", "payment_id"], kind="stable")
@@ -226,26 +240,8 @@ def match_payments(
         if amount <= 0:
             outcomes.append(_out(p.payment_id, "ignored", 0, "debit entry, not a debtor payment"))
             continue
-        cands = _candidates(
-            p, by_ref, by_number, by_ocr, item_debtor, debtor_numbers, iban_debtors, names
-        )
-        for c in cands.values():  # amount evidence within a candidate debtor
-            if _amount_fits(
-                amount,
-                [open_cents[i] for i in debtor_items.get(c.debtor, []) if open_cents[i] > 0],
-                policy.subset_max_items,
-            ):
-                c.add(min(c.score + 0.15, 0.99) if c.score else 0.0, "amount")
-        ranked = sorted(cands.values(), key=lambda c: (-c.score, c.debtor))
-        suggestions = [
-            {
-                "debtor_id": c.debtor,
-                "invoice_ids": c.items,
-                "score": round(c.score, 2),
-                "rules": c.rules,
-            }
-            for c in ranked[:3]
-        ]
+        ranked = ranked_for(p, amount, policy.threshold)
+        suggestions = _suggestions(ranked)
         if not ranked or ranked[0].score < policy.threshold:
             why = (
                 "no reference, number or known payer found"
@@ -302,7 +298,8 @@ def match_payments(
                     "unmatched",
                     0,
                     f"{', '.join(best.items) or best.debtor} already settled: credit kept",
-                    suggestions,
+                    # with every name compared (ranked_for skipped them: it matched)
+                    _suggestions(ranked_for(p, amount, None)),
                 )
             )
         elif left:
@@ -333,6 +330,18 @@ def match_payments(
     )
 
 
+def _suggestions(ranked: list[_Cand]) -> list[dict[str, Any]]:
+    return [
+        {
+            "debtor_id": c.debtor,
+            "invoice_ids": c.items,
+            "score": round(c.score, 2),
+            "rules": c.rules,
+        }
+        for c in ranked[:3]
+    ]
+
+
 def _candidates(
     p: Any,
     by_ref: dict[str, str],
@@ -342,7 +351,10 @@ def _candidates(
     debtor_numbers: dict[str, str],
     iban_debtors: dict[str, set[str]],
     names: NameIndex,
+    enough: float | None,
 ) -> dict[str, _Cand]:
+    """The debtors a payment's evidence points at, each with its score and rules. With
+    ``enough``, a single debtor already scoring that much is not compared by name."""
     cands: dict[str, _Cand] = {}
 
     def cand(debtor: str) -> _Cand:
@@ -373,6 +385,12 @@ def _candidates(
     if _str(p.counterparty_iban):
         for d in iban_debtors.get(compact(p.counterparty_iban), ()):
             cand(d).add(0.75, "payer_iban")
+    if enough is not None and len(cands) == 1 and next(iter(cands.values())).score >= enough:
+        # one debtor, already over the threshold: a name corroborating it (+0.05) can
+        # change neither that it matches nor how (scores only rise, and the rule is the
+        # first one found); only the suggestions of a payment that finds its items
+        # already settled show the name, and those are drawn again with enough=None
+        return cands
     if _str(p.counterparty_name) and names:
         payer = str(p.counterparty_name).lower()
         for d in list(cands) or []:
