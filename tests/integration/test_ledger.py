@@ -261,3 +261,36 @@ def test_the_driver_executemany_writes_what_sqlalchemy_writes(tmp_path, batches)
         got[fast] = (counts, table)
         eng.dispose()
     assert got[True] == got[False]
+
+
+def test_a_kept_statement_serves_each_shape_of_call_as_its_own(url: str) -> None:
+    """upsert and insert_ignore keep their statements per shape: the same table called
+    with other keys, other update columns or rows of other columns gets its own."""
+    engine = open_ledger(url)
+    now = utcnow()
+    row = {"creditor_id": "c1", "name": "A", "sector": "housing", "config_sha256": "x"}
+    with engine.begin() as conn:
+        assert insert_ignore(conn, s.creditors, [{**row, "created_at": now, "updated_at": now}])
+        assert not insert_ignore(conn, s.creditors, [{**row, "created_at": now, "updated_at": now}])
+        changed = {**row, "name": "B", "sector": "energy", "created_at": now, "updated_at": now}
+        # only the name may change: the sector stays
+        assert upsert(conn, s.creditors, [changed], ["creditor_id"], ["name"]) == 1
+        got = conn.execute(select(s.creditors.c.name, s.creditors.c.sector)).one()
+        assert tuple(got) == ("B", "housing")
+        # the same call with the sector too, and rows with one column more
+        assert upsert(conn, s.creditors, [changed], ["creditor_id"], ["name", "sector"]) == 1
+        assert tuple(conn.execute(select(s.creditors.c.name, s.creditors.c.sector)).one()) == (
+            "B",
+            "energy",
+        )
+        same = {**changed}
+        assert (
+            upsert(conn, s.creditors, [same], ["creditor_id"], ["name"], only_if_changed=["name"])
+            == 0
+        )
+        more = {**changed, "creditor_id": "c2", "stopped_reason": "broken export"}
+        assert insert_ignore(conn, s.creditors, [more]) == 1
+        stopped = dict(
+            conn.execute(select(s.creditors.c.creditor_id, s.creditors.c.stopped_reason)).all()
+        )
+        assert stopped == {"c1": None, "c2": "broken export"}
