@@ -41,6 +41,7 @@ from ledger.records import (
     OutboundMessage,
     WriteBack,
     json_records,
+    tuples,
 )
 from ledger.store import (
     audit,
@@ -790,7 +791,7 @@ def match_new_payments(ctx: Ctx) -> dict[str, Any]:
                     "unmatched_reason": r.unmatched_reason,
                     "suggestions": r.suggestions or None,
                 }
-                for r in result.payments.itertuples(index=False)
+                for r in tuples(result.payments)
             ],
         )
         amounts = dict(
@@ -802,7 +803,7 @@ def match_new_payments(ctx: Ctx) -> dict[str, Any]:
             ).all()
         )
         changed = []
-        for r in result.invoices.itertuples(index=False):
+        for r in tuples(result.invoices):
             open_ = int(r.open_cents)
             status = (
                 "paid"
@@ -937,7 +938,7 @@ def _plan_status_write_backs(conn: Any, ctx: Ctx, invoice_ids: list[str]) -> int
             },
             r.source_version,
         )
-        for r in inv.itertuples(index=False)
+        for r in tuples(inv)
     ]
     return insert_ignore(conn, s.write_backs, rows)
 

@@ -6,8 +6,10 @@ cents, dates as ``datetime.date``); single messages crossing a port are dataclas
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -147,6 +149,18 @@ def _json_column(col: pd.Series) -> list[Any]:
     if kind == "f" and not isinstance(col.dtype, pd.api.extensions.ExtensionDtype):
         return [None if x != x else x for x in col.tolist()]  # NaN is not equal to itself
     return [x if x.__class__ is str else to_json_value(x) for x in col.tolist()]
+
+
+def tuples(df: pd.DataFrame) -> Iterator[Any]:
+    """``df.itertuples(index=False)``, read a column at a time. pandas 3 iterates a
+    ``str`` column element by element through ``__getitem__``, 30-70x slower than its
+    ``tolist()``; ``itertuples`` does that for every column. The values are what
+    ``tolist()`` gives: Python scalars (``int``, not ``numpy.int64``), NaN/NA/NaT as they
+    are."""
+    row = collections.namedtuple("Row", [str(c) for c in df.columns], rename=True)  # type: ignore[misc]
+    if not len(df.columns):
+        return iter([row()] * len(df))
+    return map(row._make, zip(*(df.iloc[:, k].tolist() for k in range(df.shape[1])), strict=True))
 
 
 def json_records(df: pd.DataFrame) -> list[dict[str, Any]]:

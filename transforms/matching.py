@@ -42,6 +42,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from ledger.records import tuples
 from transforms.references import compact, is_valid_reference
 
 _DIGIT_RUN = re.compile(r"(?<!\d)(\d[\d .]{6,22}\d)(?!\d)")
@@ -194,7 +195,7 @@ def match_payments(
     iban_debtors: dict[str, set[str]] = defaultdict(set)
     debtor_numbers: dict[str, str] = {}
     if debtors is not None:
-        for d in debtors.itertuples(index=False):
+        for d in tuples(debtors):
             did = str(d.debtor_id)
             debtor_numbers[did.upper()] = did
             if _str(getattr(d, "name", None)):
@@ -205,7 +206,7 @@ def match_payments(
     by_bankref: dict[str, list[Any]] = defaultdict(list)
     reopen_item: dict[str, int] = {}
     if history is not None and len(history):
-        for h in history.itertuples(index=False):
+        for h in tuples(history):
             if _str(h.counterparty_iban):
                 iban_debtors[compact(h.counterparty_iban)].add(str(h.debtor_id))
             if _str(h.end_to_end_id):
@@ -230,7 +231,7 @@ def match_payments(
     allocs: list[dict[str, Any]] = []
     outcomes: list[dict[str, Any]] = []
     ordered = payments.sort_values(["booking_date", "payment_id"], kind="stable")
-    for p in ordered.itertuples(index=False):
+    for p in tuples(ordered):
         amount = int(p.amount_cents)
         if bool(p.reversal) or _str(getattr(p, "return_reason", None)):
             outcomes.append(

@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 from lxml import etree
 
-from ledger.records import PAYMENT_COLUMNS
+from ledger.records import PAYMENT_COLUMNS, tuples
 
 MAX_BYTES = 50 * 1024 * 1024
 
@@ -229,7 +229,7 @@ def entries_as_json_rows(df: pd.DataFrame) -> list[dict[str, Any]]:
     is null (never NaN, which is not JSON)."""
     out = []
     t = _text_or_none
-    for r in df.itertuples(index=False):
+    for r in tuples(df):
         out.append(
             {
                 "booking_date": r.booking_date.isoformat(),

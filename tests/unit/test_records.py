@@ -111,3 +111,32 @@ def test_staged_payloads_written_by_json_with_nan_still_read() -> None:
 
     got = json_loads_staged(json.dumps({"a": float("nan"), "b": 1}))
     assert got["b"] == 1 and got["a"] != got["a"]
+
+
+def test_tuples_are_itertuples_read_a_column_at_a_time() -> None:
+    import numpy as np
+    import pandas as pd
+
+    from ledger.records import tuples
+
+    df = pd.DataFrame(
+        {
+            "a": ["x", None, "z"],
+            "b": pd.array([1, None, 3], dtype="Int64"),
+            "c": pd.to_datetime(["2026-01-01", None, "2026-01-03"]),
+            "d": [1.5, np.nan, 2.0],
+            "e": [{"k": 1}, None, [1]],
+            "not an identifier": [1, 2, 3],
+        }
+    )
+    got, want = list(tuples(df)), list(df.itertuples(index=False))
+    assert [g._fields for g in got] == [w._fields for w in want]
+    for g, w in zip(got, want, strict=True):
+        for x, y in zip(g, w, strict=True):
+            assert (
+                (pd.isna(x) and pd.isna(y))
+                if not isinstance(y, (dict, list)) and pd.isna(y)
+                else x == y
+            )
+    assert type(got[0].b) is int  # a Python int, which json and isinstance(int) take
+    assert list(tuples(df[[]])) == [()] * 3
