@@ -106,6 +106,7 @@ debtors = Table(
     Column("source_version", String(64)),  # the source's modified marker when read
     Column("updated_at", TS, nullable=False),
     ForeignKeyConstraint(["creditor_id"], ["creditors.creditor_id"]),
+    Index("ix_debtors_bucket", "creditor_id", "bucket"),  # a partition's rows
 )
 
 invoices = Table(
@@ -132,6 +133,7 @@ invoices = Table(
     ForeignKeyConstraint(["creditor_id"], ["creditors.creditor_id"]),
     Index("ix_invoices_debtor", "creditor_id", "debtor_id"),
     Index("ix_invoices_reference", "creditor_id", "payment_reference"),
+    Index("ix_invoices_bucket", "creditor_id", "bucket"),
 )
 
 erp_payments = Table(
