@@ -69,7 +69,7 @@ from transforms import (
 )
 from transforms.contact_window import AMS, ContactWindow
 from transforms.matching import match_payments
-from transforms.partition import BUCKETS, bucket_column, bucket_of
+from transforms.partition import bucket_column, bucket_of, partition_buckets
 from transforms.statements import StatementError, parse_statement
 from transforms.wik import (
     DEFAULT_INTEREST_RATES,
@@ -946,9 +946,9 @@ def _plan_status_write_backs(conn: Any, ctx: Ctx, invoice_ids: list[str]) -> int
 # --------------------------------------------------------------------------- assess
 def _partition_filter(table: Any, ctx: Ctx, p: int, n: int, only: list[str] | None = None) -> Any:
     """Partition ``p`` of ``n`` of a table with a ``bucket``; with ``only``, just those
-    debtors of it. ``bucket % n = p`` written as the buckets themselves (p, p+n, ... below
-    BUCKETS), which the (creditor_id, bucket) indexes serve; a modulo reads every row."""
-    buckets = list(range(p, BUCKETS, n))
+    debtors of it. The buckets are listed (``partition_buckets``), which the
+    (creditor_id, bucket) indexes serve; a modulo read every row."""
+    buckets = partition_buckets(p, n)
     cond = and_(table.c.creditor_id == ctx.creditor_id, table.c.bucket.in_(buckets))
     return cond if only is None else and_(cond, table.c.debtor_id.in_(only))
 

@@ -217,8 +217,9 @@ def _sqlite_plan(conn: Connection, stmt: Any, keys: list[str], shape: Hashable |
     """(the SQL text, (key, bind processor, from the row?, fixed value) per parameter), or
     None where the driver path cannot take the statement."""
     per = _CACHE.setdefault(conn.dialect, {}) if shape is not None else None
-    if per is not None and ("plan", shape, tuple(keys)) in per:
-        return per[("plan", shape, tuple(keys))]
+    key = ("plan", shape, tuple(keys))
+    if per is not None and key in per:
+        return per[key]
     compiled = stmt.compile(dialect=conn.dialect, column_keys=keys)
     plan = None
     if not compiled.insert_prefetch and compiled.positiontup is not None:
@@ -232,7 +233,7 @@ def _sqlite_plan(conn: Connection, stmt: Any, keys: list[str], shape: Hashable |
             ],
         )
     if per is not None:
-        per[("plan", shape, tuple(keys))] = plan
+        per[key] = plan
     return plan
 
 

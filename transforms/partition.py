@@ -18,8 +18,14 @@ def bucket_of(debtor_id: str) -> int:
     return int.from_bytes(digest, "big") % BUCKETS
 
 
+def partition_buckets(p: int, n: int) -> list[int]:
+    """The buckets of partition ``p`` of ``n`` (``bucket % n == p``), as a list an index
+    on the bucket can serve where the modulo cannot."""
+    return list(range(p, BUCKETS, n))
+
+
 def bucket_column(ids: pd.Series) -> pd.Series:
     return ids.astype(str).map(bucket_of).astype("int64")
 
 
-__all__ = ["BUCKETS", "bucket_column", "bucket_of"]
+__all__ = ["BUCKETS", "bucket_column", "bucket_of", "partition_buckets"]

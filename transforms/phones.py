@@ -74,11 +74,7 @@ def normal_phone(value: Any) -> str:
     m = _DUTCH.fullmatch(s.translate(_SEPARATORS))
     if m is not None:
         return "+31" + m.group(1)
-    try:
-        num = phonenumbers.parse(s, "NL")
-    except phonenumbers.NumberParseException:
-        return s
-    return phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)
+    return normal_by_libphonenumber(s)
 
 
 def valid_phone(value: Any) -> bool:
@@ -87,6 +83,22 @@ def valid_phone(value: Any) -> bool:
     m = _E164_NL.fullmatch(s)
     if m is not None:
         return _valid_nsn(m.group(1))
+    return valid_by_libphonenumber(s)
+
+
+def normal_by_libphonenumber(value: Any) -> str:
+    """``normal_phone`` without the fast path: libphonenumber's E.164 form."""
+    s = str(value).strip()
+    try:
+        num = phonenumbers.parse(s, "NL")
+    except phonenumbers.NumberParseException:
+        return s
+    return phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)
+
+
+def valid_by_libphonenumber(value: Any) -> bool:
+    """``valid_phone`` without the fast path: libphonenumber's verdict."""
+    s = str(value)
     try:
         num = phonenumbers.parse(s, "NL")
     except phonenumbers.NumberParseException:

@@ -107,7 +107,7 @@ class _Page:
         ``fn`` refuses is None with the reason in that row's errors."""
         out: list[Any] = []
         for row, raw in enumerate(self.raw(name)):
-            if raw is None or (isinstance(raw, str) and not raw.strip()):
+            if _blank(raw):
                 if required:
                     self.errors[row].append(f"{name}: missing")
                 out.append(None)

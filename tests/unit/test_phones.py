@@ -1,28 +1,12 @@
 """The fast path for Dutch numbers gives libphonenumber's own answers."""
 
-import phonenumbers
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from transforms.phones import normal_by_libphonenumber as libphonenumber_normal
 from transforms.phones import normal_phone, valid_phone
-
-
-def libphonenumber_normal(value: str) -> str:
-    s = str(value).strip()
-    try:
-        num = phonenumbers.parse(s, "NL")
-    except phonenumbers.NumberParseException:
-        return s
-    return phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)
-
-
-def libphonenumber_valid(value: str) -> bool:
-    try:
-        num = phonenumbers.parse(value, "NL")
-    except phonenumbers.NumberParseException:
-        return False
-    return phonenumbers.is_valid_number(num) and value.startswith("+")
+from transforms.phones import valid_by_libphonenumber as libphonenumber_valid
 
 
 def test_the_shapes_of_a_dutch_export() -> None:
