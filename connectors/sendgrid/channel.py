@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from connectors.errors import FatalError, RetriableError
 from connectors.secrets import SecretRef
+from connectors.sendgrid.transport import ConnectionPool, KeepAliveClient
 from ledger.records import OutboundMessage, Receipt
 
 # the HTTP client logs request bodies (addresses, texts) at DEBUG: never
@@ -58,7 +59,7 @@ class SendGridSettings(BaseModel):
     max_rate_limit_waits: int = Field(5, ge=0, le=20)
     max_wait_seconds: float = Field(60, gt=0)
     parallel_requests: int = Field(
-        4, ge=1, le=16, description="requests in flight at once (each opens its own TLS connection)"
+        4, ge=1, le=16, description="requests in flight at once (each on its own kept connection)"
     )
 
 
@@ -80,12 +81,27 @@ class SendGridChannel:
         if not host.startswith("https://"):
             raise FatalError("SendGrid host must be https://")
         self.sg = sendgrid.SendGridAPIClient(api_key=api_key.get_secret_value(), host=host)
-        self.sg.client.timeout = settings.timeout_seconds
+        # the same client over kept connections (transport.py): urllib's opener made a
+        # new TLS connection per request
+        self.pool = ConnectionPool()
+        self.sg.client = KeepAliveClient(
+            host=self.sg.client.host,
+            request_headers=self.sg.client.request_headers,
+            version=3,
+            timeout=settings.timeout_seconds,
+            pool=self.pool,
+        )
         self._sleep = sleep
         self.rate_limit_waits = 0
 
     # ---------------------------------------------------------------- the port
     def send(self, batch: Sequence[OutboundMessage]) -> Sequence[Receipt]:
+        try:
+            return self._send(batch)
+        finally:
+            self.pool.close()  # kept for the batch's requests, not between stages
+
+    def _send(self, batch: Sequence[OutboundMessage]) -> Sequence[Receipt]:
         chunks = [
             list(batch[k : k + self.s.batch_size]) for k in range(0, len(batch), self.s.batch_size)
         ]
@@ -93,8 +109,8 @@ class SendGridChannel:
             return [r for c in chunks for r in self._send_chunk(c)]
         from concurrent.futures import ThreadPoolExecutor
 
-        # the client opens a new TLS connection per request: overlap them; results keep
-        # the batch's order, and the first failure is raised after the others finished
+        # overlap the round trips (one kept connection per thread); results keep the
+        # batch's order, and the first failure is raised after the others finished
         with ThreadPoolExecutor(max_workers=self.s.parallel_requests) as pool:
             futures = [pool.submit(self._send_chunk, c) for c in chunks]
         receipts: list[Receipt] = []

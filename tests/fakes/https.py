@@ -242,7 +242,12 @@ class FakeServer(ThreadingHTTPServer):
         self.socket = ctx.wrap_socket(self.socket, server_side=True)
         self.faults = FaultPlan()
         self.requests: list[tuple[str, str]] = []
+        self.connections = 0  # accepted TCP connections (keep-alive is seen here)
         self._thread = threading.Thread(target=self.serve_forever, daemon=True)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        self.connections += 1
+        super().process_request(request, client_address)
 
     @property
     def url(self) -> str:

@@ -109,6 +109,28 @@ def test_rate_limits_are_waited_out_and_server_errors_are_retriable(fake: SendGr
         channel(fake, timeout_seconds=0.5).send([msg(98)])
 
 
+def test_requests_share_a_kept_connection_and_a_broken_one_is_ambiguous(
+    fake: SendGridServer,
+) -> None:
+    ch = channel(fake, batch_size=100, parallel_requests=1)
+    assert all(r.status == "sent" for r in ch.send([msg(i) for i in range(450)]))
+    assert fake.box.posts == 5 and fake.connections == 1 and ch.pool.opened == 1
+    # closed at the end of a send: the next send opens its own
+    ch.send([msg(500)])
+    assert fake.connections == 2
+    # the server drops the kept connection mid-batch: retriable (the stage looks the
+    # batch up before sending again), never resent blindly by the transport
+    fake.faults.add("reset")
+    with pytest.raises(RetriableError, match="SendGrid"):
+        ch.send([msg(i) for i in range(600, 800)])
+    assert "m-00600" not in fake.box.accepted
+    # a connection idle longer than the pool allows is not reused
+    ch.pool.idle_seconds = 0.0
+    before = fake.connections
+    ch.send([msg(i) for i in range(900, 1_200)])
+    assert fake.connections - before == 3 and "m-01199" in fake.box.accepted
+
+
 def test_lookup_settles_an_ambiguous_send(fake: SendGridServer) -> None:
     ch = channel(fake)
     ch.send([msg(1)])
