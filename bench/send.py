@@ -19,7 +19,7 @@ import os
 import statistics
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -101,6 +101,33 @@ def remote_fake(kind: str, ca: TestCA) -> Iterator[_Remote]:
         proc.join(10)
 
 
+def _bare_session(ca: TestCA) -> requests.Session:
+    session = requests.Session()
+    session.trust_env = False  # REQUESTS_CA_BUNDLE would override verify
+    session.verify = str(ca.ca_pem)
+    return session
+
+
+def _rounds(
+    fake: _Remote,
+    n: int,
+    rounds: int,
+    ours: Callable[[], object],
+    bare: Callable[[int], object],
+) -> dict[str, Any]:
+    """``ours()`` then ``bare(round)``, each timed on an emptied fake that must then hold
+    all ``n`` messages; the figures of the rounds."""
+    times: dict[str, list[float]] = {"ours": [], "bare": []}
+    for k in range(rounds):
+        for side, fn in (("ours", ours), ("bare", lambda k=k: bare(k))):
+            fake.ask("clear")
+            t = time.perf_counter()
+            fn()
+            times[side].append(time.perf_counter() - t)
+            assert fake.ask("count") == n, f"{side}: the fake holds not all {n} messages"
+    return _figures(n, times["ours"], times["bare"])
+
+
 def _figures(n: int, ours: list[float], bare: list[float]) -> dict[str, Any]:
     """Medians over the rounds, and every round's share (the spread is part of the
     figure: on this machine a single round varies by about 10%)."""
@@ -151,18 +178,9 @@ def main() -> None:
             }
             for k in range(0, len(batch), 1000)
         ]
-        session = requests.Session()
-        session.trust_env = False
-        session.verify = str(ca.ca_pem)
-        ours, bare = [], []
-        for _ in range(args.rounds):
-            sg.ask("clear")
-            t = time.perf_counter()
-            ch.send(batch)
-            ours.append(time.perf_counter() - t)
-            assert sg.ask("count") == args.emails
-            sg.ask("clear")
-            t = time.perf_counter()
+        session = _bare_session(ca)
+
+        def bare_email(_: int) -> None:
             for p in payloads:
                 session.post(
                     f"{sg.url}/v3/mail/send",
@@ -170,9 +188,8 @@ def main() -> None:
                     headers={"Authorization": f"Bearer {sg.key}"},
                     timeout=30,
                 )
-            bare.append(time.perf_counter() - t)
-            assert sg.ask("count") == args.emails
-        out["email"] = _figures(args.emails, ours, bare)
+
+        out["email"] = _rounds(sg, args.emails, args.rounds, lambda: ch.send(batch), bare_email)
     with remote_fake("messagebird", ca) as mb:
         mch = MessageBirdChannel(
             "sms",
@@ -184,22 +201,13 @@ def main() -> None:
             ),
             SecretStr(mb.key),
         )
-        batch = texts(args.sms)
-        session = requests.Session()
-        session.trust_env = False
-        session.verify = str(ca.ca_pem)
+        texts_batch = texts(args.sms)
+        sms_session = _bare_session(ca)
         headers = {"Authorization": f"AccessKey {mb.key}"}
-        ours, bare = [], []
-        for k in range(args.rounds):
-            mb.ask("clear")
-            t = time.perf_counter()
-            mch.send(batch)
-            ours.append(time.perf_counter() - t)
-            assert mb.ask("count") == args.sms
-            mb.ask("clear")
-            t = time.perf_counter()
-            for m in batch:
-                session.post(
+
+        def bare_sms(k: int) -> None:
+            for m in texts_batch:
+                sms_session.post(
                     f"{mb.url}/messages",
                     headers=headers,
                     timeout=30,
@@ -207,12 +215,11 @@ def main() -> None:
                         "originator": "Bench",
                         "recipients": "31612345678",
                         "body": m.body_text,
-                        "reference": f"{m.message_id}b{k}",
+                        "reference": f"{m.message_id}b{k}",  # a new one each round
                     },
                 )
-            bare.append(time.perf_counter() - t)
-            assert mb.ask("count") == args.sms
-        out["sms"] = _figures(args.sms, ours, bare)
+
+        out["sms"] = _rounds(mb, args.sms, args.rounds, lambda: mch.send(texts_batch), bare_sms)
     out.update(
         date=dt.datetime.now(dt.UTC).isoformat(),
         commit=commit_id(),

@@ -57,7 +57,7 @@ class ConnectionPool:
         self.context = context or ssl.create_default_context()
         self._lock = threading.Lock()
         self._conns: dict[tuple[int, str], tuple[http.client.HTTPSConnection, float]] = {}
-        self.opened = 0  # connections opened (for tests and the benchmark)
+        self.opened = 0  # connections opened (the tests read it)
 
     def take(self, netloc: str, timeout: float | None) -> http.client.HTTPSConnection:
         """A connection to ``netloc`` for this thread: the kept one if it is fresh."""
