@@ -3,8 +3,8 @@
 Synthetic but shaped like a real day: 250k debtors with 4 open items each, statement
 lines of which half carry a structured reference, some write the reference or the
 invoice number (with OCR noise) in the text, some come only from a known IBAN, and some
-are noise (a line may pay an item another line already paid: then it is credit, counted
-as unmatched "already settled"). Prints lines/s and the outcome mix; writes JSON to bench/results/.
+are noise (a line may pay an item another line already paid: that item has left the
+index, so the line is weighed on what else it carries). Prints lines/s and the outcome mix; writes JSON to bench/results/.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ import uuid
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Text, and_, delete, func, select, type_coerce, update
+from sqlalchemy import Connection, Text, and_, delete, func, select, type_coerce, update
 
 from connectors.exact_online import ExactClient, ExactReader, ExactWriter
 from connectors.exact_online.settings import ExactOnlineSettings
@@ -68,7 +68,7 @@ from transforms import (
     validation,
 )
 from transforms.contact_window import AMS, ContactWindow
-from transforms.matching import match_payments
+from transforms.matching import MatchInputs, MatchResult, match_payments
 from transforms.partition import bucket_column, bucket_of, partition_buckets
 from transforms.statements import StatementError, parse_statement
 from transforms.wik import (
@@ -682,91 +682,109 @@ def _quarantine_file(ctx: Ctx, source: str, name: str, sha: str, rule: str, why:
 
 
 RETRY_UNMATCHED_DAYS = 30
+#: how far back allocations are history (IBANs that paid a debtor, payments to reverse)
+HISTORY_DAYS = 400
+#: where the mark of the matcher's inputs, as its last run left them, is kept
+MATCH_MARK = ("ledger", "match")
+
+
+def match_inputs(conn: Connection, ctx: Ctx) -> MatchInputs:
+    """What the matcher weighs, as the ledger holds it now: the payments to weigh (none:
+    the other frames are left empty), the open items, the debtors, the history."""
+    inv_t, pay_t, al = s.invoices, s.payments, s.allocations
+    retry_from = ctx.today - dt.timedelta(days=RETRY_UNMATCHED_DAYS)
+    since = ctx.today - dt.timedelta(days=HISTORY_DAYS)
+    pay = frame(
+        conn,
+        # new lines, and recent ones nothing fitted yet: their invoice or debtor may
+        # have arrived since (a payment read before the ERP export is not lost)
+        select(pay_t).where(
+            pay_t.c.creditor_id == ctx.creditor_id,
+            (pay_t.c.status == "new")
+            | ((pay_t.c.status == "unmatched") & (pay_t.c.booking_date >= retry_from)),
+        ),
+    )
+    if pay.empty:
+        return MatchInputs(pay, pd.DataFrame(), pd.DataFrame(), pd.DataFrame())
+    items = frame(
+        conn,
+        select(
+            inv_t.c.invoice_id,
+            inv_t.c.debtor_id,
+            inv_t.c.open_cents,
+            inv_t.c.costs_cents,
+            inv_t.c.interest_cents,
+            inv_t.c.payment_reference,
+            inv_t.c.due_date,
+        ).where(inv_t.c.creditor_id == ctx.creditor_id, inv_t.c.open_cents > 0),
+    )
+    debtors = frame(
+        conn,
+        select(s.debtors.c.debtor_id, s.debtors.c.name, s.debtors.c.iban).where(
+            s.debtors.c.creditor_id == ctx.creditor_id
+        ),
+    )
+    history = frame(
+        conn,
+        select(
+            al.c.payment_id,
+            al.c.invoice_id,
+            inv_t.c.debtor_id,
+            al.c.amount_cents,
+            al.c.costs_cents,
+            al.c.interest_cents,
+            pay_t.c.end_to_end_id,
+            pay_t.c.bank_reference,
+            pay_t.c.counterparty_iban,
+            pay_t.c.amount_cents.label("payment_amount_cents"),
+            inv_t.c.open_cents.label("item_open_cents"),
+            inv_t.c.costs_cents.label("item_costs_cents"),
+            inv_t.c.interest_cents.label("item_interest_cents"),
+        )
+        .join(
+            pay_t,
+            and_(pay_t.c.creditor_id == al.c.creditor_id, pay_t.c.payment_id == al.c.payment_id),
+        )
+        .join(
+            inv_t,
+            and_(inv_t.c.creditor_id == al.c.creditor_id, inv_t.c.invoice_id == al.c.invoice_id),
+        )
+        .where(
+            al.c.creditor_id == ctx.creditor_id,
+            al.c.amount_cents > 0,
+            pay_t.c.booking_date >= since,
+        ),
+    )
+    return MatchInputs(pay, items, debtors, history)
 
 
 def match_new_payments(ctx: Ctx) -> dict[str, Any]:
     """Allocate new payments to open items (or undo the payments they reverse); plan the
-    status write-backs that follow."""
+    status write-backs that follow.
+
+    A run leaves the ledger at a fixed point of the matcher (``match_payments``): run
+    again over it, the matcher changes nothing. So the run keeps the mark of the inputs
+    it leaves (``MatchInputs.after``); a run that reads inputs with the same mark (the
+    same day again, or a day without statement lines, ERP changes or new debtors) has
+    nothing to do and says so, without matching the unmatched lines again."""
     inv_t, pay_t, al = s.invoices, s.payments, s.allocations
+    retry_from = ctx.today - dt.timedelta(days=RETRY_UNMATCHED_DAYS)
+    since = ctx.today - dt.timedelta(days=HISTORY_DAYS)
     with ctx.engine.connect() as conn:
-        pay = frame(
-            conn,
-            # new lines, and recent ones nothing fitted yet: their invoice or debtor may
-            # have arrived since (a payment read before the ERP export is not lost)
-            select(pay_t).where(
-                pay_t.c.creditor_id == ctx.creditor_id,
-                (pay_t.c.status == "new")
-                | (
-                    (pay_t.c.status == "unmatched")
-                    & (pay_t.c.booking_date >= ctx.today - dt.timedelta(days=RETRY_UNMATCHED_DAYS))
-                ),
-            ),
-        )
+        inputs = match_inputs(conn, ctx)
+        pay, items, debtors, history = inputs.payments, inputs.items, inputs.debtors, inputs.history
         if pay.empty:
-            return {
-                "payments": 0,
-                "matched": 0,
-                "unmatched": 0,
-                "reversed": 0,
-                "allocated_cents": 0,
-                "write_backs_planned": 0,
-                "unmatched_list": [],
-            }
-        items = frame(
-            conn,
-            select(
-                inv_t.c.invoice_id,
-                inv_t.c.debtor_id,
-                inv_t.c.open_cents,
-                inv_t.c.costs_cents,
-                inv_t.c.interest_cents,
-                inv_t.c.payment_reference,
-                inv_t.c.due_date,
-            ).where(inv_t.c.creditor_id == ctx.creditor_id, inv_t.c.open_cents > 0),
-        )
-        debtors = frame(
-            conn,
-            select(s.debtors.c.debtor_id, s.debtors.c.name, s.debtors.c.iban).where(
-                s.debtors.c.creditor_id == ctx.creditor_id
-            ),
-        )
-        since = ctx.today - dt.timedelta(days=400)
-        history = frame(
-            conn,
-            select(
-                al.c.payment_id,
-                al.c.invoice_id,
-                inv_t.c.debtor_id,
-                al.c.amount_cents,
-                al.c.costs_cents,
-                al.c.interest_cents,
-                pay_t.c.end_to_end_id,
-                pay_t.c.bank_reference,
-                pay_t.c.counterparty_iban,
-                pay_t.c.amount_cents.label("payment_amount_cents"),
-                inv_t.c.open_cents.label("item_open_cents"),
-                inv_t.c.costs_cents.label("item_costs_cents"),
-                inv_t.c.interest_cents.label("item_interest_cents"),
+            return _matched_summary(pay, None)
+        policy = ctx.cfg.policy.match_policy()
+        if inputs.mark(policy) == get_cursor(conn, ctx.creditor_id, *MATCH_MARK).get("mark"):
+            log.info(
+                "match: the %d payments to weigh and what they are weighed against are as"
+                " the last run left them: nothing to do",
+                len(pay),
             )
-            .join(
-                pay_t,
-                and_(
-                    pay_t.c.creditor_id == al.c.creditor_id, pay_t.c.payment_id == al.c.payment_id
-                ),
-            )
-            .join(
-                inv_t,
-                and_(
-                    inv_t.c.creditor_id == al.c.creditor_id, inv_t.c.invoice_id == al.c.invoice_id
-                ),
-            )
-            .where(
-                al.c.creditor_id == ctx.creditor_id,
-                al.c.amount_cents > 0,
-                pay_t.c.booking_date >= since,
-            ),
-        )
-    result = match_payments(pay, items, debtors, history, ctx.cfg.policy.match_policy())
+            return _matched_summary(pay, None)
+    result = match_payments(pay, items, debtors, history, policy, history_from=since)
+    after = inputs.after(result, retry_from, since)
     now = utcnow()
     with ctx.engine.begin() as conn:
         if len(result.allocations):
@@ -823,16 +841,36 @@ def match_new_payments(ctx: Ctx) -> dict[str, Any]:
             )
         update_many(conn, inv_t, {"creditor_id": ctx.creditor_id}, ["invoice_id"], changed)
         planned = _plan_status_write_backs(conn, ctx, list(result.invoices["invoice_id"]))
-    unmatched = result.payments[result.payments["status"] == "unmatched"]
+        # in the same transaction: the mark names exactly the ledger these writes leave
+        set_cursor(
+            conn,
+            ctx.creditor_id,
+            *MATCH_MARK,
+            {"mark": after.mark(policy) if after is not None else None, "at": now.isoformat()},
+        )
+    return _matched_summary(pay, result, planned)
+
+
+def _matched_summary(
+    pay: pd.DataFrame, result: MatchResult | None, planned: int = 0
+) -> dict[str, Any]:
+    """The match stage's figures; without a result (nothing to do), the payments read
+    as they stand."""
+    outcome = result.payments if result is not None else pay
+    unmatched = outcome[outcome["status"] == "unmatched"] if len(outcome) else outcome
+    allocs = result.allocations if result is not None else None
     return {
         "payments": len(pay),
-        "matched": int(result.payments["status"].isin(["matched", "overpaid"]).sum()),
+        "matched": int(outcome["status"].isin(["matched", "overpaid"]).sum())
+        if result is not None
+        else 0,
         "unmatched": len(unmatched),
-        "reversed": int((result.payments["status"] == "reversed").sum()),
-        "allocated_cents": int(result.allocations["amount_cents"].sum())
-        if len(result.allocations)
+        "reversed": int((outcome["status"] == "reversed").sum()) if result is not None else 0,
+        "allocated_cents": int(allocs["amount_cents"].sum())
+        if allocs is not None and len(allocs)
         else 0,
         "write_backs_planned": planned,
+        "unchanged": result is None and len(pay) > 0,
         # for the artifact: the first UNMATCHED_SHOWN (a Prefect artifact is not a
         # report of 40,000 rows); all of them are in the ledger, status unmatched
         "unmatched_list": [
@@ -843,7 +881,9 @@ def match_new_payments(ctx: Ctx) -> dict[str, Any]:
                 unmatched["suggestions"][:UNMATCHED_SHOWN],
                 strict=True,
             )
-        ],
+        ]
+        if len(unmatched)
+        else [],
     }
 
 

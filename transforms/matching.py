@@ -34,11 +34,14 @@ Pure: frames in, frames out; deterministic for the same input.
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
+import hashlib
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from pathlib import Path
+from typing import Any, Literal, NamedTuple
 
 import pandas as pd
 
@@ -114,6 +117,19 @@ class _Cand:
             self.items.append(item)
 
 
+class _Past(NamedTuple):
+    """An allocation of this run, as a later run's history would hold it (the item is
+    in the index, so the item_* columns of the ledger's history are not needed)."""
+
+    payment_id: str
+    invoice_id: str
+    debtor_id: str
+    amount_cents: int
+    costs_cents: int
+    interest_cents: int
+    payment_amount_cents: int
+
+
 def references_in_text(text: str | None) -> list[str]:
     """Valid payment references written anywhere in a free remittance text."""
     if not isinstance(text, str) or not text:
@@ -140,16 +156,24 @@ def match_payments(
     debtors: pd.DataFrame | None = None,
     history: pd.DataFrame | None = None,
     policy: MatchPolicy | None = None,
+    history_from: dt.date | None = None,
 ) -> MatchResult:
     """Allocate payments to items.
 
     ``payments``: PAYMENT_COLUMNS. ``open_items``: invoice_id, debtor_id, open_cents,
     payment_reference, due_date, and optionally costs_cents and interest_cents (the parts
     of open_cents that are costs and interest). ``debtors`` (optional): debtor_id, name,
-    iban. ``history`` (optional): earlier allocations with payment_id, invoice_id,
-    debtor_id, amount_cents, end_to_end_id, bank_reference, counterparty_iban,
-    payment_amount_cents and optionally their costs_cents/interest_cents split and the
-    item's current item_open_cents/item_costs_cents/item_interest_cents.
+    iban. ``history`` (optional): earlier allocations with
+    payment_id, invoice_id, debtor_id, amount_cents, end_to_end_id, bank_reference,
+    counterparty_iban, payment_amount_cents and optionally their costs_cents/
+    interest_cents split and the item's current item_open_cents/item_costs_cents/
+    item_interest_cents; ``history_from``: the first booking date it holds.
+
+    The run's own allocations count as history as they are made, and a payment nothing
+    fitted is weighed again when a later allocation changed what it was weighed against,
+    until nothing changes. So a second run over the ledger this one leaves (nothing new)
+    changes nothing, and where a day's lines are split between runs matters as little
+    as it can: only through the booking order, which decides who is paid first.
     """
     policy = policy or MatchPolicy()
     items = open_items.sort_values(["due_date", "invoice_id"], kind="stable")
@@ -162,6 +186,8 @@ def match_payments(
     ids = items["invoice_id"].astype(str).tolist()
     owners = items["debtor_id"].astype(str).tolist()
     open_cents.update(zip(ids, (int(c) for c in items["open_cents"].tolist()), strict=True))
+    # the components of what is open (an item passed settled has none: a reversal that
+    # reopens it starts from the ledger's figures, as for an item not passed at all)
     parts: dict[str, dict[str, int]] = {
         i: _split(o, c, n)
         for i, o, c, n in zip(
@@ -171,23 +197,35 @@ def match_payments(
             _ints(items, "interest_cents"),
             strict=True,
         )
+        if o > 0
     }
     item_debtor.update(zip(ids, owners, strict=True))
     for inv_id, owner in zip(ids, owners, strict=True):
         debtor_items[owner].append(inv_id)
-    for inv_id, ref in zip(ids, items["payment_reference"].tolist(), strict=True):
-        if _str(ref):
-            by_ref[compact(ref)] = inv_id
-    by_number.update((i.upper(), i) for i in ids)
-    keys = (
+    # an item is evidence while something is open on it: the references, numbers and
+    # OCR keys of the open items, which leave the index as they are settled and come
+    # back when a reversal reopens them (so a second payment naming a settled item is
+    # weighed as one naming nothing, as it is in a later run)
+    ocr_keys = (
         pd.Series(ids, dtype=object)
         .str.upper()
         .str.replace(r"[^0-9A-Z]", "", regex=True)
         .str.translate(_OCR)
         .tolist()
     )
-    for key, inv_id in zip(keys, ids, strict=True):
-        if len(key) >= 5:
+    item_keys: dict[str, tuple[str | None, str, str | None]] = {}
+    for inv_id, ref, key in zip(ids, items["payment_reference"].tolist(), ocr_keys, strict=True):
+        if open_cents[inv_id] > 0:
+            item_keys[inv_id] = (
+                compact(ref) if _str(ref) else None,
+                inv_id.upper(),
+                key if len(key) >= 5 else None,
+            )
+    for inv_id, (ref, number, key) in item_keys.items():
+        if ref:
+            by_ref[ref] = inv_id
+        by_number[number] = inv_id
+        if key:
             by_ocr[key].add(inv_id)
     start_open = dict(open_cents)
 
@@ -214,10 +252,21 @@ def match_payments(
             if _str(h.bank_reference):
                 by_bankref[h.bank_reference].append(h)
 
-    def ranked_for(p: Any, amount: int, enough: float | None) -> list[_Cand]:
+    def ranked_for(
+        p: Any, amount: int, enough: float | None, looked: set[str] | None = None
+    ) -> list[_Cand]:
         """The candidate debtors for a payment, best first (``enough``: see _candidates)."""
         cands = _candidates(
-            p, by_ref, by_number, by_ocr, item_debtor, debtor_numbers, iban_debtors, names, enough
+            p,
+            by_ref,
+            by_number,
+            by_ocr,
+            item_debtor,
+            debtor_numbers,
+            iban_debtors,
+            names,
+            enough,
+            looked,
         )
         for c in cands.values():  # amount evidence within a candidate debtor
             if _amount_fits(
@@ -229,19 +278,111 @@ def match_payments(
         return sorted(cands.values(), key=lambda c: (-c.score, c.debtor))
 
     allocs: list[dict[str, Any]] = []
-    outcomes: list[dict[str, Any]] = []
-    ordered = payments.sort_values(["booking_date", "payment_id"], kind="stable")
-    for p in tuples(ordered):
+    outcome: dict[str, dict[str, Any]] = {}
+    # what a payment nothing fitted was weighed against, to evaluate it again when that
+    # changes later in the run: (the change count when it was evaluated, the debtors it
+    # weighed, the index keys it looked up); a change is an allocation or reopening on a
+    # debtor's items, an item leaving or rejoining the index, a payer IBAN newly linked
+    # to a debtor, a new end-to-end id or bank reference to reverse
+    waiting: dict[str, tuple[int, set[str], set[str]]] = {}
+    changes = 0
+    debtor_changed: dict[str, int] = {}
+    #: "iban:", "e2e:", "bank:" + the value; "ref:", "num:", "ocr:" + an index key
+    key_changed: dict[str, int] = {}
+
+    def changed_debtor(d: str) -> None:
+        debtor_changed[d] = changes
+
+    def reindex(inv: str) -> None:
+        """The item leaves the index when nothing is open on it, and rejoins when
+        something is again; the keys it held change for the payments that looked them up."""
+        if inv not in item_keys:
+            return  # not in the index at the start (settled): it stays out
+        ref, number, key = item_keys[inv]
+        if open_cents[inv] > 0:
+            if ref:
+                by_ref[ref] = inv
+            by_number[number] = inv
+            if key:
+                by_ocr[key].add(inv)
+        else:
+            if ref and by_ref.get(ref) == inv:
+                del by_ref[ref]
+            if by_number.get(number) == inv:
+                del by_number[number]
+            if key:
+                by_ocr[key].discard(inv)
+        for k in (f"ref:{ref}" if ref else None, f"num:{number}", f"ocr:{key}" if key else None):
+            if k:
+                key_changed[k] = changes
+
+    def remember(p: Any, per_item: dict[str, dict[str, Any]]) -> None:
+        """This run's allocations as the history of the next run will hold them: the
+        payer IBAN linked to the debtor, the end-to-end id and bank reference to reverse."""
+        if history_from is not None and p.booking_date < history_from:
+            return  # outside the history a later run reads
+        iban = compact(p.counterparty_iban) if _str(p.counterparty_iban) else None
+        for inv, a in per_item.items():
+            debtor = item_debtor[inv]
+            if iban and debtor not in iban_debtors[iban]:
+                iban_debtors[iban].add(debtor)
+                key_changed["iban:" + iban] = changes
+            past = _Past(
+                payment_id=p.payment_id,
+                invoice_id=inv,
+                debtor_id=debtor,
+                amount_cents=a["amount_cents"],
+                costs_cents=a["costs_cents"],
+                interest_cents=a["interest_cents"],
+                payment_amount_cents=int(p.amount_cents),
+            )
+            if _str(p.end_to_end_id):
+                by_e2e[p.end_to_end_id].append(past)
+                key_changed["e2e:" + p.end_to_end_id] = changes
+            if _str(p.bank_reference):
+                by_bankref[p.bank_reference].append(past)
+                key_changed["bank:" + p.bank_reference] = changes
+
+    def stale(p: Any) -> bool:
+        """Something the payment was weighed against changed after it was."""
+        seen, weighed, looked = waiting[p.payment_id]
+        keys = list(looked)
+        if _str(p.counterparty_iban):
+            keys.append("iban:" + compact(p.counterparty_iban))
+        if _str(p.end_to_end_id):
+            keys.append("e2e:" + p.end_to_end_id)
+        if _str(p.bank_reference):
+            keys.append("bank:" + p.bank_reference)
+        return any(key_changed.get(k, -1) >= seen for k in keys) or any(
+            debtor_changed.get(d, -1) >= seen for d in weighed
+        )
+
+    def evaluate(p: Any) -> None:
+        nonlocal changes
+        pid = p.payment_id
+        waiting.pop(pid, None)
         amount = int(p.amount_cents)
         if bool(p.reversal) or _str(getattr(p, "return_reason", None)):
-            outcomes.append(
-                _reverse(p, amount, by_e2e, by_bankref, allocs, open_cents, parts, reopen_item)
-            )
-            continue
+            before = len(allocs)
+            out = _reverse(p, amount, by_e2e, by_bankref, allocs, open_cents, parts, reopen_item)
+            outcome[pid] = out
+            if len(allocs) > before:
+                changes += 1
+                for a in allocs[before:]:
+                    # an item outside the index (settled long ago) reopens for a later
+                    # run: no payment of this run was weighed against it
+                    if a["invoice_id"] in item_debtor:
+                        changed_debtor(item_debtor[a["invoice_id"]])
+                    reindex(a["invoice_id"])
+            else:
+                waiting[pid] = (changes + 1, set(), set())
+            return
         if amount <= 0:
-            outcomes.append(_out(p.payment_id, "ignored", 0, "debit entry, not a debtor payment"))
-            continue
-        ranked = ranked_for(p, amount, policy.threshold)
+            outcome[pid] = _out(pid, "ignored", 0, "debit entry, not a debtor payment")
+            return
+        looked: set[str] = set()
+        ranked = ranked_for(p, amount, policy.threshold, looked)
+        weighed = {c.debtor for c in ranked}
         suggestions = _suggestions(ranked)
         if not ranked or ranked[0].score < policy.threshold:
             why = (
@@ -252,19 +393,19 @@ def match_payments(
                     f" below {policy.threshold:.2f}"
                 )
             )
-            outcomes.append(_out(p.payment_id, "unmatched", 0, why, suggestions))
-            continue
+            outcome[pid] = _out(pid, "unmatched", 0, why, suggestions)
+            waiting[pid] = (changes + 1, weighed, looked)
+            return
         if len(ranked) > 1 and ranked[0].score - ranked[1].score < policy.margin:
-            outcomes.append(
-                _out(
-                    p.payment_id,
-                    "unmatched",
-                    0,
-                    f"two debtors fit ({ranked[0].debtor}, {ranked[1].debtor}): review",
-                    suggestions,
-                )
+            outcome[pid] = _out(
+                pid,
+                "unmatched",
+                0,
+                f"two debtors fit ({ranked[0].debtor}, {ranked[1].debtor}): review",
+                suggestions,
             )
-            continue
+            waiting[pid] = (changes + 1, weighed, looked)
+            return
         best = ranked[0]
         rule = best.rules[0]
         left = amount
@@ -287,28 +428,48 @@ def match_payments(
             parts[inv][comp] -= take
             open_cents[inv] -= take
             left -= take
-            a = per_item.setdefault(inv, _alloc(p.payment_id, inv, rule))
+            a = per_item.setdefault(inv, _alloc(pid, inv, rule))
             a["amount_cents"] += take
             a[f"{comp}_cents"] += take
-        allocs.extend(per_item.values())
         taken = amount - left
         if taken == 0:
-            outcomes.append(
-                _out(
-                    p.payment_id,
-                    "unmatched",
-                    0,
-                    f"{', '.join(best.items) or best.debtor} already settled: credit kept",
-                    # with every name compared (ranked_for skipped them: it matched)
-                    _suggestions(ranked_for(p, amount, None)),
-                )
+            # with every name compared (ranked_for skipped them: it matched)
+            ranked = ranked_for(p, amount, None)
+            outcome[pid] = _out(
+                pid,
+                "unmatched",
+                0,
+                f"{', '.join(best.items) or best.debtor} already settled: credit kept",
+                _suggestions(ranked),
             )
-        elif left:
-            outcomes.append(
-                _out(p.payment_id, "overpaid", taken, f"overpayment of {left} cents kept as credit")
+            waiting[pid] = (changes + 1, weighed | {c.debtor for c in ranked}, looked)
+            return
+        changes += 1
+        changed_debtor(best.debtor)
+        for inv in per_item:
+            if open_cents[inv] == 0:
+                reindex(inv)
+        allocs.extend(per_item.values())
+        remember(p, per_item)
+        if left:
+            outcome[pid] = _out(
+                pid, "overpaid", taken, f"overpayment of {left} cents kept as credit"
             )
         else:
-            outcomes.append(_out(p.payment_id, "matched", taken, None))
+            outcome[pid] = _out(pid, "matched", taken, None)
+
+    ordered = list(tuples(payments.sort_values(["booking_date", "payment_id"], kind="stable")))
+    for p in ordered:
+        evaluate(p)
+    # a payment weighed before a later one changed what it was weighed against is
+    # weighed again, in the same order, until nothing changes: the outcome is then the
+    # same as a second run over the same ledger would give (it changes nothing)
+    again = [p for p in ordered if p.payment_id in waiting and stale(p)]
+    while again:
+        for p in again:
+            evaluate(p)
+        again = [p for p in ordered if p.payment_id in waiting and stale(p)]
+    outcomes = [outcome[p.payment_id] for p in ordered]
 
     changed = [i for i, v in open_cents.items() if v != start_open.get(i, v)] + list(reopen_item)
     changed = list(dict.fromkeys(changed))
@@ -353,9 +514,12 @@ def _candidates(
     iban_debtors: dict[str, set[str]],
     names: NameIndex,
     enough: float | None,
+    looked: set[str] | None = None,
 ) -> dict[str, _Cand]:
     """The debtors a payment's evidence points at, each with its score and rules. With
-    ``enough``, a single debtor already scoring that much is not compared by name."""
+    ``enough``, a single debtor already scoring that much is not compared by name. The
+    index keys looked up ("ref:", "num:", "ocr:" + the key) are added to ``looked``."""
+    seen: set[str] = looked if looked is not None else set()
     cands: dict[str, _Cand] = {}
 
     def cand(debtor: str) -> _Cand:
@@ -364,22 +528,29 @@ def _candidates(
     text = _str(p.remittance) or ""
     e2e = _str(p.end_to_end_id)
     if e2e:  # a direct debit carries our own id back: an invoice number or reference
+        seen.update((f"num:{e2e.upper()}", f"ref:{compact(e2e)}"))
         hit = by_number.get(e2e.upper()) or by_ref.get(compact(e2e))
         if hit:
             cand(item_debtor[hit]).add(0.95, "end_to_end_id", hit)
     if _str(p.structured_reference):
+        seen.add(f"ref:{compact(p.structured_reference)}")
         inv = by_ref.get(compact(p.structured_reference))
         if inv:
             cand(item_debtor[inv]).add(1.0, "structured_reference", inv)
     for ref in references_in_text(text):
+        seen.add(f"ref:{ref}")
         if ref in by_ref:
             cand(item_debtor[by_ref[ref]]).add(0.97, "reference_in_text", by_ref[ref])
     for tok in _TOKEN.findall(text):
         up = tok.upper().strip(".,/")
+        key = _ocr_key(up)
+        seen.add(f"num:{up}")
+        if len(key) >= 5:
+            seen.add(f"ocr:{key}")
         if up in by_number:
             cand(item_debtor[by_number[up]]).add(0.95, "invoice_number_in_text", by_number[up])
-        elif len(_ocr_key(up)) >= 5 and len(by_ocr.get(_ocr_key(up), ())) == 1:
-            inv = next(iter(by_ocr[_ocr_key(up)]))
+        elif len(key) >= 5 and len(by_ocr.get(key, ())) == 1:
+            inv = next(iter(by_ocr[key]))
             cand(item_debtor[inv]).add(0.85, "invoice_number_fuzzy", inv)
         if up in debtor_numbers:
             cand(debtor_numbers[up]).add(0.90, "debtor_number")
@@ -530,7 +701,7 @@ def _int(v: Any) -> int:
 def _ints(frame: pd.DataFrame, col: str) -> list[int]:
     if col not in frame:
         return [0] * len(frame)
-    return [_int(v) for v in frame[col].tolist()]
+    return [int(v) for v in pd.to_numeric(frame[col]).fillna(0).astype("int64").tolist()]
 
 
 def _split(open_: int, costs: int, interest: int) -> dict[str, int]:
@@ -568,10 +739,144 @@ def _out(
     }
 
 
+# ------------------------------------------------------------------ the inputs' mark
+
+#: the columns of each input the matcher reads (the marks compare these, nothing else)
+MARKED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "payments": (
+        "payment_id",
+        "status",
+        "booking_date",
+        "amount_cents",
+        "counterparty_iban",
+        "counterparty_name",
+        "remittance",
+        "structured_reference",
+        "end_to_end_id",
+        "bank_reference",
+        "reversal",
+        "return_reason",
+    ),
+    "items": (
+        "invoice_id",
+        "debtor_id",
+        "open_cents",
+        "costs_cents",
+        "interest_cents",
+        "payment_reference",
+        "due_date",
+    ),
+    "debtors": ("debtor_id", "name", "iban"),
+    # the item_* columns are left out: they are read only for an item outside the
+    # index, which is settled (a split of nothing), or open, and then in the index
+    "history": (
+        "payment_id",
+        "invoice_id",
+        "debtor_id",
+        "amount_cents",
+        "costs_cents",
+        "interest_cents",
+        "end_to_end_id",
+        "bank_reference",
+        "counterparty_iban",
+        "payment_amount_cents",
+    ),
+}
+
+_SOURCE_SHA = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+
+
+@dataclass(frozen=True)
+class MatchInputs:
+    """What one run of the matcher reads, frame by frame (see ``match_payments``)."""
+
+    payments: pd.DataFrame
+    items: pd.DataFrame
+    debtors: pd.DataFrame
+    history: pd.DataFrame
+
+    def mark(self, policy: MatchPolicy) -> str:
+        """A digest of the inputs' contents, in any row order, with the policy and this
+        matcher's own source: equal marks, equal outcomes. Each row is hashed
+        into 64 bits and the hashes summed per frame, with its row count."""
+        digest = hashlib.sha256(repr(policy).encode() + _SOURCE_SHA.encode())
+        for name, cols in MARKED_COLUMNS.items():
+            df: pd.DataFrame = getattr(self, name)
+            total = 0
+            if len(df):
+                canon = pd.DataFrame({c: _canonical(df[c]) for c in cols})
+                rows = pd.util.hash_pandas_object(canon, index=False, categorize=False)
+                total = int(rows.sum())  # uint64: wraps, as a sum of hashes should
+            digest.update(f"{name}:{len(df)}:{total};".encode())
+        return digest.hexdigest()
+
+    def after(
+        self, result: MatchResult, retry_from: dt.date, history_from: dt.date
+    ) -> MatchInputs | None:
+        """The inputs as the next run reads them once ``result`` is written and nothing
+        else changed: the payments still unmatched (booked from ``retry_from``), the
+        items still open at their new amounts, the history with this run's allocations
+        (of payments booked from ``history_from``). None when the inputs do not tell: an
+        item outside them was reopened (the next run reads it, with columns not read
+        here)."""
+        items = self.items
+        inv = result.invoices.set_index("invoice_id")
+        known = set(items["invoice_id"].astype(str))
+        if not set(inv.index.astype(str)) <= known:
+            return None
+        if len(inv):
+            items = items.copy()
+            hit = items["invoice_id"].isin(inv.index)
+            for col in ("open_cents", "costs_cents", "interest_cents"):
+                items.loc[hit, col] = items.loc[hit, "invoice_id"].map(inv[col]).astype("int64")
+            items = items[items["open_cents"] > 0]  # the next run reads the open ones
+        outcome = result.payments.set_index("payment_id")["status"]
+        status = self.payments["payment_id"].map(outcome)
+        still = (status == "unmatched") & (self.payments["booking_date"] >= retry_from)
+        payments = self.payments[still].copy()
+        payments["status"] = "unmatched"
+        new = result.allocations[result.allocations["amount_cents"] > 0]
+        history = self.history
+        if len(new):
+            pay = self.payments.set_index("payment_id")
+            booked = new["payment_id"].map(pay["booking_date"])
+            new = new[booked >= history_from]
+            owner = dict(zip(self.items["invoice_id"], self.items["debtor_id"], strict=True))
+            rows = pd.DataFrame(
+                {
+                    "payment_id": new["payment_id"].tolist(),
+                    "invoice_id": new["invoice_id"].tolist(),
+                    "debtor_id": new["invoice_id"].map(owner).tolist(),
+                    "amount_cents": new["amount_cents"].astype("int64").tolist(),
+                    "costs_cents": new["costs_cents"].astype("int64").tolist(),
+                    "interest_cents": new["interest_cents"].astype("int64").tolist(),
+                    **{
+                        c: new["payment_id"].map(pay[c]).tolist()
+                        for c in ("end_to_end_id", "bank_reference", "counterparty_iban")
+                    },
+                    "payment_amount_cents": new["payment_id"].map(pay["amount_cents"]).tolist(),
+                }
+            )
+            history = pd.concat([history[list(MARKED_COLUMNS["history"])], rows], ignore_index=True)
+        return MatchInputs(payments, items, self.debtors, history)
+
+
+def _canonical(col: pd.Series) -> pd.Series:
+    """A column as text, the same for the same values whatever the frame's dtype made
+    of them: whole numbers from an int column, an object one, one that went float with
+    a gap, a bool (as 0/1); dates; None and NaN alike missing."""
+    whole = pd.api.types.is_float_dtype(col.dtype) and bool((col.dropna() % 1 == 0).all())
+    if pd.api.types.is_bool_dtype(col.dtype) or whole:
+        col = col.astype("Int64")
+    return col.astype("string")
+
+
 __all__ = [
     "ALLOCATION_COLUMNS",
     "COMPONENTS",
     "STATUTORY_ORDER",
+    "MARKED_COLUMNS",
+    "MatchInputs",
     "MatchPolicy",
     "MatchResult",
     "match_payments",
