@@ -206,27 +206,25 @@ def match_payments(
     # OCR keys of the open items, which leave the index as they are settled and come
     # back when a reversal reopens them (so a second payment naming a settled item is
     # weighed as one naming nothing, as it is in a later run)
+    refs = items["payment_reference"].tolist()
+    indexed = [i for i in ids if open_cents[i] > 0]
+    for inv_id, ref in zip(ids, refs, strict=True):
+        if _str(ref) and open_cents[inv_id] > 0:
+            by_ref[compact(ref)] = inv_id
+    by_number.update((i.upper(), i) for i in indexed)
     ocr_keys = (
-        pd.Series(ids, dtype=object)
+        pd.Series(indexed, dtype=object)
         .str.upper()
         .str.replace(r"[^0-9A-Z]", "", regex=True)
         .str.translate(_OCR)
         .tolist()
     )
-    item_keys: dict[str, tuple[str | None, str, str | None]] = {}
-    for inv_id, ref, key in zip(ids, items["payment_reference"].tolist(), ocr_keys, strict=True):
-        if open_cents[inv_id] > 0:
-            item_keys[inv_id] = (
-                compact(ref) if _str(ref) else None,
-                inv_id.upper(),
-                key if len(key) >= 5 else None,
-            )
-    for inv_id, (ref, number, key) in item_keys.items():
-        if ref:
-            by_ref[ref] = inv_id
-        by_number[number] = inv_id
-        if key:
+    for key, inv_id in zip(ocr_keys, indexed, strict=True):
+        if len(key) >= 5:
             by_ocr[key].add(inv_id)
+    ref_of: dict[str, Any] = {}  # filled when first needed
+    # the items sharing an OCR key with another (a fuzzy match needs it to name one)
+    shared_ocr = {i: k for k, group in by_ocr.items() if len(group) > 1 for i in group}
     start_open = dict(open_cents)
 
     names = NameIndex()
@@ -252,9 +250,7 @@ def match_payments(
             if _str(h.bank_reference):
                 by_bankref[h.bank_reference].append(h)
 
-    def ranked_for(
-        p: Any, amount: int, enough: float | None, looked: set[str] | None = None
-    ) -> list[_Cand]:
+    def ranked_for(p: Any, amount: int, enough: float | None) -> list[_Cand]:
         """The candidate debtors for a payment, best first (``enough``: see _candidates)."""
         cands = _candidates(
             p,
@@ -266,7 +262,7 @@ def match_payments(
             iban_debtors,
             names,
             enough,
-            looked,
+            open_cents,
         )
         for c in cands.values():  # amount evidence within a candidate debtor
             if _amount_fits(
@@ -281,40 +277,44 @@ def match_payments(
     outcome: dict[str, dict[str, Any]] = {}
     # what a payment nothing fitted was weighed against, to evaluate it again when that
     # changes later in the run: (the change count when it was evaluated, the debtors it
-    # weighed, the index keys it looked up); a change is an allocation or reopening on a
-    # debtor's items, an item leaving or rejoining the index, a payer IBAN newly linked
-    # to a debtor, a new end-to-end id or bank reference to reverse
-    waiting: dict[str, tuple[int, set[str], set[str]]] = {}
+    # weighed). A change is an allocation or reopening on a debtor's items (which is
+    # also when an item leaves the index: only a payment that found it, and so weighed
+    # its debtor, looked it up), a payer IBAN newly linked to a debtor, a new end-to-end
+    # id or bank reference to reverse, or a key that starts to resolve: an item that
+    # rejoins the index, an OCR key left with one item (rare: then the payments waiting
+    # since have their lookups compared); with the payment and its place in the order
+    waiting: dict[str, tuple[int, set[str], Any, int]] = {}
     changes = 0
     debtor_changed: dict[str, int] = {}
-    #: "iban:", "e2e:", "bank:" + the value; "ref:", "num:", "ocr:" + an index key
-    key_changed: dict[str, int] = {}
+    iban_changed: dict[str, int] = {}
+    e2e_changed: dict[str, int] = {}
+    bank_changed: dict[str, int] = {}
+    key_resolves: dict[str, int] = {}  # index_keys(...) -> when
+    resolved_at = -1  # the last of key_resolves
 
     def changed_debtor(d: str) -> None:
         debtor_changed[d] = changes
 
     def reindex(inv: str) -> None:
-        """The item leaves the index when nothing is open on it, and rejoins when
-        something is again; the keys it held change for the payments that looked them up."""
-        if inv not in item_keys:
+        """An item settled or reopened: it drops out of the lookups or is found again
+        (``_candidates`` finds only items with something open). A reopened item's keys
+        resolve again, and so does an OCR key now left with one open item."""
+        nonlocal resolved_at
+        if start_open.get(inv, 0) <= 0:
             return  # not in the index at the start (settled): it stays out
-        ref, number, key = item_keys[inv]
         if open_cents[inv] > 0:
-            if ref:
-                by_ref[ref] = inv
-            by_number[number] = inv
-            if key:
-                by_ocr[key].add(inv)
-        else:
-            if ref and by_ref.get(ref) == inv:
-                del by_ref[ref]
-            if by_number.get(number) == inv:
-                del by_number[number]
-            if key:
-                by_ocr[key].discard(inv)
-        for k in (f"ref:{ref}" if ref else None, f"num:{number}", f"ocr:{key}" if key else None):
-            if k:
-                key_changed[k] = changes
+            if not ref_of:  # rare: a reversal reopened an item settled in this run
+                ref_of.update(zip(ids, refs, strict=True))
+            ref, key = ref_of[inv], _ocr_key(inv)
+            keys = [f"num:{inv.upper()}"]
+            keys += [f"ref:{compact(ref)}"] if _str(ref) else []
+            keys += [f"ocr:{key}"] if len(key) >= 5 else []
+            for k in keys:
+                key_resolves[k] = changes
+            resolved_at = changes
+        elif inv in shared_ocr and _open_count(by_ocr[shared_ocr[inv]], open_cents) == 1:
+            # the fuzzy key it shared now names one open item
+            key_resolves[f"ocr:{shared_ocr[inv]}"] = resolved_at = changes
 
     def remember(p: Any, per_item: dict[str, dict[str, Any]]) -> None:
         """This run's allocations as the history of the next run will hold them: the
@@ -322,42 +322,46 @@ def match_payments(
         if history_from is not None and p.booking_date < history_from:
             return  # outside the history a later run reads
         iban = compact(p.counterparty_iban) if _str(p.counterparty_iban) else None
+        e2e, bank = _str(p.end_to_end_id), _str(p.bank_reference)
         for inv, a in per_item.items():
             debtor = item_debtor[inv]
             if iban and debtor not in iban_debtors[iban]:
                 iban_debtors[iban].add(debtor)
-                key_changed["iban:" + iban] = changes
+                iban_changed[iban] = changes
+            if not (e2e or bank):
+                continue
             past = _Past(
-                payment_id=p.payment_id,
-                invoice_id=inv,
-                debtor_id=debtor,
-                amount_cents=a["amount_cents"],
-                costs_cents=a["costs_cents"],
-                interest_cents=a["interest_cents"],
-                payment_amount_cents=int(p.amount_cents),
+                p.payment_id,
+                inv,
+                debtor,
+                a["amount_cents"],
+                a["costs_cents"],
+                a["interest_cents"],
+                int(p.amount_cents),
             )
-            if _str(p.end_to_end_id):
-                by_e2e[p.end_to_end_id].append(past)
-                key_changed["e2e:" + p.end_to_end_id] = changes
-            if _str(p.bank_reference):
-                by_bankref[p.bank_reference].append(past)
-                key_changed["bank:" + p.bank_reference] = changes
+            if e2e:
+                by_e2e[e2e].append(past)
+                e2e_changed[e2e] = changes
+            if bank:
+                by_bankref[bank].append(past)
+                bank_changed[bank] = changes
 
     def stale(p: Any) -> bool:
         """Something the payment was weighed against changed after it was."""
-        seen, weighed, looked = waiting[p.payment_id]
-        keys = list(looked)
-        if _str(p.counterparty_iban):
-            keys.append("iban:" + compact(p.counterparty_iban))
-        if _str(p.end_to_end_id):
-            keys.append("e2e:" + p.end_to_end_id)
-        if _str(p.bank_reference):
-            keys.append("bank:" + p.bank_reference)
-        return any(key_changed.get(k, -1) >= seen for k in keys) or any(
-            debtor_changed.get(d, -1) >= seen for d in weighed
+        seen, weighed, _, _ = waiting[p.payment_id]
+        if any(debtor_changed.get(d, -1) >= seen for d in weighed):
+            return True
+        if _str(p.counterparty_iban) and iban_changed.get(compact(p.counterparty_iban), -1) >= seen:
+            return True
+        if _str(p.end_to_end_id) and e2e_changed.get(p.end_to_end_id, -1) >= seen:
+            return True
+        if _str(p.bank_reference) and bank_changed.get(p.bank_reference, -1) >= seen:
+            return True
+        return resolved_at >= seen and any(
+            key_resolves.get(k, -1) >= seen for k in index_keys(lookups(p))
         )
 
-    def evaluate(p: Any) -> None:
+    def evaluate(p: Any, at: int) -> None:
         nonlocal changes
         pid = p.payment_id
         waiting.pop(pid, None)
@@ -375,13 +379,12 @@ def match_payments(
                         changed_debtor(item_debtor[a["invoice_id"]])
                     reindex(a["invoice_id"])
             else:
-                waiting[pid] = (changes + 1, set(), set())
+                waiting[pid] = (changes + 1, set(), p, at)
             return
         if amount <= 0:
             outcome[pid] = _out(pid, "ignored", 0, "debit entry, not a debtor payment")
             return
-        looked: set[str] = set()
-        ranked = ranked_for(p, amount, policy.threshold, looked)
+        ranked = ranked_for(p, amount, policy.threshold)
         weighed = {c.debtor for c in ranked}
         suggestions = _suggestions(ranked)
         if not ranked or ranked[0].score < policy.threshold:
@@ -394,7 +397,7 @@ def match_payments(
                 )
             )
             outcome[pid] = _out(pid, "unmatched", 0, why, suggestions)
-            waiting[pid] = (changes + 1, weighed, looked)
+            waiting[pid] = (changes + 1, weighed, p, at)
             return
         if len(ranked) > 1 and ranked[0].score - ranked[1].score < policy.margin:
             outcome[pid] = _out(
@@ -404,7 +407,7 @@ def match_payments(
                 f"two debtors fit ({ranked[0].debtor}, {ranked[1].debtor}): review",
                 suggestions,
             )
-            waiting[pid] = (changes + 1, weighed, looked)
+            waiting[pid] = (changes + 1, weighed, p, at)
             return
         best = ranked[0]
         rule = best.rules[0]
@@ -442,7 +445,7 @@ def match_payments(
                 f"{', '.join(best.items) or best.debtor} already settled: credit kept",
                 _suggestions(ranked),
             )
-            waiting[pid] = (changes + 1, weighed | {c.debtor for c in ranked}, looked)
+            waiting[pid] = (changes + 1, weighed | {c.debtor for c in ranked}, p, at)
             return
         changes += 1
         changed_debtor(best.debtor)
@@ -458,18 +461,22 @@ def match_payments(
         else:
             outcome[pid] = _out(pid, "matched", taken, None)
 
-    ordered = list(tuples(payments.sort_values(["booking_date", "payment_id"], kind="stable")))
-    for p in ordered:
-        evaluate(p)
+    ordered = payments.sort_values(["booking_date", "payment_id"], kind="stable")
+    for at, p in enumerate(tuples(ordered)):
+        evaluate(p, at)
+
     # a payment weighed before a later one changed what it was weighed against is
     # weighed again, in the same order, until nothing changes: the outcome is then the
     # same as a second run over the same ledger would give (it changes nothing)
-    again = [p for p in ordered if p.payment_id in waiting and stale(p)]
+    def due() -> list[tuple[int, Any]]:
+        return sorted((at, p) for _, _, p, at in waiting.values() if stale(p))
+
+    again = due()
     while again:
-        for p in again:
-            evaluate(p)
-        again = [p for p in ordered if p.payment_id in waiting and stale(p)]
-    outcomes = [outcome[p.payment_id] for p in ordered]
+        for at, p in again:
+            evaluate(p, at)
+        again = due()
+    outcomes = list(outcome.values())  # in the order first weighed
 
     changed = [i for i, v in open_cents.items() if v != start_open.get(i, v)] + list(reopen_item)
     changed = list(dict.fromkeys(changed))
@@ -504,6 +511,49 @@ def _suggestions(ranked: list[_Cand]) -> list[dict[str, Any]]:
     ]
 
 
+class Lookups(NamedTuple):
+    """What a payment looks up in the index of open items."""
+
+    e2e: tuple[str, str] | None  # its end-to-end id as an invoice number, as a reference
+    structured: str | None  # the structured reference, compacted
+    text_refs: list[str]  # valid references written in the remittance
+    tokens: list[tuple[str, str]]  # the remittance's words, upper-cased, with their OCR key
+
+
+def lookups(p: Any) -> Lookups:
+    text = _str(p.remittance) or ""
+    e2e = _str(p.end_to_end_id)
+    sref = _str(p.structured_reference)
+    tokens = []
+    for tok in _TOKEN.findall(text):
+        up = tok.upper().strip(".,/")
+        tokens.append((up, _ocr_key(up)))
+    return Lookups(
+        (e2e.upper(), compact(e2e)) if e2e else None,
+        compact(sref) if sref else None,
+        references_in_text(text),
+        tokens,
+    )
+
+
+def _open_count(group: set[str], open_cents: dict[str, int]) -> int:
+    return sum(1 for i in group if open_cents[i] > 0)
+
+
+def index_keys(look: Lookups) -> list[str]:
+    """The index keys a payment's lookups read ("ref:", "num:", "ocr:" + the key)."""
+    keys = [f"ref:{r}" for r in look.text_refs]
+    if look.e2e:
+        keys += [f"num:{look.e2e[0]}", f"ref:{look.e2e[1]}"]
+    if look.structured:
+        keys.append(f"ref:{look.structured}")
+    for up, key in look.tokens:
+        keys.append(f"num:{up}")
+        if len(key) >= 5:
+            keys.append(f"ocr:{key}")
+    return keys
+
+
 def _candidates(
     p: Any,
     by_ref: dict[str, str],
@@ -514,43 +564,38 @@ def _candidates(
     iban_debtors: dict[str, set[str]],
     names: NameIndex,
     enough: float | None,
-    looked: set[str] | None = None,
+    open_cents: dict[str, int],
 ) -> dict[str, _Cand]:
     """The debtors a payment's evidence points at, each with its score and rules. With
     ``enough``, a single debtor already scoring that much is not compared by name. The
-    index keys looked up ("ref:", "num:", "ocr:" + the key) are added to ``looked``."""
-    seen: set[str] = looked if looked is not None else set()
+    index holds the items open at the start; one settled since is not found."""
     cands: dict[str, _Cand] = {}
 
     def cand(debtor: str) -> _Cand:
         return cands.setdefault(debtor, _Cand(debtor))
 
-    text = _str(p.remittance) or ""
-    e2e = _str(p.end_to_end_id)
-    if e2e:  # a direct debit carries our own id back: an invoice number or reference
-        seen.update((f"num:{e2e.upper()}", f"ref:{compact(e2e)}"))
-        hit = by_number.get(e2e.upper()) or by_ref.get(compact(e2e))
+    def live(inv: str | None) -> str | None:
+        return inv if inv is not None and open_cents[inv] > 0 else None
+
+    look = lookups(p)
+    if look.e2e:  # a direct debit carries our own id back: an invoice number or reference
+        hit = live(by_number.get(look.e2e[0])) or live(by_ref.get(look.e2e[1]))
         if hit:
             cand(item_debtor[hit]).add(0.95, "end_to_end_id", hit)
-    if _str(p.structured_reference):
-        seen.add(f"ref:{compact(p.structured_reference)}")
-        inv = by_ref.get(compact(p.structured_reference))
+    if look.structured:
+        inv = live(by_ref.get(look.structured))
         if inv:
             cand(item_debtor[inv]).add(1.0, "structured_reference", inv)
-    for ref in references_in_text(text):
-        seen.add(f"ref:{ref}")
-        if ref in by_ref:
-            cand(item_debtor[by_ref[ref]]).add(0.97, "reference_in_text", by_ref[ref])
-    for tok in _TOKEN.findall(text):
-        up = tok.upper().strip(".,/")
-        key = _ocr_key(up)
-        seen.add(f"num:{up}")
-        if len(key) >= 5:
-            seen.add(f"ocr:{key}")
-        if up in by_number:
-            cand(item_debtor[by_number[up]]).add(0.95, "invoice_number_in_text", by_number[up])
-        elif len(key) >= 5 and len(by_ocr.get(key, ())) == 1:
-            inv = next(iter(by_ocr[key]))
+    for ref in look.text_refs:
+        inv = live(by_ref.get(ref))
+        if inv:
+            cand(item_debtor[inv]).add(0.97, "reference_in_text", inv)
+    for up, key in look.tokens:
+        inv = live(by_number.get(up))
+        if inv:
+            cand(item_debtor[inv]).add(0.95, "invoice_number_in_text", inv)
+        elif len(key) >= 5 and key in by_ocr and _open_count(by_ocr[key], open_cents) == 1:
+            inv = next(i for i in by_ocr[key] if open_cents[i] > 0)
             cand(item_debtor[inv]).add(0.85, "invoice_number_fuzzy", inv)
         if up in debtor_numbers:
             cand(debtor_numbers[up]).add(0.90, "debtor_number")
@@ -817,11 +862,11 @@ class MatchInputs:
         else changed: the payments still unmatched (booked from ``retry_from``), the
         items still open at their new amounts, the history with this run's allocations
         (of payments booked from ``history_from``). None when the inputs do not tell: an
-        item outside them was reopened (the next run reads it, with columns not read
-        here)."""
+        item not open in them was reopened (the next run reads it, and finds it by its
+        keys, which this run did not)."""
         items = self.items
         inv = result.invoices.set_index("invoice_id")
-        known = set(items["invoice_id"].astype(str))
+        known = set(items.loc[items["open_cents"] > 0, "invoice_id"].astype(str))
         if not set(inv.index.astype(str)) <= known:
             return None
         if len(inv):
