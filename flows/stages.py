@@ -11,6 +11,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import time
 import uuid
 from typing import Any
 
@@ -770,6 +771,7 @@ def match_new_payments(ctx: Ctx) -> dict[str, Any]:
     inv_t, pay_t, al = s.invoices, s.payments, s.allocations
     retry_from = ctx.today - dt.timedelta(days=RETRY_UNMATCHED_DAYS)
     since = ctx.today - dt.timedelta(days=HISTORY_DAYS)
+    t0 = time.perf_counter()
     with ctx.engine.connect() as conn:
         inputs = match_inputs(conn, ctx)
         pay, items, debtors, history = inputs.payments, inputs.items, inputs.debtors, inputs.history
@@ -786,7 +788,9 @@ def match_new_payments(ctx: Ctx) -> dict[str, Any]:
                 len(pay),
             )
             return _matched_summary(pay, None)
+    t1 = time.perf_counter()
     result = match_payments(pay, items, debtors, history, policy, history_from=since)
+    t2 = time.perf_counter()
     after = inputs.after(result, retry_from, since)
     now = utcnow()
     with ctx.engine.begin() as conn:
@@ -851,6 +855,17 @@ def match_new_payments(ctx: Ctx) -> dict[str, Any]:
             *MATCH_MARK,
             {"mark": after.mark(policy) if after is not None else None, "at": now.isoformat()},
         )
+    log.info(
+        "match: %d lines against %d open items: read %.1f s, weighed %.1f s (%d again in %d"
+        " passes), written %.1f s",
+        len(pay),
+        len(items),
+        t1 - t0,
+        t2 - t1,
+        result.weighed_again,
+        result.passes,
+        time.perf_counter() - t2,
+    )
     return _matched_summary(pay, result, planned)
 
 
@@ -873,6 +888,7 @@ def _matched_summary(
         if allocs is not None and len(allocs)
         else 0,
         "write_backs_planned": planned,
+        "weighed_again": result.weighed_again if result is not None else 0,
         "unchanged": result is None and len(pay) > 0,
         # for the artifact: the first UNMATCHED_SHOWN (a Prefect artifact is not a
         # report of 40,000 rows); all of them are in the ledger, status unmatched

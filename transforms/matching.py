@@ -89,6 +89,10 @@ class MatchResult:
     allocations: pd.DataFrame
     payments: pd.DataFrame  # payment_id, status, allocated_cents, unmatched_reason, suggestions
     invoices: pd.DataFrame  # invoice_id, open_cents, costs_cents, interest_cents (new), status
+    #: lines weighed again because a later allocation changed what they were weighed
+    #: against, over how many passes after the first
+    weighed_again: int = 0
+    passes: int = 0
 
 
 ALLOCATION_COLUMNS = (
@@ -202,10 +206,10 @@ def match_payments(
     item_debtor.update(zip(ids, owners, strict=True))
     for inv_id, owner in zip(ids, owners, strict=True):
         debtor_items[owner].append(inv_id)
-    # an item is evidence while something is open on it: the references, numbers and
-    # OCR keys of the open items, which leave the index as they are settled and come
-    # back when a reversal reopens them (so a second payment naming a settled item is
-    # weighed as one naming nothing, as it is in a later run)
+    # an item is evidence while something is open on it: the index holds the
+    # references, numbers and OCR keys of the items open at the start, and a lookup
+    # skips one settled since (found again if a reversal reopens it), so a second
+    # payment naming a settled item is weighed as one naming nothing, as in a later run
     refs = items["payment_reference"].tolist()
     indexed = [i for i in ids if open_cents[i] > 0]
     for inv_id, ref in zip(ids, refs, strict=True):
@@ -277,12 +281,12 @@ def match_payments(
     outcome: dict[str, dict[str, Any]] = {}
     # what a payment nothing fitted was weighed against, to evaluate it again when that
     # changes later in the run: (the change count when it was evaluated, the debtors it
-    # weighed). A change is an allocation or reopening on a debtor's items (which is
-    # also when an item leaves the index: only a payment that found it, and so weighed
-    # its debtor, looked it up), a payer IBAN newly linked to a debtor, a new end-to-end
-    # id or bank reference to reverse, or a key that starts to resolve: an item that
-    # rejoins the index, an OCR key left with one item (rare: then the payments waiting
-    # since have their lookups compared); with the payment and its place in the order
+    # weighed), with the payment and its place in the order. A change is an allocation
+    # or reopening on a debtor's items (also when an item drops out of the lookups: a
+    # payment that found it weighed its debtor), a payer IBAN newly linked to a debtor,
+    # a new end-to-end id or bank reference to reverse, or a key that starts to
+    # resolve: a reopened item's, an OCR key left with one open item (rare: then the
+    # payments waiting since have their lookups compared)
     waiting: dict[str, tuple[int, set[str], Any, int]] = {}
     changes = 0
     debtor_changed: dict[str, int] = {}
@@ -472,7 +476,10 @@ def match_payments(
         return sorted((at, p) for _, _, p, at in waiting.values() if stale(p))
 
     again = due()
+    weighed_again = passes = 0
     while again:
+        passes += 1
+        weighed_again += len(again)
         for at, p in again:
             evaluate(p, at)
         again = due()
@@ -496,6 +503,8 @@ def match_payments(
             columns=["payment_id", "status", "allocated_cents", "unmatched_reason", "suggestions"],
         ),
         invoices=inv,
+        weighed_again=weighed_again,
+        passes=passes,
     )
 
 

@@ -116,6 +116,7 @@ def test_the_same_day_again_has_nothing_to_do_until_something_changes(
     r1 = stages.match_new_payments(ctx)
     assert r1["payments"] == 3 and r1["matched"] == 2 and r1["unmatched"] == 1
     assert not r1["unchanged"]
+    assert r1["weighed_again"] == 1  # p-early, once p-ref linked the account
     ledger1 = _ledger(ctx)
     assert ("p-early", second.invoice_id, second.open_cents) in ledger1[1]
 
