@@ -6,12 +6,13 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from flows import stages
 from flows.context import Ctx
 from flows.demo import seed
 from ledger import schema as s
+from ledger.store import utcnow
 from transforms.validation import Validator
 
 
@@ -58,4 +59,22 @@ def planned_ids(ctx: Ctx, channel: str) -> set[str]:
             conn.execute(
                 select(c.c.message_id).where(c.c.channel == channel, c.c.status == "planned")
             ).scalars()
+        )
+
+
+def insert_payment(ctx: Ctx, pid: str, cents: int, booked: dt.date, **extra: object) -> None:
+    """A bank statement line, status new, as the statement fetch stores one."""
+    with ctx.engine.begin() as conn:
+        conn.execute(
+            insert(s.payments).values(
+                creditor_id=ctx.creditor_id,
+                payment_id=pid,
+                source="bank",
+                booking_date=booked,
+                amount_cents=cents,
+                currency="EUR",
+                status="new",
+                created_at=utcnow(),
+                **extra,
+            )
         )

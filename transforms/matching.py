@@ -45,7 +45,7 @@ from typing import Any, Literal, NamedTuple
 
 import pandas as pd
 
-from ledger.records import tuples
+from ledger.records import PAYMENT_COLUMNS, tuples
 from transforms.references import compact, is_valid_reference
 
 _DIGIT_RUN = re.compile(r"(?<!\d)(\d[\d .]{6,22}\d)(?!\d)")
@@ -797,19 +797,10 @@ def _out(
 
 #: the columns of each input the matcher reads (the marks compare these, nothing else)
 MARKED_COLUMNS: dict[str, tuple[str, ...]] = {
+    # the statement line without its value date and currency, with its status
     "payments": (
-        "payment_id",
         "status",
-        "booking_date",
-        "amount_cents",
-        "counterparty_iban",
-        "counterparty_name",
-        "remittance",
-        "structured_reference",
-        "end_to_end_id",
-        "bank_reference",
-        "reversal",
-        "return_reason",
+        *(c for c in PAYMENT_COLUMNS if c not in ("value_date", "currency")),
     ),
     "items": (
         "invoice_id",

@@ -10,14 +10,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 
 from flows import stages
 from flows.context import make_ctx
 from flows.demo import seed
 from ledger import schema as s
-from ledger.store import utcnow
-from tests.cycle_steps import ingest_and_validate
+from tests.cycle_steps import ingest_and_validate, insert_payment
 from transforms.contact_window import AMS
 from transforms.validation import Validator
 
@@ -46,21 +45,7 @@ def _item_with_costs(ctx):  # type: ignore[no-untyped-def]
 
 
 def _pay(ctx, pid: str, cents: int, ref: str | None, **extra) -> None:  # type: ignore[no-untyped-def]
-    with ctx.engine.begin() as conn:
-        conn.execute(
-            insert(s.payments).values(
-                creditor_id=ctx.creditor_id,
-                payment_id=pid,
-                source="bank",
-                booking_date=NOW.date(),
-                amount_cents=cents,
-                currency="EUR",
-                structured_reference=ref,
-                status="new",
-                created_at=utcnow(),
-                **extra,
-            )
-        )
+    insert_payment(ctx, pid, cents, NOW.date(), structured_reference=ref, **extra)
 
 
 def _state(ctx, invoice_id: str):  # type: ignore[no-untyped-def]

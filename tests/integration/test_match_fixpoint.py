@@ -8,14 +8,13 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, select, update
 
 from flows import stages
 from flows.context import make_ctx
-from flows.demo import seed
 from ledger import schema as s
 from ledger.store import utcnow
-from tests.cycle_steps import ingest_and_validate
+from tests.cycle_steps import ingest_and_validate, insert_payment, seeded
 from transforms.contact_window import AMS
 
 NOW = dt.datetime(2026, 11, 24, 10, 0, tzinfo=AMS)
@@ -23,31 +22,13 @@ STRANGER = "NL20INGB0001234567"  # an account no debtor has on file
 
 
 def _ctx(tmp_path: Path, ledger_url: str | None):  # type: ignore[no-untyped-def]
-    cfg = seed(tmp_path / "demo", 120, NOW.date())
-    if ledger_url:
-        cfg.write_text(
-            cfg.read_text().replace("url: sqlite:///ledger.sqlite", f"url: {ledger_url}")
-        )
-    ctx = make_ctx(str(cfg), NOW)
+    ctx = make_ctx(str(seeded(tmp_path / "demo", 120, NOW.date(), ledger_url)), NOW)
     ingest_and_validate(ctx)
     return ctx
 
 
 def _pay(ctx, pid: str, cents: int, **extra) -> None:  # type: ignore[no-untyped-def]
-    with ctx.engine.begin() as conn:
-        conn.execute(
-            insert(s.payments).values(
-                creditor_id=ctx.creditor_id,
-                payment_id=pid,
-                source="bank",
-                booking_date=extra.pop("booked", NOW.date()),
-                amount_cents=cents,
-                currency="EUR",
-                status="new",
-                created_at=utcnow(),
-                **extra,
-            )
-        )
+    insert_payment(ctx, pid, cents, extra.pop("booked", NOW.date()), **extra)
 
 
 def _ledger(ctx):  # type: ignore[no-untyped-def]
