@@ -849,11 +849,12 @@ def match_new_payments(ctx: Ctx) -> dict[str, Any]:
         update_many(conn, inv_t, {"creditor_id": ctx.creditor_id}, ["invoice_id"], changed)
         planned = _plan_status_write_backs(conn, ctx, list(result.invoices["invoice_id"]))
         # in the same transaction: the mark names exactly the ledger these writes leave
+        # (no time in it: the cursor row's updated_at says when)
         set_cursor(
             conn,
             ctx.creditor_id,
             *MATCH_MARK,
-            {"mark": after.mark(policy) if after is not None else None, "at": now.isoformat()},
+            {"mark": after.mark(policy) if after is not None else None},
         )
     log.info(
         "match: %d lines against %d open items: read %.1f s, weighed %.1f s (%d again in %d"
