@@ -689,12 +689,19 @@ HISTORY_DAYS = 400
 MATCH_MARK = ("ledger", "match")
 
 
+def _match_windows(ctx: Ctx) -> tuple[dt.date, dt.date]:
+    """The first booking date of the unmatched lines tried again, and of the history."""
+    return (
+        ctx.today - dt.timedelta(days=RETRY_UNMATCHED_DAYS),
+        ctx.today - dt.timedelta(days=HISTORY_DAYS),
+    )
+
+
 def match_inputs(conn: Connection, ctx: Ctx) -> MatchInputs:
     """What the matcher weighs, as the ledger holds it now: the payments to weigh (none:
     the other frames are left empty), the open items, the debtors, the history."""
     inv_t, pay_t, al = s.invoices, s.payments, s.allocations
-    retry_from = ctx.today - dt.timedelta(days=RETRY_UNMATCHED_DAYS)
-    since = ctx.today - dt.timedelta(days=HISTORY_DAYS)
+    retry_from, since = _match_windows(ctx)
     pay = frame(
         conn,
         # new lines, and recent ones nothing fitted yet: their invoice or debtor may
@@ -769,8 +776,7 @@ def match_new_payments(ctx: Ctx) -> dict[str, Any]:
     same day again, or a day without statement lines, ERP changes or new debtors) has
     nothing to do and says so, without matching the unmatched lines again."""
     inv_t, pay_t, al = s.invoices, s.payments, s.allocations
-    retry_from = ctx.today - dt.timedelta(days=RETRY_UNMATCHED_DAYS)
-    since = ctx.today - dt.timedelta(days=HISTORY_DAYS)
+    retry_from, since = _match_windows(ctx)
     t0 = time.perf_counter()
     with ctx.engine.connect() as conn:
         inputs = match_inputs(conn, ctx)
@@ -876,7 +882,7 @@ def _matched_summary(
     """The match stage's figures; without a result (nothing to do), the payments read
     as they stand."""
     outcome = result.payments if result is not None else pay
-    unmatched = outcome[outcome["status"] == "unmatched"] if len(outcome) else outcome
+    unmatched = outcome[outcome["status"] == "unmatched"]
     allocs = result.allocations if result is not None else None
     return {
         "payments": len(pay),
@@ -901,9 +907,7 @@ def _matched_summary(
                 unmatched["suggestions"][:UNMATCHED_SHOWN],
                 strict=True,
             )
-        ]
-        if len(unmatched)
-        else [],
+        ],
     }
 
 

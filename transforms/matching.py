@@ -299,7 +299,7 @@ def match_payments(
     def changed_debtor(d: str) -> None:
         debtor_changed[d] = changes
 
-    def reindex(inv: str) -> None:
+    def settled_or_reopened(inv: str) -> None:
         """An item settled or reopened: it drops out of the lookups or is found again
         (``_candidates`` finds only items with something open). A reopened item's keys
         resolve again, and so does an OCR key now left with one open item."""
@@ -381,7 +381,7 @@ def match_payments(
                     # run: no payment of this run was weighed against it
                     if a["invoice_id"] in item_debtor:
                         changed_debtor(item_debtor[a["invoice_id"]])
-                    reindex(a["invoice_id"])
+                    settled_or_reopened(a["invoice_id"])
             else:
                 waiting[pid] = (changes + 1, set(), p, at)
             return
@@ -389,7 +389,6 @@ def match_payments(
             outcome[pid] = _out(pid, "ignored", 0, "debit entry, not a debtor payment")
             return
         ranked = ranked_for(p, amount, policy.threshold)
-        weighed = {c.debtor for c in ranked}
         suggestions = _suggestions(ranked)
         if not ranked or ranked[0].score < policy.threshold:
             why = (
@@ -401,7 +400,7 @@ def match_payments(
                 )
             )
             outcome[pid] = _out(pid, "unmatched", 0, why, suggestions)
-            waiting[pid] = (changes + 1, weighed, p, at)
+            waiting[pid] = (changes + 1, {c.debtor for c in ranked}, p, at)
             return
         if len(ranked) > 1 and ranked[0].score - ranked[1].score < policy.margin:
             outcome[pid] = _out(
@@ -411,7 +410,7 @@ def match_payments(
                 f"two debtors fit ({ranked[0].debtor}, {ranked[1].debtor}): review",
                 suggestions,
             )
-            waiting[pid] = (changes + 1, weighed, p, at)
+            waiting[pid] = (changes + 1, {c.debtor for c in ranked}, p, at)
             return
         best = ranked[0]
         rule = best.rules[0]
@@ -441,21 +440,21 @@ def match_payments(
         taken = amount - left
         if taken == 0:
             # with every name compared (ranked_for skipped them: it matched)
-            ranked = ranked_for(p, amount, None)
+            every = ranked_for(p, amount, None)
             outcome[pid] = _out(
                 pid,
                 "unmatched",
                 0,
                 f"{', '.join(best.items) or best.debtor} already settled: credit kept",
-                _suggestions(ranked),
+                _suggestions(every),
             )
-            waiting[pid] = (changes + 1, weighed | {c.debtor for c in ranked}, p, at)
+            waiting[pid] = (changes + 1, {c.debtor for c in ranked + every}, p, at)
             return
         changes += 1
         changed_debtor(best.debtor)
         for inv in per_item:
             if open_cents[inv] == 0:
-                reindex(inv)
+                settled_or_reopened(inv)
         allocs.extend(per_item.values())
         remember(p, per_item)
         if left:
