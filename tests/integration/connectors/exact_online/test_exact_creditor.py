@@ -8,14 +8,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from flows import stages
 from flows.cli import app
 from flows.context import make_ctx
 from ledger import schema as s
-from ledger.store import utcnow
+from tests.cycle_steps import insert_payment
 from tests.fakes.exact_online import Division, ExactServer, new_guid, odate
 from tests.fakes.https import make_ca
 from transforms.contact_window import AMS
@@ -143,22 +143,15 @@ def test_authorise_read_match_write_back(creditor) -> None:
         ).all()
     assert len(paid) == 8 and {(p.amount_cents, p.method) for p in paid} == {(4500, "B")}
     assert min(p.paid_on for p in paid) == dt.date(2026, 9, 20)
-    with ctx.engine.begin() as conn:
-        conn.execute(
-            insert(s.payments).values(
-                creditor_id=ctx.creditor_id,
-                payment_id="p1",
-                source="bank",
-                booking_date=ctx.today,
-                amount_cents=4500,
-                currency="EUR",
-                structured_reference=new_betalingskenmerk(31007),
-                reversal=False,
-                status="new",
-                allocated_cents=0,
-                created_at=utcnow(),
-            )
-        )
+    insert_payment(
+        ctx,
+        "p1",
+        4500,
+        ctx.today,
+        structured_reference=new_betalingskenmerk(31007),
+        reversal=False,
+        allocated_cents=0,
+    )
     assert stages.match_new_payments(ctx)["write_backs_planned"] == 1
     assert stages.write_back(ctx)["applied"] == 1
     assert {r["InvoiceNumber"]: r["Remarks"] for r in d.entities["salesinvoice/SalesInvoices"]}[

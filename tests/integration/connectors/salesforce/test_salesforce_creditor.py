@@ -8,12 +8,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import select
 
 from flows import stages
 from flows.context import make_ctx
 from ledger import schema as s
-from ledger.store import utcnow
+from tests.cycle_steps import insert_payment
 from tests.fakes.https import make_ca
 from tests.fakes.salesforce import Org, SalesforceServer
 from transforms.contact_window import AMS
@@ -103,22 +103,15 @@ def creditor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
 
 def _pay(ctx, ref: str, cents: int) -> None:
-    with ctx.engine.begin() as conn:
-        conn.execute(
-            insert(s.payments).values(
-                creditor_id=ctx.creditor_id,
-                payment_id=f"p-{ref}",
-                source="bank",
-                booking_date=ctx.today,
-                amount_cents=cents,
-                currency="EUR",
-                structured_reference=ref,
-                reversal=False,
-                status="new",
-                allocated_cents=0,
-                created_at=utcnow(),
-            )
-        )
+    insert_payment(
+        ctx,
+        f"p-{ref}",
+        cents,
+        ctx.today,
+        structured_reference=ref,
+        reversal=False,
+        allocated_cents=0,
+    )
 
 
 def test_read_match_and_write_back_from_yaml_alone(creditor) -> None:
