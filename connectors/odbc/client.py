@@ -11,7 +11,7 @@ import pyodbc
 from pydantic import SecretStr
 
 from connectors.errors import FatalError, RetriableError
-from connectors.odbc.mapping import to_canonical
+from connectors.odbc.mapping import columns_to_canonical
 from connectors.odbc.settings import OdbcSettings
 from ledger.ports import Cursor, Page
 from ledger.records import WriteBack, WriteResult
@@ -125,16 +125,16 @@ class OdbcReader(_Connection):
             for col in (spec.key, spec.watermark):
                 if col not in names:
                     raise FatalError(f"{self.source}.{entity}: the query returns no column {col!r}")
+            at_watermark, at_key = names.index(spec.watermark), names.index(spec.key)
             while True:
                 rows = cur.fetchmany(self.settings.page_size)
                 if not rows:
                     break
-                records = [dict(zip(names, r, strict=True)) for r in rows]
-                frame = to_canonical(entity, records, spec.columns)
-                last = records[-1]
-                yield Page(
-                    frame, {"watermark": str(last[spec.watermark]), "key": str(last[spec.key])}
-                )
+                # a column at a time: no mapping per row
+                source = dict(zip(names, zip(*rows, strict=True), strict=True))
+                frame = columns_to_canonical(entity, source, len(rows), spec.columns)
+                last = rows[-1]
+                yield Page(frame, {"watermark": str(last[at_watermark]), "key": str(last[at_key])})
         except pyodbc.OperationalError as exc:
             raise RetriableError(
                 f"{self.source}.{entity}: read failed: {exc.args[0] if exc.args else ''}"

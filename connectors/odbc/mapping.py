@@ -79,48 +79,89 @@ def parse_date(v: Any) -> dt.date:
 def to_canonical(
     entity: str, records: Sequence[Mapping[str, Any]], columns: Mapping[str, str]
 ) -> pd.DataFrame:
+    """Records (one mapping per source row) to the canonical frame of ``entity``."""
+    wanted = {c for c in columns.values() if c}
+    source = {c: [rec.get(c) for rec in records] for c in wanted}
+    return columns_to_canonical(entity, source, len(records), columns)
+
+
+def columns_to_canonical(
+    entity: str, source: Mapping[str, Sequence[Any]], n: int, columns: Mapping[str, str]
+) -> pd.DataFrame:
+    """``to_canonical`` of ``n`` source rows given a column at a time (source column
+    name -> its values), as a cursor's ``fetchmany`` transposes them."""
+    page = _Page(source, n, columns)
     if entity == "debtors":
-        return _debtors(records, columns)
+        return _debtors(page)
     if entity == "invoices":
-        return _invoices(records, columns)
+        return _invoices(page)
     if entity == "payments":
-        return _payments(records, columns)
+        return _payments(page)
     raise ValueError(f"unknown entity {entity!r}")
 
 
+_BLANK = "blank"  # the marker of a blank value in ``_Page.convert``'s memo
+
+
+def _convert_one(name: str, fn: Any, raw: Any) -> tuple[Any, str | None]:
+    if raw is None or (type(raw) is str and not raw.strip()):
+        return None, _BLANK
+    try:
+        return fn(raw), None
+    except ValueError as exc:
+        return None, f"{name}: {exc}"
+
+
 class _Page:
-    """A page of source records read a column at a time, with each row's errors."""
+    """A page of source rows read a column at a time, with each row's errors.
 
-    def __init__(self, records: Sequence[Mapping[str, Any]], columns: Mapping[str, str]):
-        self.records, self.columns = records, columns
-        self.errors: list[list[str]] = [[] for _ in records]
+    An export repeats its values (the same dates, amounts, currencies on many rows):
+    ``convert`` reads each distinct value of a column once.
+    """
 
-    def raw(self, name: str) -> list[Any]:
+    def __init__(self, source: Mapping[str, Sequence[Any]], n: int, columns: Mapping[str, str]):
+        self.source, self.n, self.columns = source, n, columns
+        self.errors: dict[int, list[str]] = {}  # row -> its errors, in the order found
+
+    def raw(self, name: str) -> Sequence[Any]:
         col = self.columns.get(name)
-        return [rec.get(col) for rec in self.records] if col else [None] * len(self.records)
+        values = self.source.get(col) if col else None
+        return values if values is not None else [None] * self.n
 
     def text(self, name: str) -> list[str | None]:
-        return [None if _blank(v) else str(v).strip() for v in self.raw(name)]
+        return [
+            (v.strip() or None) if type(v) is str else (None if v is None else str(v).strip())
+            for v in self.raw(name)
+        ]
 
     def convert(self, name: str, fn: Any, required: bool = True) -> list[Any]:
         """``fn`` of each value; a blank one is None (an error when ``required``), one
         ``fn`` refuses is None with the reason in that row's errors."""
         out: list[Any] = []
+        memo: dict[tuple[type, Any], tuple[Any, str | None]] = {}
+        errors = self.errors
+        missing = f"{name}: missing"
         for row, raw in enumerate(self.raw(name)):
-            if _blank(raw):
-                if required:
-                    self.errors[row].append(f"{name}: missing")
-                out.append(None)
-                continue
+            key = (type(raw), raw)  # 1, 1.0 and True are equal keys; their types are not
             try:
-                out.append(fn(raw))
-            except ValueError as exc:
-                self.errors[row].append(f"{name}: {exc}")
-                out.append(None)
+                value, err = memo[key]
+            except KeyError:
+                value, err = memo[key] = _convert_one(name, fn, raw)
+            except TypeError:  # an unhashable value: read on its own
+                value, err = _convert_one(name, fn, raw)
+            if err is not None:
+                if err is not _BLANK:
+                    errors.setdefault(row, []).append(err)
+                elif required:
+                    errors.setdefault(row, []).append(missing)
+            out.append(value)
         return out
 
     def error_column(self) -> list[str | None]:
-        return ["; ".join(e) or None for e in self.errors]
+        column: list[str | None] = [None] * self.n
+        for row, found in self.errors.items():
+            column[row] = "; ".join(found)
+        return column
 
 
 def _frame(data: dict[str, list[Any]], columns: Sequence[str], n: int) -> pd.DataFrame:
@@ -128,8 +169,13 @@ def _frame(data: dict[str, list[Any]], columns: Sequence[str], n: int) -> pd.Dat
     return pd.DataFrame(data, columns=list(columns), index=pd.RangeIndex(n))
 
 
-def _debtors(records: Sequence[Mapping[str, Any]], columns: Mapping[str, str]) -> pd.DataFrame:
-    page = _Page(records, columns)
+def _cents(values: list[Any]) -> Any:
+    """Cents as a nullable integer column, exactly: a column of ints with gaps made by
+    the frame first is float, which rounds an amount past 2**53 cents."""
+    return pd.array(values, dtype="Int64")
+
+
+def _debtors(page: _Page) -> pd.DataFrame:
     postcodes = []
     for pc in page.text("postcode"):
         if pc:
@@ -149,11 +195,10 @@ def _debtors(records: Sequence[Mapping[str, Any]], columns: Mapping[str, str]) -
         "source_version": page.text("source_version"),
         "_errors": page.error_column(),
     }
-    return _frame(data, [*DEBTOR_COLUMNS, "_errors"], len(records))
+    return _frame(data, [*DEBTOR_COLUMNS, "_errors"], page.n)
 
 
-def _invoices(records: Sequence[Mapping[str, Any]], columns: Mapping[str, str]) -> pd.DataFrame:
-    page = _Page(records, columns)
+def _invoices(page: _Page) -> pd.DataFrame:
     # converted in the order a row's errors are listed
     amount = page.convert("amount_cents", parse_cents)
     open_ = page.convert("open_cents", parse_cents, required=False)
@@ -183,14 +228,12 @@ def _invoices(records: Sequence[Mapping[str, Any]], columns: Mapping[str, str]) 
         "source_version": page.text("source_version"),
         "_errors": page.error_column(),
     }
-    df = _frame(data, [*INVOICE_COLUMNS, "_errors"], len(records))
     for col in ("amount_cents", "open_cents", "costs_cents", "interest_cents"):
-        df[col] = df[col].astype("Int64")
-    return df
+        data[col] = _cents(data[col])
+    return _frame(data, [*INVOICE_COLUMNS, "_errors"], page.n)
 
 
-def _payments(records: Sequence[Mapping[str, Any]], columns: Mapping[str, str]) -> pd.DataFrame:
-    page = _Page(records, columns)
+def _payments(page: _Page) -> pd.DataFrame:
     paid_on = page.convert("paid_on", parse_date)
     amount = page.convert("amount_cents", parse_cents)
     data: dict[str, list[Any]] = {
@@ -204,6 +247,5 @@ def _payments(records: Sequence[Mapping[str, Any]], columns: Mapping[str, str]) 
         "source_version": page.text("source_version"),
         "_errors": page.error_column(),
     }
-    df = _frame(data, [*ERP_PAYMENT_COLUMNS, "_errors"], len(records))
-    df["amount_cents"] = df["amount_cents"].astype("Int64")
-    return df
+    data["amount_cents"] = _cents(data["amount_cents"])
+    return _frame(data, [*ERP_PAYMENT_COLUMNS, "_errors"], page.n)

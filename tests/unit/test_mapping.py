@@ -1,5 +1,6 @@
 import datetime as dt
 import re
+from decimal import Decimal
 
 import pandas as pd
 import pytest
@@ -134,6 +135,9 @@ _VALUES = st.one_of(
     st.sampled_from(["2026-01-31", "31-01-2026", "31-13-2026", "12.50", "1.234,56", "abc"]),
     st.integers(-5, 5),
     st.text(max_size=6),
+    # equal as keys, not as readings: the page reads each distinct value once, by type
+    st.sampled_from([1, 1.0, True, False, 0, Decimal("1.0"), Decimal("1.005")]),
+    st.floats(allow_infinity=False),
 )
 
 
@@ -141,9 +145,10 @@ _VALUES = st.one_of(
     st.lists(
         st.fixed_dictionaries({k: _VALUES for k in ("b", "o", "d", "v", "p", "n")}),
         min_size=1,
-        max_size=6,
+        max_size=12,
     )
 )
+@example([{k: v for k in ("b", "o", "d", "v", "p", "n")} for v in (1, True, 1.0, True, "x", "x")])
 def test_a_page_reads_each_value_as_its_own_reading_does(records: list[dict[str, object]]) -> None:
     """Read a column at a time, each row still gets what its values give one by one,
     and its errors in the order of its columns."""
