@@ -16,7 +16,17 @@ import uuid
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Connection, Text, and_, delete, func, select, type_coerce, update
+from sqlalchemy import (
+    Connection,
+    Text,
+    and_,
+    bindparam,
+    delete,
+    func,
+    select,
+    type_coerce,
+    update,
+)
 
 from connectors.exact_online import ExactClient, ExactReader, ExactWriter
 from connectors.exact_online.settings import ExactOnlineSettings
@@ -53,6 +63,7 @@ from ledger.store import (
     get_cursor,
     insert_ignore,
     json_loads_staged,
+    json_texts,
     set_cursor,
     update_many,
     upsert,
@@ -141,24 +152,17 @@ def ingest_entity(ctx: Ctx, source: str, entity: str) -> dict[str, Any]:
     since = _get_cursor(ctx, source, entity)
     pages = rows = 0
     for page in reader.read(entity, since):
-        payloads = json_records(page.frame)
-        now = utcnow()
+        payloads = json_texts(page.frame)  # written as JSON text once, here
+        stmt = s.staging.insert().values(
+            creditor_id=ctx.creditor_id,
+            source=source,
+            entity=entity,
+            staged_at=utcnow(),
+            payload=bindparam("payload", type_=Text),
+        )
         with ctx.engine.begin() as conn:
             if payloads:
-                execute_many(
-                    conn,
-                    s.staging.insert(),
-                    [
-                        {
-                            "creditor_id": ctx.creditor_id,
-                            "source": source,
-                            "entity": entity,
-                            "payload": p,
-                            "staged_at": now,
-                        }
-                        for p in payloads
-                    ],
-                )
+                execute_many(conn, stmt, [{"payload": p} for p in payloads])
             set_cursor(conn, ctx.creditor_id, source, entity, page.cursor)
         pages += 1
         rows += len(payloads)

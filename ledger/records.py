@@ -138,7 +138,7 @@ def to_json_value(v: Any) -> Any:
     return v
 
 
-def _json_column(col: pd.Series) -> list[Any]:
+def json_column(col: pd.Series) -> list[Any]:
     """One column's values as ``to_json_value`` gives them, converted a column at a
     time: numbers and booleans in one go, text passed through, the rest per cell."""
     kind = col.dtype.kind
@@ -168,5 +168,5 @@ def json_records(df: pd.DataFrame) -> list[dict[str, Any]]:
     every cell of ``df.to_dict("records")``, at a fraction of its cost on a large frame
     (the staging and promote paths move a day's records through here)."""
     cols = [str(c) for c in df.columns]
-    values = [_json_column(df.iloc[:, i]) for i in range(len(cols))]
+    values = [json_column(df.iloc[:, i]) for i in range(len(cols))]
     return [dict(zip(cols, row, strict=True)) for row in zip(*values, strict=True)]
