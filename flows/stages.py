@@ -52,9 +52,11 @@ from ledger.records import (
     OutboundMessage,
     WriteBack,
     json_records,
+    ledger_column,
     tuples,
 )
 from ledger.store import (
+    ColumnRows,
     audit,
     chunks,
     dirty_tracking,
@@ -413,8 +415,6 @@ def promote(
     if entity == "payments":
         v["bucket"] = bucket_column(v["debtor_id"])
         rows = _promoted_rows(v, now)
-        for r in rows:
-            r["paid_on"] = dt.date.fromisoformat(r["paid_on"])
         cols = [c for c in ERP_PAYMENT_COLUMNS if c != "payment_id"]
         return upsert(
             conn,
@@ -450,10 +450,6 @@ def promote(
     v["bucket"] = bucket_column(v["debtor_id"])
     v["prior_reminders"] = v["prior_reminders"].fillna(0).astype(int)
     rows = _promoted_rows(v, now)
-    for r in rows:
-        for c in ("invoice_date", "due_date", "paid_date"):
-            if isinstance(r[c], str):
-                r[c] = dt.date.fromisoformat(r[c])
     compared = [c for c in INVOICE_COLUMNS if c != "invoice_id"] + ["status", "bucket"]
     return upsert(
         conn,
@@ -465,12 +461,12 @@ def promote(
     )
 
 
-def _promoted_rows(v: pd.DataFrame, now: dt.datetime) -> list[dict[str, Any]]:
-    """The frame's rows as the ledger takes them: JSON-able values, and the stamp."""
-    rows = json_records(v.drop(columns=["updated_at"]))
-    for r in rows:
-        r["updated_at"] = now
-    return rows
+def _promoted_rows(v: pd.DataFrame, now: dt.datetime) -> ColumnRows:
+    """The frame's rows as the ledger takes them, a column at a time (no mapping per
+    row): Python values, dates as dates, gaps as None; and the stamp."""
+    cols = {str(c): ledger_column(v[c]) for c in v.columns if c != "updated_at"}
+    cols["updated_at"] = [now] * len(v)
+    return ColumnRows(cols)
 
 
 def _allocated(

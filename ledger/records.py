@@ -163,6 +163,20 @@ def tuples(df: pd.DataFrame) -> Iterator[Any]:
     return map(row._make, zip(*(df.iloc[:, k].tolist() for k in range(df.shape[1])), strict=True))
 
 
+def ledger_column(col: pd.Series) -> list[Any]:
+    """One column's values as the ledger's columns take them: ``json_column``'s, but
+    dates and timestamps kept as they are (SQLAlchemy binds them), not ISO text."""
+    if col.dtype.kind in "iubf":
+        return json_column(col)
+    return [x if x.__class__ is str or x is None else _ledger_value(x) for x in col.tolist()]
+
+
+def _ledger_value(v: Any) -> Any:
+    if isinstance(v, dt.date) and v is not pd.NaT:  # datetime and Timestamp too
+        return v
+    return to_json_value(v)
+
+
 def json_records(df: pd.DataFrame) -> list[dict[str, Any]]:
     """The frame's rows as dicts of JSON-able values: the same as ``to_json_value`` on
     every cell of ``df.to_dict("records")``, at a fraction of its cost on a large frame

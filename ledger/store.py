@@ -12,7 +12,7 @@ import json
 import weakref
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import orjson
 import pandas as pd
@@ -267,6 +267,52 @@ def _sqlite_plan(conn: Connection, stmt: Any, keys: list[str], shape: Hashable |
     return plan
 
 
+class ColumnRows(Sequence[Mapping[str, Any]]):
+    """Rows held a column at a time (column name -> its values, all of one length), as
+    a frame gives them: ``execute_many`` takes them a column at a time on SQLite with no
+    mapping per row; every other path sees a sequence of row mappings."""
+
+    def __init__(self, columns: Mapping[str, Sequence[Any]]) -> None:
+        self.columns = dict(columns)
+        lengths = {len(v) for v in self.columns.values()}
+        if len(lengths) > 1:
+            raise ValueError(f"columns of different lengths: {sorted(lengths)}")
+        self._n = lengths.pop() if lengths else 0
+
+    def column(self, name: str) -> Sequence[Any]:
+        return self.columns[name]
+
+    def __len__(self) -> int:
+        return self._n
+
+    @overload
+    def __getitem__(self, i: int) -> Mapping[str, Any]: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[Mapping[str, Any]]: ...
+    def __getitem__(self, i: int | slice) -> Mapping[str, Any] | list[Mapping[str, Any]]:
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(self._n))]
+        if not -self._n <= i < self._n:
+            raise IndexError(i)
+        return {c: v[i] for c, v in self.columns.items()}
+
+
+def _processed(p: Callable[[Any], Any], values: Sequence[Any]) -> list[Any]:
+    """``p`` of every value, each distinct one once: a day's rows repeat their dates,
+    stamps and codes, and a bind processor costs a microsecond a value. Values are told
+    apart by type too (``True`` and ``1`` are one dict key, not one JSON value)."""
+    keys = list(zip(map(type, values), values, strict=True))
+    try:
+        memo = dict.fromkeys(keys)
+    except TypeError:  # unhashable values (a JSON column's dicts)
+        return list(map(p, values))
+    if len(memo) * 2 > len(keys):  # mostly distinct: the memo does not pay
+        return list(map(p, values))
+    for key in memo:
+        memo[key] = p(key[1])
+    return list(map(memo.__getitem__, keys))
+
+
 def execute_many(
     conn: Connection,
     stmt: Any,
@@ -291,11 +337,13 @@ def execute_many(
             sql, binds = plan
             params: list[tuple[Any, ...]] | None
             try:  # column by column: the per-value branching once per column
-                columns: list[list[Any]] = []
+                columns: list[Sequence[Any]] = []
                 for k, p, from_row, v in binds:
                     if from_row:
-                        values = [r[k] for r in rows]
-                        columns.append(list(map(p, values)) if p else values)
+                        values = rows.column(k) if isinstance(rows, ColumnRows) else None
+                        if values is None:
+                            values = [r[k] for r in rows]
+                        columns.append(_processed(p, values) if p else values)
                     else:
                         columns.append([p(v) if p else v] * len(rows))
                 params = list(zip(*columns, strict=True)) if columns else [()] * len(rows)

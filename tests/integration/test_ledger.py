@@ -203,11 +203,13 @@ _stamp = dt.datetime(2026, 11, 24, 9, 0, tzinfo=dt.UTC)
 def test_the_driver_executemany_writes_what_sqlalchemy_writes(tmp_path, batches) -> None:  # type: ignore[no-untyped-def]
     """Upserts and inserts through the driver's executemany (SQLite) leave the same rows,
     and report the same counts, as SQLAlchemy's own path: dates, NULLs, quotes, the
-    timestamp type's conversion, the only-if-changed condition."""
+    timestamp type's conversion (each distinct value converted once), the only-if-changed
+    condition; rows given a column at a time (``ColumnRows``) as rows given as dicts."""
     import ledger.store as store
 
     got = {}
-    for fast in (True, False):
+    for fast, as_columns in ((True, False), (False, False), (True, True), (False, True)):
+        key = (fast, as_columns)
         eng = open_ledger(f"sqlite:///{tmp_path / f'l-{fast}-{uuid.uuid4().hex}.sqlite'}")
         counts = []
         with eng.begin() as conn:
@@ -233,6 +235,8 @@ def test_the_driver_executemany_writes_what_sqlalchemy_writes(tmp_path, batches)
                 for i, a, d, ref, st_ in batches[k : k + 7]
             ]
             rows = list({r["invoice_id"]: r for r in rows}.values())  # one row per key a batch
+            if as_columns:
+                rows = store.ColumnRows({c: [r[c] for r in rows] for c in rows[0]})
             store.DRIVER_EXECUTEMANY = fast
             try:
                 with eng.begin() as conn:
@@ -258,9 +262,46 @@ def test_the_driver_executemany_writes_what_sqlalchemy_writes(tmp_path, batches)
                 store.DRIVER_EXECUTEMANY = True
         with eng.connect() as conn:
             table = sorted(tuple(r) for r in conn.execute(select(s.invoices)).all())
-        got[fast] = (counts, table)
+        got[key] = (counts, table)
         eng.dispose()
-    assert got[True] == got[False]
+    assert got[True, False] == got[False, False] == got[True, True] == got[False, True]
+
+
+def test_column_rows_are_a_sequence_of_row_mappings() -> None:
+    from ledger.store import ColumnRows
+
+    rows = ColumnRows({"a": [1, 2, 3], "b": ["x", None, "z"]})
+    assert len(rows) == 3 and rows[1] == {"a": 2, "b": None} and rows[-1]["b"] == "z"
+    assert rows[1:] == [{"a": 2, "b": None}, {"a": 3, "b": "z"}]
+    assert list(rows) == [{"a": 1, "b": "x"}, {"a": 2, "b": None}, {"a": 3, "b": "z"}]
+    with pytest.raises(IndexError):
+        rows[3]
+    with pytest.raises(ValueError, match="different lengths"):
+        ColumnRows({"a": [1], "b": [1, 2]})
+    assert not ColumnRows({})
+
+
+def test_a_bind_processor_runs_once_a_distinct_value_and_by_type() -> None:
+    from ledger.store import _processed
+
+    calls: list[object] = []
+
+    def p(v: object) -> str:
+        calls.append(v)
+        return repr(v)
+
+    assert _processed(p, [1, True, 1, True, 1.0, None, None, None]) == [
+        "1",
+        "True",
+        "1",
+        "True",
+        "1.0",
+        "None",
+        "None",
+        "None",
+    ]
+    assert sorted(map(repr, calls)) == ["1", "1.0", "None", "True"]
+    assert _processed(p, [{"a": 1}, {"a": 1}]) == ["{'a': 1}", "{'a': 1}"]  # unhashable
 
 
 def test_a_kept_statement_serves_each_shape_of_call_as_its_own(url: str) -> None:
