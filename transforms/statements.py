@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import io
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -25,16 +26,6 @@ MAX_BYTES = 50 * 1024 * 1024
 
 class StatementError(ValueError):
     """A statement file we cannot read; the message names the element or line."""
-
-
-def _parser() -> etree.XMLParser:
-    return etree.XMLParser(
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        huge_tree=False,
-        dtd_validation=False,
-    )
 
 
 def _local(tag: Any) -> str:
@@ -106,90 +97,127 @@ def too_big(data: bytes, source_name: str, max_bytes: int) -> None:
 def parse_camt053(
     data: bytes, source_name: str = "statement", max_bytes: int = MAX_BYTES
 ) -> pd.DataFrame:
-    """Parse a CAMT.053 document into booked entries (batch entries split)."""
+    """Parse a CAMT.053 document into booked entries (batch entries split).
+
+    Read as a stream: each ``Ntry`` is read when its end tag is parsed and then let go,
+    so a day's file of 300,000 lines never stands in memory as one tree (it took 5 GB)."""
     too_big(data, source_name, max_bytes)
     head = data[:4096].lstrip()
     if b"<!DOCTYPE" in head.upper() or b"<!ENTITY" in data.upper():
         raise StatementError(f"{source_name}: DOCTYPE/ENTITY declarations are refused")
-    try:
-        root = etree.fromstring(data, parser=_parser())
-    except etree.XMLSyntaxError as exc:
-        raise StatementError(f"{source_name}: line {exc.lineno}: {exc.msg}") from exc
-    if _local(root.tag) != "Document" or "camt.053" not in (root.tag or ""):
-        raise StatementError(f"{source_name}: root element is not a camt.053 Document")
     file_hash = hashlib.sha256(data).hexdigest()[:16]
     rows: list[dict[str, Any]] = []
-    container = _child(root, "BkToCstmrStmt")
-    stmts = [] if container is None else list(container.iterchildren("{*}Stmt"))
-    if not stmts:
+    events = etree.iterparse(
+        io.BytesIO(data),
+        events=("start", "end"),
+        tag=("{*}Document", "{*}BkToCstmrStmt", "{*}Stmt", "{*}Ntry"),
+        remove_blank_text=True,
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        huge_tree=False,
+    )
+    root = container = stmt = None
+    camt = False  # the root is a camt.053 Document; said only once the whole file parsed,
+    s_idx = e_idx = -1  # so a broken file is named by its line, as a tree parse names it
+
+    def is_camt(el: Any) -> bool:
+        return el is not None and _local(el.tag) == "Document" and "camt.053" in (el.tag or "")
+
+    try:
+        for event, el in events:
+            if root is None:
+                root = el.getroottree().getroot()
+                camt = is_camt(root)
+            if el is root or not camt:
+                continue
+            parent = el.getparent()
+            local = _local(el.tag)
+            if event == "start":
+                if local == "BkToCstmrStmt" and container is None and parent is root:
+                    container = el
+                elif local == "Stmt" and container is not None and parent is container:
+                    stmt, s_idx, e_idx = el, s_idx + 1, -1
+                continue
+            if local == "Ntry" and stmt is not None and parent is stmt:
+                e_idx += 1
+                where = f"{source_name}: Stmt[{s_idx + 1}]/Ntry[{e_idx + 1}]"
+                rows.extend(_entry_rows(el, where, f"{file_hash}-{s_idx}-{e_idx}"))
+                el.clear()  # read: let it and the entries before it go
+                while el.getprevious() is not None:
+                    del parent[0]
+            elif local == "Stmt" and el is stmt:
+                stmt = None
+    except etree.XMLSyntaxError as exc:
+        raise StatementError(f"{source_name}: line {exc.lineno}: {exc.msg}") from exc
+    if not camt:  # also when no element of the file is one CAMT names
+        raise StatementError(f"{source_name}: root element is not a camt.053 Document")
+    if s_idx < 0:
         raise StatementError(f"{source_name}: no BkToCstmrStmt/Stmt element")
-    for s_idx, stmt in enumerate(stmts):
-        entries = list(stmt.iterchildren("{*}Ntry"))
-        for e_idx, entry in enumerate(entries):
-            where = f"{source_name}: Stmt[{s_idx + 1}]/Ntry[{e_idx + 1}]"
-            status = _text(entry, "Sts") or _text(entry, "Sts", "Cd")
-            if status and status not in ("BOOK",):
-                continue  # pending/info entries are not payments
-            entry_cents, ccy = _cents(_child(entry, "Amt"), where)
-            cdi = _text(entry, "CdtDbtInd")
-            if cdi not in ("CRDT", "DBIT"):
-                raise StatementError(f"{where}: CdtDbtInd {cdi!r} is not CRDT or DBIT")
-            reversal = (_text(entry, "RvslInd") or "false").lower() == "true"
-            booking = _date(_child(entry, "BookgDt"), where)
-            if booking is None:
-                raise StatementError(f"{where}: missing BookgDt")
-            value_date = _date(_child(entry, "ValDt"), where)
-            sign = 1 if cdi == "CRDT" else -1
-            bank_ref = _text(entry, "AcctSvcrRef")
-            txs = [
-                t for d in entry.iterchildren("{*}NtryDtls") for t in d.iterchildren("{*}TxDtls")
-            ]
-            if not txs:
-                txs = [None]
-            for t_idx, tx in enumerate(txs):
-                if tx is not None and len(txs) > 1:
-                    amt_el = _child(tx, "AmtDtls", "TxAmt", "Amt")
-                    if amt_el is None:
-                        amt_el = _child(tx, "Amt")
-                    cents, tx_ccy = _cents(amt_el, f"{where}/TxDtls[{t_idx + 1}]")
-                    ccy = tx_ccy or ccy
-                else:
-                    cents = entry_cents
-                counter_role = "Dbtr" if cdi == "CRDT" else "Cdtr"
-                iban, name = _party(tx, counter_role) if tx is not None else (None, None)
-                ustrd = None
-                strd = None
-                if tx is not None:
-                    rmt = _child(tx, "RmtInf")
-                    if rmt is not None:
-                        parts = [c.text.strip() for c in rmt.iterchildren("{*}Ustrd") if c.text]
-                        ustrd = " ".join(parts) or None
-                        strd = _text(rmt, "Strd", "CdtrRefInf", "Ref")
-                rows.append(
-                    {
-                        "payment_id": f"{file_hash}-{s_idx}-{e_idx}-{t_idx}",
-                        "booking_date": booking,
-                        "value_date": value_date,
-                        "amount_cents": sign * cents,
-                        "currency": ccy or "EUR",
-                        "counterparty_iban": iban,
-                        "counterparty_name": name,
-                        "remittance": ustrd,
-                        "structured_reference": strd,
-                        "end_to_end_id": _text(tx, "Refs", "EndToEndId")
-                        if tx is not None
-                        else None,
-                        "bank_reference": (
-                            _text(tx, "Refs", "AcctSvcrRef") if tx is not None else None
-                        )
-                        or bank_ref,
-                        "reversal": reversal,
-                        "return_reason": _text(tx, "RtrInf", "Rsn", "Cd")
-                        if tx is not None
-                        else None,
-                    }
-                )
     return pd.DataFrame(rows, columns=list(PAYMENT_COLUMNS))
+
+
+def _entry_rows(entry: Any, where: str, id_prefix: str) -> list[dict[str, Any]]:
+    """One ``Ntry``'s payments: one per transaction of a batch entry; none when it is
+    not booked (pending and information entries are not payments)."""
+    status = _text(entry, "Sts") or _text(entry, "Sts", "Cd")
+    if status and status not in ("BOOK",):
+        return []
+    entry_cents, ccy = _cents(_child(entry, "Amt"), where)
+    cdi = _text(entry, "CdtDbtInd")
+    if cdi not in ("CRDT", "DBIT"):
+        raise StatementError(f"{where}: CdtDbtInd {cdi!r} is not CRDT or DBIT")
+    reversal = (_text(entry, "RvslInd") or "false").lower() == "true"
+    booking = _date(_child(entry, "BookgDt"), where)
+    if booking is None:
+        raise StatementError(f"{where}: missing BookgDt")
+    value_date = _date(_child(entry, "ValDt"), where)
+    sign = 1 if cdi == "CRDT" else -1
+    bank_ref = _text(entry, "AcctSvcrRef")
+    txs = [t for d in entry.iterchildren("{*}NtryDtls") for t in d.iterchildren("{*}TxDtls")]
+    if not txs:
+        txs = [None]
+    rows = []
+    for t_idx, tx in enumerate(txs):
+        if tx is not None and len(txs) > 1:
+            amt_el = _child(tx, "AmtDtls", "TxAmt", "Amt")
+            if amt_el is None:
+                amt_el = _child(tx, "Amt")
+            cents, tx_ccy = _cents(amt_el, f"{where}/TxDtls[{t_idx + 1}]")
+            ccy = tx_ccy or ccy
+        else:
+            cents = entry_cents
+        counter_role = "Dbtr" if cdi == "CRDT" else "Cdtr"
+        iban, name = _party(tx, counter_role) if tx is not None else (None, None)
+        ustrd = None
+        strd = None
+        if tx is not None:
+            rmt = _child(tx, "RmtInf")
+            if rmt is not None:
+                parts = [
+                    t for c in rmt.iterchildren("{*}Ustrd") if c.text and (t := c.text.strip())
+                ]
+                ustrd = " ".join(parts) or None
+                strd = _text(rmt, "Strd", "CdtrRefInf", "Ref")
+        rows.append(
+            {
+                "payment_id": f"{id_prefix}-{t_idx}",
+                "booking_date": booking,
+                "value_date": value_date,
+                "amount_cents": sign * cents,
+                "currency": ccy or "EUR",
+                "counterparty_iban": iban,
+                "counterparty_name": name,
+                "remittance": ustrd,
+                "structured_reference": strd,
+                "end_to_end_id": _text(tx, "Refs", "EndToEndId") if tx is not None else None,
+                "bank_reference": (_text(tx, "Refs", "AcctSvcrRef") if tx is not None else None)
+                or bank_ref,
+                "reversal": reversal,
+                "return_reason": _text(tx, "RtrInf", "Rsn", "Cd") if tx is not None else None,
+            }
+        )
+    return rows
 
 
 def parse_statement(

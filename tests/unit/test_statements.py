@@ -115,3 +115,42 @@ def test_camt_053_001_08_party_wrapper_and_status_code() -> None:
         "NL20INGB0001234567",
     )
     assert row["structured_reference"] == "5000056789012345" and row["amount_cents"] == 12000
+
+
+def test_layout_whitespace_does_not_change_what_is_read(corpus: Path) -> None:
+    """The parser drops the indentation between elements: the same document written
+    compactly, indented or with blank remittance lines reads the same."""
+    from lxml import etree
+
+    for doc in [CAMT_08, (corpus / "oca-test-camt053.xml").read_bytes()]:
+        root = etree.fromstring(doc)
+        for el in root.iter():
+            if el.text is not None and not el.text.strip():
+                el.text = None
+            el.tail = None
+        compact = etree.tostring(root)
+        indented = etree.tostring(root, pretty_print=True)
+
+        def read(data: bytes) -> pd.DataFrame:  # the id holds the file's hash
+            return parse_camt053(data).drop(columns=["payment_id"])
+
+        want = read(compact)
+        assert len(want) > 0
+        pd.testing.assert_frame_equal(read(indented), want)
+        pd.testing.assert_frame_equal(read(doc), want)
+    blank = CAMT_08.replace(
+        b"<RmtInf><Strd>", b"<RmtInf><Ustrd>   </Ustrd>\n<Ustrd> rest volgt </Ustrd><Strd>"
+    )
+    assert parse_camt053(blank).iloc[0]["remittance"] == "rest volgt"
+
+
+def test_a_document_that_is_not_camt_053_is_named_as_such() -> None:
+    """The root is judged once the file parsed: another message's entries are not read,
+    whatever they hold, and a file with no CAMT element at all is named the same way."""
+    camt052 = CAMT_08.replace(b"camt.053.001.08", b"camt.052.001.08").replace(
+        b"<CdtDbtInd>CRDT", b"<CdtDbtInd>XXXX"
+    )
+    assert camt052 != CAMT_08
+    for doc in [camt052, b"<Invoice><Ntry/></Invoice>", b"<Document/>"]:
+        with pytest.raises(StatementError, match=r"^odd.xml: root element is not a camt.053"):
+            parse_camt053(doc, "odd.xml")
