@@ -38,8 +38,9 @@ import datetime as dt
 import difflib
 import hashlib
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
@@ -641,8 +642,26 @@ def similar(a: str, b: str, at_least: float = NAME_SIMILARITY) -> bool:
         return at_least <= 1.0  # difflib: two empty strings are alike (ratio 1.0)
     if 2.0 * min(la, lb) / (la + lb) < at_least:
         return False
-    m = difflib.SequenceMatcher(None, a, b)
-    return m.quick_ratio() >= at_least and m.ratio() >= at_least
+    # quick_ratio's bound, from character counts kept per text: a payer is weighed
+    # against each debtor sharing a word, a debtor's name against many payers, and
+    # building a SequenceMatcher to count them took 9 us a pair (1 us this way)
+    ca, cb = _char_counts(a), _char_counts(b)
+    if len(ca) > len(cb):
+        ca, cb = cb, ca
+    get = cb.get
+    shared = 0
+    for c, n in ca.items():
+        k = get(c)
+        if k:
+            shared += n if n < k else k
+    if 2.0 * shared / (la + lb) < at_least:
+        return False
+    return difflib.SequenceMatcher(None, a, b).ratio() >= at_least
+
+
+@lru_cache(maxsize=2**15)
+def _char_counts(text: str) -> dict[str, int]:
+    return Counter(text)
 
 
 _WORD = re.compile(r"[^\W\d_]{3,}")
