@@ -154,3 +154,20 @@ def test_a_document_that_is_not_camt_053_is_named_as_such() -> None:
     for doc in [camt052, b"<Invoice><Ntry/></Invoice>", b"<Document/>"]:
         with pytest.raises(StatementError, match=r"^odd.xml: root element is not a camt.053"):
             parse_camt053(doc, "odd.xml")
+
+
+def test_a_declaration_is_refused_wherever_and_however_written() -> None:
+    """Behind a long comment or in lower case, a DOCTYPE is refused before parsing."""
+    ns = b'xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.02"'
+    for decl in [b'<!DOCTYPE d SYSTEM "file:///etc/passwd">', b'<!doctype d [<!entity a "a">]>']:
+        doc = (
+            b"<?xml version='1.0'?><!-- "
+            + b"x" * 5000
+            + b" -->"
+            + decl
+            + b"<Document "
+            + ns
+            + b"/>"
+        )
+        with pytest.raises(StatementError, match="DOCTYPE/ENTITY declarations are refused"):
+            parse_camt053(doc, "d.xml")
