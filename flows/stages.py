@@ -2126,8 +2126,14 @@ def _render(ctx: Ctx, due: pd.DataFrame, channel: str) -> list[OutboundMessage]:
 
 
 # ----------------------------------------------------------------------- write back
+#: changes handed to the creditor's writer at once (it splits them as its API wants:
+#: Salesforce 200 a collection, Exact Online its lookup batch). 500 made a day's 200k
+#: status changes 400 transactions in the creditor's database and 400 in the ledger
+WRITE_BACK_BATCH = 2000
+
+
 def write_back(
-    ctx: Ctx, batch_size: int = 500, writer: StatusWriter | None = None
+    ctx: Ctx, batch_size: int = WRITE_BACK_BATCH, writer: StatusWriter | None = None
 ) -> dict[str, Any]:
     """Planned changes -> sending (committed) -> the creditor's system -> applied |
     conflict | failed. Rows left in ``sending`` by a crash are simply sent again: the
@@ -2145,23 +2151,29 @@ def write_back(
         out["retried_conflicts"] = _retry_conflicts(conn, ctx, wb.target)
     while True:
         with ctx.engine.begin() as conn:
-            todo = frame(
-                conn,
-                select(w)
+            todo = conn.execute(  # rows as they come: a frame of them cost more than the write
+                select(
+                    w.c.id,
+                    w.c.change_id,
+                    w.c.entity,
+                    w.c.record_id,
+                    w.c["values"],
+                    w.c.expected_version,
+                )
                 .where(base, w.c.status.in_(["planned", "sending"]))
                 .order_by(w.c.id)
-                .limit(batch_size),
-            )
-            if todo.empty:
+                .limit(batch_size)
+            ).all()
+            if not todo:
                 break
             conn.execute(
                 update(w)
-                .where(w.c.id.in_([int(i) for i in todo["id"]]))
+                .where(w.c.id.in_([r.id for r in todo]))
                 .values(status="sending", attempts=w.c.attempts + 1)
             )
         changes = [
-            WriteBack(r.change_id, r.entity, r.record_id, dict(r.values), r.expected_version)
-            for r in todo.itertuples(index=False)
+            WriteBack(change_id, entity, record_id, dict(values), version)
+            for _id, change_id, entity, record_id, values, version in todo
         ]
         results = writer.write(changes)
         done_at = utcnow()
