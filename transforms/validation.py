@@ -708,8 +708,10 @@ class Validator:
                 for i in rows:
                     warnings.setdefault(i, []).append(rule.name)
                 continue
+            # one cell, not the row (``df.iloc[i]`` built a Series of the whole row for it)
+            column = df[rule.column] if rule.column in df.columns else None
             for i in rows:
-                raw = df.iloc[i].get(rule.column) if rule.column in df.columns else None
+                raw = column.iat[i] if column is not None else None
                 bad_rows.setdefault(i, []).append(
                     {
                         "rule": rule.name,
@@ -721,9 +723,8 @@ class Validator:
         mask[list(bad_rows)] = True
         mask.index = df.index
         rejected = df[mask]
-        keys = {
-            i: _record_key(df.iloc[i][id_column], i) for i in sorted(bad_rows)
-        }  # rejected order
+        ids = df[id_column] if bad_rows else None
+        keys = {i: _record_key(ids.iat[i], i) for i in sorted(bad_rows)}  # rejected order
         failures = {keys[i]: bad_rows[i] for i in keys}
         return ValidationOutcome(
             entity,
