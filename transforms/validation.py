@@ -723,8 +723,10 @@ class Validator:
         mask[list(bad_rows)] = True
         mask.index = df.index
         rejected = df[mask]
-        ids = df[id_column] if bad_rows else None
-        keys = {i: _record_key(ids.iat[i], i) for i in sorted(bad_rows)}  # rejected order
+        keys: dict[int, str] = {}  # in rejected order
+        if bad_rows:
+            ids = df[id_column]
+            keys = {i: _record_key(ids.iat[i], i) for i in sorted(bad_rows)}
         failures = {keys[i]: bad_rows[i] for i in keys}
         return ValidationOutcome(
             entity,
