@@ -47,7 +47,7 @@ from flows.context import Ctx
 from flows.stages import ACTOR, _write_back_row, cancel_open_contacts, sftp_client
 from ledger import schema as s
 from ledger.ports import DebtHelpExchange
-from ledger.store import audit, chunks, frame, insert_ignore, utcnow
+from ledger.store import audit, chunks, frame, insert_ignore, update_many, utcnow
 from transforms import debt_help as rules
 from transforms.spreadsheet import safe_cell
 
@@ -627,24 +627,28 @@ def send_replies(ctx: Ctx, exchange: DebtHelpExchange) -> dict[str, int]:
 
 
 def _mark_sent(conn: Any, ctx: Ctx, done: Sequence[Any]) -> None:
+    """The replies sent, and the messages they answer no longer owed an answer: two
+    prepared statements for the round (two per reply cost 0.7 ms a reply)."""
     r_t, m = s.skp_replies, s.skp_messages
-    for rid, payload in done:
-        conn.execute(
-            update(r_t)
-            .where(r_t.c.creditor_id == ctx.creditor_id, r_t.c.reply_id == rid)
-            .values(status="sent", sent_at=utcnow(), last_error=None)
-        )
-        in_reply = payload.get("in_reply_to")
-        if in_reply:
-            conn.execute(
-                update(m)
-                .where(
-                    m.c.creditor_id == ctx.creditor_id,
-                    m.c.message_id == in_reply,
-                    m.c.status == "answered",
-                )
-                .values(answer_due=None)
-            )
+    now = utcnow()
+    update_many(
+        conn,
+        r_t,
+        {"creditor_id": ctx.creditor_id},
+        ["reply_id"],
+        [
+            {"reply_id": rid, "status": "sent", "sent_at": now, "last_error": None}
+            for rid, _ in done
+        ],
+    )
+    answered = sorted({p["in_reply_to"] for _, p in done if p.get("in_reply_to")})
+    update_many(
+        conn,
+        m,
+        {"creditor_id": ctx.creditor_id, "status": "answered"},
+        ["message_id"],
+        [{"message_id": mid, "answer_due": None} for mid in answered],
+    )
 
 
 def _send_replies_in_one_go(ctx: Ctx, exchange: Any, todo: Sequence[Any]) -> dict[str, int]:

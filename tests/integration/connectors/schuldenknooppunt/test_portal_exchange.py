@@ -120,6 +120,17 @@ def test_proposals_schemes_and_the_end_of_a_scheme(tmp_path: Path) -> None:
     by_reply = {r["InAntwoordOp"]: r for r in answers}
     assert by_reply["BV-A"]["Akkoord"] == "ja" and by_reply["BV-B"]["Akkoord"] == "nee"
     assert by_reply["BV-B"]["Reden"] == '\'=HYPERLINK("x")'
+    with ctx.engine.connect() as conn:  # written in one go, marked in one go
+        owed = dict(
+            conn.execute(
+                select(s.skp_messages.c.message_id, s.skp_messages.c.answer_due).where(
+                    s.skp_messages.c.message_id.in_(["KG-A", "BV-A", "BV-B"])
+                )
+            ).all()
+        )
+        replies = conn.execute(select(s.skp_replies.c.status, s.skp_replies.c.sent_at)).all()
+    assert owed == {"KG-A": None, "BV-A": None, "BV-B": None}
+    assert replies and all(r.status == "sent" and r.sent_at is not None for r in replies)
 
     (inbox / "dag2.csv").write_text(
         f"{HEADER}\nAK-A;Schuldregeling akkoord;2026-11-24;{a};SHV-A;;;\n"
