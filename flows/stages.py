@@ -1043,13 +1043,12 @@ def assess_partition(ctx: Ctx, p: int, n: int) -> dict[str, Any]:
     marker = {"config_sha256": ctx.cfg.sha256, "logic": ASSESS_LOGIC}
     with ctx.engine.begin() as conn:
         # this partition's marks (claimed ones too: a run that died after claiming them)
-        marks = [
-            (int(i), str(who))
-            for i, who in conn.execute(
-                select(d.c.id, d.c.debtor_id).where(d.c.creditor_id == ctx.creditor_id)
-            ).all()
-            if bucket_of(who) % n == p
-        ]
+        found = conn.execute(
+            select(d.c.id, d.c.debtor_id).where(d.c.creditor_id == ctx.creditor_id)
+        ).all()
+        # a debtor is marked by each write to its rows: hashed once, not once a mark
+        here = {who for who in {str(w) for _, w in found} if bucket_of(who) % n == p}
+        marks = [(int(i), str(who)) for i, who in found if str(who) in here]
         mark_ids = [i for i, _ in marks]
         for part in chunks(mark_ids):
             conn.execute(update(d).where(d.c.id.in_(list(part))).values(claimed=True))
