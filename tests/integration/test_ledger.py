@@ -96,6 +96,29 @@ def test_upsert_writes_only_what_changed_and_cursors_round_trip(url: str) -> Non
     engine.dispose()
 
 
+def test_many_row_writes_count_what_they_inserted_or_changed(url: str) -> None:
+    """More rows than a batch (2,000) and than a page of insertmanyvalues (1,000): the
+    counts are of the rows inserted or changed (on PostgreSQL they come from RETURNING,
+    as psycopg2 would otherwise send the rows one by one)."""
+    engine = open_ledger(url)
+    keys, update, watch = ["creditor_id", "debtor_id"], ["name", "updated_at"], ["name"]
+    with engine.begin() as conn:
+        ensure_creditor(conn, "c1", "Creditor", "housing", "x" * 64)
+        assert (
+            upsert(conn, s.debtors, [_debtor(i) for i in range(4500)], keys, update, watch) == 4500
+        )
+    with engine.begin() as conn:
+        day2 = [_debtor(i, "B" if i % 7 == 0 else "A") for i in range(5200)]  # 700 new
+        assert upsert(conn, s.debtors, day2, keys, update, watch) == 643 + 700
+        assert upsert(conn, s.debtors, day2, keys, update, watch) == 0  # nothing changed
+        assert insert_ignore(conn, s.debtors, [_debtor(i) for i in range(5000, 7500)]) == 2300
+        assert conn.execute(select(func.count()).select_from(s.debtors)).scalar() == 7500
+        assert conn.execute(select(func.count()).where(s.debtors.c.name == "B")).scalar() == len(
+            range(0, 5200, 7)
+        )
+    engine.dispose()
+
+
 def test_the_outbox_refuses_a_second_message_for_the_same_step(url: str) -> None:
     engine = open_ledger(url)
     row = {
