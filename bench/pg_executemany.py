@@ -5,7 +5,9 @@ PostgreSQL, SQLAlchemy's default ``executemany_mode`` ("values_only") sends an U
 an ``INSERT … ON CONFLICT`` row by row. "values_plus_batch" pages them through psycopg2's
 ``execute_batch``, but then the row count is that of the last page's last statement,
 and the product counts on it (rows promoted, messages stored, contacts added). This
-prints both modes' time and row count for each statement kind the ledger uses.
+prints both modes' time and row count for each statement kind the ledger uses, and
+beside them the time and count of ``ledger.store.update_many`` on the same rows (one
+``UPDATE … FROM (VALUES …)`` a batch of 2,000).
 
     python -m bench.pg_executemany --url postgresql+psycopg2://postgres@127.0.0.1/test
 """
@@ -21,6 +23,8 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, bindparam, crea
 from sqlalchemy import update as sa_update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import OperationalError
+
+from ledger.store import update_many
 
 
 def one_mode(url: str, mode: str, n: int) -> dict[str, Any]:
@@ -58,6 +62,11 @@ def one_mode(url: str, mode: str, n: int) -> dict[str, Any]:
             got = conn.execute(upd, [{"kk": f"k{i}", "vv": -i} for i in range(n)]).rowcount
             out["update_s"] = round(time.perf_counter() - start, 2)
             out["update_rowcount"] = {"got": got, "want": n}
+            # the product's path for the same rows: UPDATE … FROM (VALUES …), by batch
+            start = time.perf_counter()
+            got = update_many(conn, t, {}, ["k"], [{"k": f"k{i}", "v": i} for i in range(n)])
+            out["update_many_s"] = round(time.perf_counter() - start, 2)
+            out["update_many_rowcount"] = {"got": got, "want": n}
             conn.execute(text("DROP TABLE bench_executemany"))
     finally:
         eng.dispose()

@@ -202,7 +202,9 @@ def update_many(
 ) -> int:
     """``UPDATE table SET <the rows' other columns> WHERE <fixed> AND <keys>`` for each
     row, as one prepared statement run by ``execute_many`` (a statement per row costs a
-    compile and a round-trip each). Every row names the same columns."""
+    compile and a round-trip each). Every row names the same columns; a key named twice
+    gets its last row's values, as one UPDATE a row would leave it. The number of rows
+    changed."""
     if not rows:
         return 0
     cols = [c for c in rows[0] if c not in keys]
@@ -214,8 +216,75 @@ def update_many(
         )
         .values({c: bindparam(f"v_{c}") for c in cols})
     )
+    last: dict[tuple[Any, ...], Mapping[str, Any]] = {}
+    for r in rows:  # a key named twice: its last row's values, counted once
+        last[tuple(r[k] for k in keys)] = r
+    if len(last) < len(rows):
+        rows = list(last.values())
+    if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg2" and cols:
+        return _pg_update_from_values(conn, table, fixed, keys, cols, rows)
     params = [{**{f"k_{k}": r[k] for k in keys}, **{f"v_{c}": r[c] for c in cols}} for r in rows]
     return execute_many(conn, stmt, params)
+
+
+def _pg_update_from_values(
+    conn: Connection,
+    table: Table,
+    fixed: Mapping[str, Any],
+    keys: Sequence[str],
+    cols: Sequence[str],
+    rows: Sequence[Mapping[str, Any]],
+) -> int:
+    """``update_many`` on PostgreSQL: ``UPDATE t SET c = v.c FROM (VALUES …) AS v WHERE
+    t.k = v.k``, 2,000 rows a statement. psycopg2's ``executemany`` sends an UPDATE one
+    row a round trip (bench.pg_executemany: 3.8 s for 20k rows), and its batch mode
+    reports no true row count; one statement a batch does both. Each value goes through
+    its column type's bind processor and is cast to the column's type (a VALUES list
+    types its columns from the literals: text, or for a column of NULLs nothing). Keys
+    are distinct here (``update_many`` keeps a repeated key's last row)."""
+    dialect = conn.dialect
+    quote = dialect.identifier_preparer.quote
+    names = [*keys, *cols]
+    types = [table.c[n].type for n in names]
+    procs = [t._cached_bind_processor(dialect) for t in types]
+    template = "(" + ", ".join(f"%s::{t.compile(dialect=dialect)}" for t in types) + ")"
+    fixed_types = [table.c[k].type for k in fixed]
+    fixed_values = [
+        p(v) if (p := t._cached_bind_processor(dialect)) else v
+        for t, v in zip(fixed_types, fixed.values(), strict=True)
+    ]
+    cur = conn.connection.cursor()
+    try:
+        where = [f"t.{quote(k)} = v.x{i}" for i, k in enumerate(keys)]
+        where += [
+            cur.mogrify(f"t.{quote(k)} = %s::{t.compile(dialect=dialect)}", (v,)).decode()
+            for k, t, v in zip(fixed, fixed_types, fixed_values, strict=True)
+        ]
+        head = (
+            f"UPDATE {dialect.identifier_preparer.format_table(table)} AS t SET "
+            + ", ".join(f"{quote(c)} = v.x{len(keys) + i}" for i, c in enumerate(cols))
+            + " FROM (VALUES "
+        ).encode()
+        tail = (
+            ") AS v("
+            + ", ".join(f"x{i}" for i in range(len(names)))
+            + ") WHERE "
+            + " AND ".join(where)
+        ).encode()
+        total = 0
+        for chunk in _chunks(rows, 2000):
+            values = b",".join(
+                cur.mogrify(
+                    template,
+                    [p(r[n]) if p else r[n] for n, p in zip(names, procs, strict=True)],
+                )
+                for r in chunk
+            )
+            cur.execute(head + values + tail)
+            total += max(cur.rowcount, 0)
+        return total
+    finally:
+        cur.close()
 
 
 def insert_ignore(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> int:

@@ -19,6 +19,7 @@ from ledger.store import (
     migrate,
     open_ledger,
     set_cursor,
+    update_many,
     upsert,
     utcnow,
 )
@@ -116,6 +117,88 @@ def test_many_row_writes_count_what_they_inserted_or_changed(url: str) -> None:
         assert conn.execute(select(func.count()).where(s.debtors.c.name == "B")).scalar() == len(
             range(0, 5200, 7)
         )
+    engine.dispose()
+
+
+def _payment(creditor: str, i: int) -> dict:
+    return {
+        "creditor_id": creditor,
+        "payment_id": f"P{i}",
+        "source": "bank",
+        "booking_date": dt.date(2026, 11, 30),
+        "amount_cents": 100 + i,
+        "currency": "EUR",
+        "status": "new",
+        "created_at": utcnow(),
+    }
+
+
+def test_update_many_sets_each_rows_values_by_key_within_the_fixed_columns(url: str) -> None:
+    """More rows than a batch, of every kind of value a stage writes (text with quotes
+    and percent signs, JSON, NULLs, dates, timestamps): each row gets its own values,
+    a key named twice its last row's, and another creditor's rows stay as they were (on
+    PostgreSQL this runs as UPDATE … FROM VALUES, not row by row)."""
+    engine = open_ledger(url)
+    with engine.begin() as conn:
+        for c in ("c1", "c2"):
+            ensure_creditor(conn, c, "Creditor", "housing", "x" * 64)
+            insert_ignore(conn, s.payments, [_payment(c, i) for i in range(4500)])
+    rows = [
+        {
+            "payment_id": f"P{i}",
+            "status": "matched" if i % 2 else "unmatched",
+            "allocated_cents": i,
+            "unmatched_reason": None if i % 2 else f"geen kenmerk 100% 'zeker' {i}",
+            "suggestions": [{"debtor_id": f"R{i}", "score": 0.5}] if i % 3 == 0 else None,
+        }
+        for i in range(4200)
+    ]
+    rows.append({**rows[10], "allocated_cents": 999, "suggestions": {"last": True}})
+    with engine.begin() as conn:
+        assert update_many(conn, s.payments, {"creditor_id": "c1"}, ["payment_id"], rows) == 4200
+    with engine.connect() as conn:
+        p = s.payments.c
+        got = {
+            (r.creditor_id, r.payment_id): r
+            for r in conn.execute(
+                select(
+                    p.creditor_id,
+                    p.payment_id,
+                    p.status,
+                    p.allocated_cents,
+                    p.unmatched_reason,
+                    p.suggestions,
+                )
+            )
+        }
+    assert got[("c1", "P3")].status == "matched" and got[("c1", "P3")].unmatched_reason is None
+    assert got[("c1", "P3")].suggestions == [{"debtor_id": "R3", "score": 0.5}]
+    assert got[("c1", "P4")].unmatched_reason == "geen kenmerk 100% 'zeker' 4"
+    assert got[("c1", "P4")].suggestions is None
+    assert (got[("c1", "P10")].allocated_cents, got[("c1", "P10")].suggestions) == (
+        999,
+        {"last": True},
+    )
+    assert got[("c1", "P4199")].allocated_cents == 4199
+    assert got[("c1", "P4200")].status == "new"  # not among the rows
+    assert {r.status for k, r in got.items() if k[0] == "c2"} == {"new"}
+    assert {r.allocated_cents for k, r in got.items() if k[0] == "c2"} == {0}
+    with engine.begin() as conn:  # timestamps and dates through the same path
+        n = update_many(
+            conn,
+            s.payments,
+            {"creditor_id": "c2", "status": "new"},
+            ["payment_id"],
+            [
+                {"payment_id": "P1", "value_date": dt.date(2026, 12, 1), "created_at": utcnow()},
+                {"payment_id": "P2", "value_date": None, "created_at": utcnow()},
+                {"payment_id": "P-none", "value_date": None, "created_at": utcnow()},
+            ],
+        )
+        assert n == 2
+        assert conn.execute(
+            select(p.value_date).where(p.creditor_id == "c2", p.payment_id == "P1")
+        ).scalar() == dt.date(2026, 12, 1)
     engine.dispose()
 
 
