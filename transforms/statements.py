@@ -81,18 +81,6 @@ def _date(el: Any, where: str) -> dt.date | None:
         raise StatementError(f"{where}: date {raw!r} is not ISO 8601") from exc
 
 
-def _party(tx: Any, role: str) -> tuple[str | None, str | None]:
-    parties = _child(tx, "RltdPties")
-    if parties is None:
-        return None, None
-    party = _child(parties, role)
-    name = None
-    if party is not None:
-        name = _text(party, "Nm") or _text(party, "Pty", "Nm")
-    iban = _text(parties, f"{role}Acct", "Id", "IBAN")
-    return iban, name
-
-
 def too_big(data: bytes, source_name: str, max_bytes: int) -> None:
     if len(data) > max_bytes:
         raise StatementError(
@@ -162,48 +150,73 @@ def parse_camt053(
     return pd.DataFrame(rows, columns=list(PAYMENT_COLUMNS))
 
 
+def _kids(el: Any) -> dict[str, Any]:
+    """Local name -> the first child of that name (namespace-agnostic, like ``_child``).
+    An entry or a transaction is asked for most of its children: one pass over them
+    costs less than a search for each (a third of a day's parse went to those)."""
+    out: dict[str, Any] = {}
+    if el is not None:
+        for c in el:
+            tag = c.tag
+            if isinstance(tag, str):  # not a comment or processing instruction
+                out.setdefault(tag[tag.rfind("}") + 1 :], c)
+    return out
+
+
+def _own_text(node: Any) -> str | None:
+    if node is None or node.text is None:
+        return None
+    return node.text.strip() or None
+
+
 def _entry_rows(entry: Any, where: str, id_prefix: str) -> list[dict[str, Any]]:
     """One ``Ntry``'s payments: one per transaction of a batch entry; none when it is
     not booked (pending and information entries are not payments)."""
-    status = _text(entry, "Sts") or _text(entry, "Sts", "Cd")
+    e = _kids(entry)
+    sts = e.get("Sts")
+    status = _own_text(sts) or _text(sts, "Cd")
     if status and status not in ("BOOK",):
         return []
-    entry_cents, ccy = _cents(_child(entry, "Amt"), where)
-    cdi = _text(entry, "CdtDbtInd")
+    entry_cents, ccy = _cents(e.get("Amt"), where)
+    cdi = _own_text(e.get("CdtDbtInd"))
     if cdi not in ("CRDT", "DBIT"):
         raise StatementError(f"{where}: CdtDbtInd {cdi!r} is not CRDT or DBIT")
-    reversal = (_text(entry, "RvslInd") or "false").lower() == "true"
-    booking = _date(_child(entry, "BookgDt"), where)
+    reversal = (_own_text(e.get("RvslInd")) or "false").lower() == "true"
+    booking = _date(e.get("BookgDt"), where)
     if booking is None:
         raise StatementError(f"{where}: missing BookgDt")
-    value_date = _date(_child(entry, "ValDt"), where)
+    value_date = _date(e.get("ValDt"), where)
     sign = 1 if cdi == "CRDT" else -1
-    bank_ref = _text(entry, "AcctSvcrRef")
+    bank_ref = _own_text(e.get("AcctSvcrRef"))
     txs = [t for d in entry.iterchildren("{*}NtryDtls") for t in d.iterchildren("{*}TxDtls")]
     if not txs:
         txs = [None]
+    counter_role = "Dbtr" if cdi == "CRDT" else "Cdtr"
     rows = []
     for t_idx, tx in enumerate(txs):
+        t = _kids(tx)
         if tx is not None and len(txs) > 1:
-            amt_el = _child(tx, "AmtDtls", "TxAmt", "Amt")
+            amt_el = _child(t.get("AmtDtls"), "TxAmt", "Amt")
             if amt_el is None:
-                amt_el = _child(tx, "Amt")
+                amt_el = t.get("Amt")
             cents, tx_ccy = _cents(amt_el, f"{where}/TxDtls[{t_idx + 1}]")
             ccy = tx_ccy or ccy
         else:
             cents = entry_cents
-        counter_role = "Dbtr" if cdi == "CRDT" else "Cdtr"
-        iban, name = _party(tx, counter_role) if tx is not None else (None, None)
-        ustrd = None
-        strd = None
-        if tx is not None:
-            rmt = _child(tx, "RmtInf")
-            if rmt is not None:
-                parts = [
-                    t for c in rmt.iterchildren("{*}Ustrd") if c.text and (t := c.text.strip())
-                ]
-                ustrd = " ".join(parts) or None
-                strd = _text(rmt, "Strd", "CdtrRefInf", "Ref")
+        iban = name = ustrd = strd = None
+        parties = t.get("RltdPties")
+        if parties is not None:
+            pk = _kids(parties)
+            party = pk.get(counter_role)
+            if party is not None:
+                name = _text(party, "Nm") or _text(party, "Pty", "Nm")
+            iban = _text(pk.get(f"{counter_role}Acct"), "Id", "IBAN")
+        rmt = t.get("RmtInf")
+        if rmt is not None:
+            parts = [x for c in rmt.iterchildren("{*}Ustrd") if c.text and (x := c.text.strip())]
+            ustrd = " ".join(parts) or None
+            strd = _text(rmt, "Strd", "CdtrRefInf", "Ref")
+        refs = _kids(t.get("Refs"))
         rows.append(
             {
                 "payment_id": f"{id_prefix}-{t_idx}",
@@ -215,11 +228,10 @@ def _entry_rows(entry: Any, where: str, id_prefix: str) -> list[dict[str, Any]]:
                 "counterparty_name": name,
                 "remittance": ustrd,
                 "structured_reference": strd,
-                "end_to_end_id": _text(tx, "Refs", "EndToEndId") if tx is not None else None,
-                "bank_reference": (_text(tx, "Refs", "AcctSvcrRef") if tx is not None else None)
-                or bank_ref,
+                "end_to_end_id": _own_text(refs.get("EndToEndId")),
+                "bank_reference": _own_text(refs.get("AcctSvcrRef")) or bank_ref,
                 "reversal": reversal,
-                "return_reason": _text(tx, "RtrInf", "Rsn", "Cd") if tx is not None else None,
+                "return_reason": _text(t.get("RtrInf"), "Rsn", "Cd"),
             }
         )
     return rows
