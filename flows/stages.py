@@ -706,8 +706,10 @@ def match_inputs(conn: Connection, ctx: Ctx) -> MatchInputs:
     pay = frame(
         conn,
         # new lines, and recent ones nothing fitted yet: their invoice or debtor may
-        # have arrived since (a payment read before the ERP export is not lost)
-        select(pay_t).where(
+        # have arrived since (a payment read before the ERP export is not lost); the
+        # columns the matcher weighs and the status, not the whole row (a timestamp and
+        # an earlier run's suggestions decoded per line for nothing)
+        select(*[pay_t.c[c] for c in PAYMENT_COLUMNS], pay_t.c.status).where(
             pay_t.c.creditor_id == ctx.creditor_id,
             (pay_t.c.status == "new")
             | ((pay_t.c.status == "unmatched") & (pay_t.c.booking_date >= retry_from)),
@@ -794,7 +796,7 @@ def match_new_payments(ctx: Ctx) -> dict[str, Any]:
                 " the last run left them: nothing to do",
                 len(pay),
             )
-            return _matched_summary(pay, None)
+            return _matched_summary(pay, None, shown=_unmatched_shown(conn, ctx, pay))
     t1 = time.perf_counter()
     result = match_payments(pay, items, debtors, history, policy, history_from=since)
     t2 = time.perf_counter()
@@ -877,13 +879,41 @@ def match_new_payments(ctx: Ctx) -> dict[str, Any]:
     return _matched_summary(pay, result, planned)
 
 
+def _unmatched_shown(conn: Connection, ctx: Ctx, pay: pd.DataFrame) -> pd.DataFrame:
+    """The first UNMATCHED_SHOWN unmatched payments of ``pay`` with the reason and the
+    suggestions an earlier run stored (``match_inputs`` reads neither)."""
+    ids = pay.loc[pay["status"] == "unmatched", "payment_id"].tolist()[:UNMATCHED_SHOWN]
+    pay_t = s.payments
+    stored = frame(
+        conn,
+        select(pay_t.c.payment_id, pay_t.c.unmatched_reason, pay_t.c.suggestions).where(
+            pay_t.c.creditor_id == ctx.creditor_id, pay_t.c.payment_id.in_(ids)
+        ),
+    ).set_index("payment_id")
+    return pd.DataFrame(
+        {
+            "payment_id": ids,
+            "status": "unmatched",
+            "unmatched_reason": [stored.at[i, "unmatched_reason"] for i in ids],
+            "suggestions": [stored.at[i, "suggestions"] for i in ids],
+        },
+        columns=["payment_id", "status", "unmatched_reason", "suggestions"],
+    )
+
+
 def _matched_summary(
-    pay: pd.DataFrame, result: MatchResult | None, planned: int = 0
+    pay: pd.DataFrame,
+    result: MatchResult | None,
+    planned: int = 0,
+    shown: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     """The match stage's figures; without a result (nothing to do), the payments read
-    as they stand."""
+    as they stand, with ``shown`` (see ``_unmatched_shown``) for the artifact's list."""
     outcome = result.payments if result is not None else pay
     unmatched = outcome[outcome["status"] == "unmatched"]
+    listed = unmatched if result is not None else shown
+    if listed is None:
+        listed = pd.DataFrame(columns=["payment_id", "unmatched_reason", "suggestions"])
     allocs = result.allocations if result is not None else None
     return {
         "payments": len(pay),
@@ -903,9 +933,9 @@ def _matched_summary(
         "unmatched_list": [
             {"payment_id": p, "reason": r, "suggestion": (sg[0]["debtor_id"] if sg else "")}
             for p, r, sg in zip(
-                unmatched["payment_id"][:UNMATCHED_SHOWN],
-                unmatched["unmatched_reason"][:UNMATCHED_SHOWN],
-                unmatched["suggestions"][:UNMATCHED_SHOWN],
+                listed["payment_id"][:UNMATCHED_SHOWN],
+                listed["unmatched_reason"][:UNMATCHED_SHOWN],
+                listed["suggestions"][:UNMATCHED_SHOWN],
                 strict=True,
             )
         ],

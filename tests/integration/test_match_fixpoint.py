@@ -105,6 +105,9 @@ def test_the_same_day_again_has_nothing_to_do_until_something_changes(
     r2 = stages.match_new_payments(ctx)
     assert r2["unchanged"] and r2["payments"] == 1 and r2["unmatched"] == 1
     assert r2["unmatched_list"][0]["payment_id"] == "p-noise"
+    # its reason as the first run stored it (the matcher's inputs do not carry it)
+    assert r2["unmatched_list"][0]["reason"] == r1["unmatched_list"][0]["reason"]
+    assert r2["unmatched_list"][0]["reason"]
     assert _ledger(ctx) == ledger1
 
     # without the mark, the matcher weighs the line again and changes nothing: the
