@@ -13,6 +13,7 @@ trust for wall time, cProfile's for call counts.
     python -m bench.profile --debtors 50000 --stage reconcile --stage assess
     python -m bench.profile --stage validate --save /tmp/p   # then pstats on the file
     python -m bench.profile --stage ingest --sampler          # wall time as sampled
+    python -m bench.profile --stage validate --sampler --ledger-url postgresql+psycopg2://…
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.cycle import NOW, fresh_copy, template
+from bench.cycle import NOW, _empty_pg, fresh_copy, template
 
 STAGES = ("ingest", "validate", "debt_help", "reconcile", "assess", "plan", "send", "write_back")
 
@@ -79,6 +80,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     ap.add_argument("--workdir", default="var/bench")
     ap.add_argument(
+        "--ledger-url",
+        default=None,
+        help="a PostgreSQL ledger to profile on (emptied first), as bench.cycle takes it",
+    )
+    ap.add_argument(
         "--save",
         default=None,
         help="also write each profiled stage's stats to <SAVE>-<run>-<stage>.pstats "
@@ -92,7 +98,9 @@ def main(argv: list[str] | None = None) -> None:
     lines = args.statement_lines if args.statement_lines is not None else int(args.debtors * 1.2)
     root = Path(args.workdir).resolve()
     tpl = template(root, args.debtors, args.months, lines, args.partitions)
-    cfg = fresh_copy(tpl, root / "profile", None)
+    cfg = fresh_copy(tpl, root / "profile", args.ledger_url)
+    if args.ledger_url:
+        _empty_pg(args.ledger_url)
     with sftp_server(root / "profile") as srv:
         ctx = make_ctx(str(cfg), NOW)
         runs = ("first", "again") if args.again else ("first",)
