@@ -15,16 +15,31 @@ beside them the time and count of ``ledger.store.update_many`` on the same rows 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import time
 from typing import Any
 
-from sqlalchemy import Column, Integer, MetaData, String, Table, bindparam, create_engine, text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Date,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    bindparam,
+    create_engine,
+    text,
+)
 from sqlalchemy import update as sa_update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import OperationalError
 
-from ledger.store import update_many
+import ledger.store as store
+from ledger.schema import TS
+from ledger.store import insert_ignore, make_engine, update_many, upsert, utcnow
 
 
 def one_mode(url: str, mode: str, n: int) -> dict[str, Any]:
@@ -73,6 +88,82 @@ def one_mode(url: str, mode: str, n: int) -> dict[str, Any]:
     return out
 
 
+def product_paths(url: str, n: int) -> list[dict[str, Any]]:
+    """The ledger's own ``upsert``, ``insert_ignore`` and ``update_many`` on a table shaped
+    like the invoices (text, integers, dates, a timestamp, JSON), with their fast path
+    (``DRIVER_EXECUTEMANY``) and without it (SQLAlchemy's insertmanyvalues, RETURNING)."""
+    md = MetaData()
+    t = Table(
+        "bench_ledger_writes",
+        md,
+        Column("creditor_id", String(64), primary_key=True),
+        Column("invoice_id", String(64), primary_key=True),
+        Column("debtor_id", String(64)),
+        Column("due_date", Date),
+        Column("amount_cents", BigInteger),
+        Column("open_cents", BigInteger),
+        Column("status", String(16)),
+        Column("reference", String(35)),
+        Column("bucket", Integer),
+        Column("extra", JSON),
+        Column("updated_at", TS),
+    )
+    now = utcnow()
+
+    def row(i: int, open_: int) -> dict[str, Any]:
+        return {
+            "creditor_id": "c1",
+            "invoice_id": f"F{i:08d}",
+            "debtor_id": f"R{i // 4}",
+            "due_date": dt.date(2026, 1, 1) + dt.timedelta(days=i % 300),
+            "amount_cents": 75_000,
+            "open_cents": open_,
+            "status": "open" if open_ else "paid",
+            "reference": f"{i:016d}",
+            "bucket": i % 1024,
+            "extra": {"lines": i % 3} if i % 5 == 0 else None,
+            "updated_at": now,
+        }
+
+    watched = ["open_cents", "status"]
+    keys = ["creditor_id", "invoice_id"]
+    out = []
+    eng = make_engine(url)
+    try:
+        for fast in (True, False):
+            store.DRIVER_EXECUTEMANY = fast
+            r: dict[str, Any] = {"path": "ledger, fast" if fast else "ledger, SQLAlchemy"}
+            with eng.begin() as conn:
+                conn.execute(text("DROP TABLE IF EXISTS bench_ledger_writes"))
+                md.create_all(conn)
+                day1 = [row(i, 75_000) for i in range(n)]
+                start = time.perf_counter()
+                got = upsert(conn, t, day1, keys, watched, only_if_changed=watched)
+                r["upsert_new_s"] = round(time.perf_counter() - start, 2)
+                r["upsert_new_count"] = {"got": got, "want": n}
+                day2 = [row(i, 0 if i % 3 == 0 else 75_000) for i in range(n + n // 4)]
+                start = time.perf_counter()
+                got = upsert(conn, t, day2, keys, watched, only_if_changed=watched)
+                r["upsert_day2_s"] = round(time.perf_counter() - start, 2)
+                r["upsert_day2_count"] = {"got": got, "want": len(range(0, n, 3)) + n // 4}
+                extra = [row(i, 1) for i in range(n, n + n // 2)]
+                start = time.perf_counter()
+                got = insert_ignore(conn, t, extra)
+                r["insert_ignore_s"] = round(time.perf_counter() - start, 2)
+                r["insert_ignore_count"] = {"got": got, "want": len(extra) - n // 4}
+                changes = [{"invoice_id": f"F{i:08d}", "open_cents": i} for i in range(n)]
+                start = time.perf_counter()
+                got = update_many(conn, t, {"creditor_id": "c1"}, ["invoice_id"], changes)
+                r["update_many_s"] = round(time.perf_counter() - start, 2)
+                r["update_many_count"] = {"got": got, "want": n}
+                conn.execute(text("DROP TABLE bench_ledger_writes"))
+            out.append(r)
+    finally:
+        store.DRIVER_EXECUTEMANY = True
+        eng.dispose()
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--url", default="postgresql+psycopg2://postgres@127.0.0.1:5432/test")
@@ -80,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         results = [one_mode(args.url, m, args.rows) for m in ("values_only", "values_plus_batch")]
+        results += product_paths(args.url, args.rows)
     except OperationalError as exc:
         print(f"no PostgreSQL at {args.url}: {exc.orig}")
         return 2

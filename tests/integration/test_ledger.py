@@ -202,6 +202,72 @@ def test_update_many_sets_each_rows_values_by_key_within_the_fixed_columns(url: 
     engine.dispose()
 
 
+AWKWARD_TEXTS = ["tab\there", "two\nlines\r\n", "back\\slash \\N", "", "\\N", "é ß 😀", "100% 'x'"]
+
+
+def test_many_row_inserts_keep_every_awkward_value_and_the_last_of_a_repeated_key(
+    url: str,
+) -> None:
+    """Enough rows for PostgreSQL's COPY path: text with tabs, newlines, backslashes and
+    a literal \\N, an empty text apart from NULL, JSON holding the same, dates,
+    timestamps and booleans come back as written, on both ledgers; a key named twice
+    in one upsert takes its last row."""
+    engine = open_ledger(url)
+    n = 1500
+    rows = []
+    for i in range(n):
+        text = AWKWARD_TEXTS[i % len(AWKWARD_TEXTS)]
+        rows.append(
+            {
+                **_payment("c1", i),
+                "remittance": None if i % 11 == 0 else text,
+                "counterparty_name": text,
+                "reversal": i % 2 == 0,
+                "value_date": dt.date(2026, 11, 1) + dt.timedelta(days=i % 30),
+                "suggestions": None if i % 3 else [{"why": text, "score": 0.5}],
+            }
+        )
+    with engine.begin() as conn:
+        ensure_creditor(conn, "c1", "Creditor", "housing", "x" * 64)
+        assert insert_ignore(conn, s.payments, rows) == n
+        assert insert_ignore(conn, s.payments, rows) == 0
+        keys, cols = ["creditor_id", "payment_id"], ["status", "unmatched_reason"]
+        day2 = [{**r, "status": "unmatched", "unmatched_reason": "eerste"} for r in rows[:800]]
+        day2.append({**rows[5], "status": "matched", "unmatched_reason": "laatste\tnaam"})
+        assert upsert(conn, s.payments, day2, keys, cols, only_if_changed=cols) == 800
+    with engine.connect() as conn:
+        p = s.payments.c
+        got = {
+            r.payment_id: r
+            for r in conn.execute(
+                select(
+                    p.payment_id,
+                    p.remittance,
+                    p.counterparty_name,
+                    p.reversal,
+                    p.value_date,
+                    p.suggestions,
+                    p.status,
+                    p.unmatched_reason,
+                    p.amount_cents,
+                )
+            )
+        }
+    for r in rows:
+        back = got[r["payment_id"]]
+        assert (back.remittance, back.counterparty_name, back.reversal, back.value_date) == (
+            r["remittance"],
+            r["counterparty_name"],
+            r["reversal"],
+            r["value_date"],
+        ), r["payment_id"]
+        assert back.suggestions == r["suggestions"], r["payment_id"]
+    assert (got["P5"].status, got["P5"].unmatched_reason) == ("matched", "laatste\tnaam")
+    assert (got["P6"].status, got["P6"].unmatched_reason) == ("unmatched", "eerste")
+    assert got["P900"].status == "new"
+    engine.dispose()
+
+
 def test_the_outbox_refuses_a_second_message_for_the_same_step(url: str) -> None:
     engine = open_ledger(url)
     row = {
