@@ -21,10 +21,10 @@ from sqlalchemy import (
     Text,
     and_,
     bindparam,
+    cast,
     delete,
     func,
     select,
-    type_coerce,
     update,
 )
 
@@ -194,7 +194,9 @@ def validate_staged(ctx: Ctx, validator: validation.Validator | None = None) -> 
                 select(
                     s.staging.c.id,
                     s.staging.c.source,
-                    type_coerce(s.staging.c.payload, Text).label("payload"),
+                    # as text on every ledger: psycopg2 decodes a json column itself, with
+                    # the standard library (orjson, in _validate_part, is 3x faster)
+                    cast(s.staging.c.payload, Text).label("payload"),
                 )
                 .where(s.staging.c.creditor_id == ctx.creditor_id, s.staging.c.entity == entity)
                 .order_by(s.staging.c.id),
