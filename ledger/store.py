@@ -482,8 +482,10 @@ PG_PAGE = 1000
 
 def _pg_insert_plan(conn: Connection, stmt: Any, keys: list[str], shape: Hashable | None) -> Any:
     """(the SQL before and after the VALUES list, the row template, (key, bind
-    processor) per value), or None where the statement is not a plain INSERT of the
-    rows' columns (a Python-side default, a parameter outside VALUES, a literal ``%``)."""
+    processor, from the row?, fixed value) per value), or None where the statement is
+    not a plain INSERT of parameters (a Python-side default, a parameter outside VALUES,
+    a literal ``%``). A value the statement fixes (``.values(creditor_id=…)``) is the
+    same for every row."""
     per = _CACHE.setdefault(conn.dialect, {}) if shape is not None else None
     cache_key = ("pgplan", shape, tuple(keys))
     if per is not None and cache_key in per:
@@ -494,12 +496,16 @@ def _pg_insert_plan(conn: Connection, stmt: Any, keys: list[str], shape: Hashabl
     if found and not compiled.insert_prefetch:
         head, values, tail = found.group(1), found.group(2), found.group(3) or ""
         names = _PG_BIND.findall(values)
-        if set(names) == set(compiled.binds) and set(names) <= set(keys) and "%" not in head + tail:
+        if set(names) == set(compiled.binds) and "%" not in head + tail:
+            binds = [compiled.binds[n] for n in names]
             plan = (
                 head.encode(),
                 tail.encode(),
                 "(" + _PG_BIND.sub("%s", values) + ")",
-                [(n, compiled.binds[n].type._cached_bind_processor(conn.dialect)) for n in names],
+                [
+                    (n, b.type._cached_bind_processor(conn.dialect), n in keys, b.effective_value)
+                    for n, b in zip(names, binds, strict=True)
+                ],
             )
     if per is not None:
         per[cache_key] = plan
@@ -541,7 +547,10 @@ def _pg_insert_rows(conn: Connection, plan: Any, rows: Sequence[Mapping[str, Any
     head, tail, template, binds = plan
     try:
         columns: list[Sequence[Any]] = []
-        for k, p in binds:
+        for k, p, from_row, fixed in binds:
+            if not from_row:
+                columns.append([p(fixed) if p else fixed] * len(rows))
+                continue
             values = rows.column(k) if isinstance(rows, ColumnRows) else [r[k] for r in rows]
             columns.append(_processed(p, values) if p else values)
     except KeyError:

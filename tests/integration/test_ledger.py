@@ -268,6 +268,42 @@ def test_many_row_inserts_keep_every_awkward_value_and_the_last_of_a_repeated_ke
     engine.dispose()
 
 
+def test_a_many_row_insert_with_values_the_statement_fixes_writes_them_on_every_row(
+    url: str,
+) -> None:
+    """As ingest stages a page: the creditor, source, entity and stamp fixed by the
+    statement, the payload (JSON text bound as text) from each row, in order."""
+    from sqlalchemy import Text, bindparam
+
+    from ledger.store import execute_many
+
+    engine = open_ledger(url)
+    stamp = utcnow()
+    stmt = s.staging.insert().values(
+        creditor_id="c1",
+        source="erp",
+        entity="invoices",
+        staged_at=stamp,
+        payload=bindparam("payload", type_=Text),
+    )
+    with engine.begin() as conn:
+        ensure_creditor(conn, "c1", "Creditor", "housing", "x" * 64)
+        texts = [f'{{"invoice_id": "F{i}", "note": "a\\tb"}}' for i in range(1200)]
+        assert execute_many(conn, stmt, [{"payload": t} for t in texts]) == 1200
+    with engine.connect() as conn:
+        st = s.staging.c
+        got = conn.execute(
+            select(st.creditor_id, st.source, st.entity, st.staged_at, st.payload).order_by(st.id)
+        ).all()
+    assert {(r.creditor_id, r.source, r.entity, r.staged_at) for r in got} == {
+        ("c1", "erp", "invoices", stamp)
+    }
+    assert [r.payload for r in got] == [
+        {"invoice_id": f"F{i}", "note": "a\tb"} for i in range(1200)
+    ]
+    engine.dispose()
+
+
 def test_the_outbox_refuses_a_second_message_for_the_same_step(url: str) -> None:
     engine = open_ledger(url)
     row = {
