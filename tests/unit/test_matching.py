@@ -454,3 +454,46 @@ def test_name_similarity_near_and_far() -> None:
     assert similar("j. de vries", "j de vries")
     assert not similar("j. de vries", "a. bakker-van den heuvel")
     assert not similar("", "jansen")
+
+
+_NAMES = [
+    "jan de vries",
+    "jan de vriess",
+    "jannes vries",
+    "piet de vries",
+    "jet vries",
+    "anna jansen",
+]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.sampled_from(_NAMES), min_size=1, max_size=6),
+    st.lists(
+        st.sampled_from([*_NAMES, "j. de vries", "vries jan", "onbekende betaler"]), min_size=1
+    ),
+)
+def test_name_alike_is_the_comparison_it_keeps_and_forgets_it_when_a_name_is_added(
+    names: list[str], payers: list[str]
+) -> None:
+    """``NameIndex.alike`` answers as comparing the payer with every debtor sharing a
+    word would, in the same order, whether asked once or again, and after a debtor is
+    added."""
+    from transforms.matching import NameIndex, similar
+
+    index = NameIndex()
+
+    def direct(payer: str) -> list[str]:
+        return [
+            d
+            for d in index.sharing_a_word(payer)
+            if index[d][:1] == payer[:1] and similar(payer, index[d])
+        ]
+
+    for i, n in enumerate(names[:-1]):
+        index[f"R{i}"] = n
+    for payer in payers + payers:
+        assert index.alike(payer) == direct(payer)
+    index["R-last"] = names[-1]
+    for payer in payers:
+        assert index.alike(payer) == direct(payer)
