@@ -496,8 +496,11 @@ def _pg_insert_plan(conn: Connection, stmt: Any, keys: list[str], shape: Hashabl
     if found and not compiled.insert_prefetch:
         head, values, tail = found.group(1), found.group(2), found.group(3) or ""
         names = _PG_BIND.findall(values)
-        if set(names) == set(compiled.binds) and "%" not in head + tail:
-            binds = [compiled.binds[n] for n in names]
+        # every parameter the statement renders is in VALUES (bind_names: a fixed
+        # value's parameter is also in ``binds`` under its anonymous name)
+        rendered = {name: b for b, name in compiled.bind_names.items()}
+        if set(names) == set(rendered) and "%" not in head + tail:
+            binds = [rendered[n] for n in names]
             plan = (
                 head.encode(),
                 tail.encode(),
