@@ -240,11 +240,7 @@ def update_many(
         )
         .values({c: bindparam(f"v_{c}") for c in cols})
     )
-    last: dict[tuple[Any, ...], Mapping[str, Any]] = {}
-    for r in rows:  # a key named twice: its last row's values, counted once
-        last[tuple(r[k] for k in keys)] = r
-    if len(last) < len(rows):
-        rows = list(last.values())
+    rows = _last_per_key(rows, keys)  # a key named twice: its last row, counted once
     if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg2" and cols:
         return _pg_update_from_values(conn, table, fixed, keys, cols, rows)
     params = [{**{f"k_{k}": r[k] for k in keys}, **{f"v_{c}": r[c] for c in cols}} for r in rows]
@@ -338,28 +334,58 @@ def _statement(conn: Connection, shape: Hashable, build: Callable[[], Any]) -> A
     return stmt
 
 
-def _sqlite_plan(conn: Connection, stmt: Any, keys: list[str], shape: Hashable | None) -> Any:
-    """(the SQL text, (key, bind processor, from the row?, fixed value) per parameter), or
-    None where the driver path cannot take the statement."""
+def _plan(
+    conn: Connection,
+    kind: str,
+    stmt: Any,
+    keys: list[str],
+    shape: Hashable | None,
+    build: Callable[[Any], Any],
+) -> Any:
+    """``build`` of the statement compiled for ``keys`` (a driver path's plan, or None
+    where that path cannot take it), kept by ``shape`` for the next call."""
     per = _CACHE.setdefault(conn.dialect, {}) if shape is not None else None
-    key = ("plan", shape, tuple(keys))
+    key = (kind, shape, tuple(keys))
     if per is not None and key in per:
         return per[key]
-    compiled = stmt.compile(dialect=conn.dialect, column_keys=keys)
-    plan = None
-    if not compiled.insert_prefetch and compiled.positiontup is not None:
-        binds = [compiled.binds[n] for n in compiled.positiontup]
-        procs = [b.type._cached_bind_processor(conn.dialect) for b in binds]
-        plan = (
-            compiled.string,
-            [
-                (b.key, p, b.key in keys, b.effective_value)
-                for b, p in zip(binds, procs, strict=True)
-            ],
-        )
+    plan = build(stmt.compile(dialect=conn.dialect, column_keys=keys))
     if per is not None:
         per[key] = plan
     return plan
+
+
+def _bind(conn: Connection, name: str, b: Any, keys: list[str]) -> tuple[Any, ...]:
+    """(key, bind processor, from the row?, fixed value) of one parameter."""
+    return (name, b.type._cached_bind_processor(conn.dialect), name in keys, b.effective_value)
+
+
+def _bound_columns(
+    binds: Sequence[tuple[Any, ...]], rows: Sequence[Mapping[str, Any]]
+) -> list[Any]:
+    """The values of each parameter of ``binds`` (see ``_bind``) for all rows, column by
+    column (the per-value branching once per column), each through its bind processor;
+    a fixed value repeated. KeyError when a row lacks a column of the first."""
+    columns: list[Sequence[Any]] = []
+    for k, p, from_row, fixed in binds:
+        if not from_row:
+            columns.append([p(fixed) if p else fixed] * len(rows))
+            continue
+        values = rows.column(k) if isinstance(rows, ColumnRows) else [r[k] for r in rows]
+        columns.append(_processed(p, values) if p else values)
+    return columns
+
+
+def _sqlite_plan(conn: Connection, stmt: Any, keys: list[str], shape: Hashable | None) -> Any:
+    """(the SQL text, ``_bind`` per parameter), or None where the driver path cannot take
+    the statement."""
+
+    def build(compiled: Any) -> Any:
+        if compiled.insert_prefetch or compiled.positiontup is None:
+            return None
+        binds = [compiled.binds[n] for n in compiled.positiontup]
+        return compiled.string, [_bind(conn, b.key, b, keys) for b in binds]
+
+    return _plan(conn, "plan", stmt, keys, shape, build)
 
 
 class ColumnRows(Sequence[Mapping[str, Any]]):
@@ -431,16 +457,8 @@ def execute_many(
         if plan is not None:
             sql, binds = plan
             params: list[tuple[Any, ...]] | None
-            try:  # column by column: the per-value branching once per column
-                columns: list[Sequence[Any]] = []
-                for k, p, from_row, v in binds:
-                    if from_row:
-                        values = rows.column(k) if isinstance(rows, ColumnRows) else None
-                        if values is None:
-                            values = [r[k] for r in rows]
-                        columns.append(_processed(p, values) if p else values)
-                    else:
-                        columns.append([p(v) if p else v] * len(rows))
+            try:
+                columns = _bound_columns(binds, rows)
                 params = list(zip(*columns, strict=True)) if columns else [()] * len(rows)
             except KeyError:
                 params = None  # rows of different shapes: SQLAlchemy sorts them out
@@ -486,33 +504,26 @@ def _pg_insert_plan(conn: Connection, stmt: Any, keys: list[str], shape: Hashabl
     not a plain INSERT of parameters (a Python-side default, a parameter outside VALUES,
     a literal ``%``). A value the statement fixes (``.values(creditor_id=…)``) is the
     same for every row."""
-    per = _CACHE.setdefault(conn.dialect, {}) if shape is not None else None
-    cache_key = ("pgplan", shape, tuple(keys))
-    if per is not None and cache_key in per:
-        return per[cache_key]
-    compiled = stmt.compile(dialect=conn.dialect, column_keys=keys)
-    plan = None
-    found = _PG_VALUES.fullmatch(compiled.string)
-    if found and not compiled.insert_prefetch:
+
+    def build(compiled: Any) -> Any:
+        found = _PG_VALUES.fullmatch(compiled.string)
+        if not found or compiled.insert_prefetch:
+            return None
         head, values, tail = found.group(1), found.group(2), found.group(3) or ""
         names = _PG_BIND.findall(values)
         # every parameter the statement renders is in VALUES (bind_names: a fixed
         # value's parameter is also in ``binds`` under its anonymous name)
         rendered = {name: b for b, name in compiled.bind_names.items()}
-        if set(names) == set(rendered) and "%" not in head + tail:
-            binds = [rendered[n] for n in names]
-            plan = (
-                head.encode(),
-                tail.encode(),
-                "(" + _PG_BIND.sub("%s", values) + ")",
-                [
-                    (n, b.type._cached_bind_processor(conn.dialect), n in keys, b.effective_value)
-                    for n, b in zip(names, binds, strict=True)
-                ],
-            )
-    if per is not None:
-        per[cache_key] = plan
-    return plan
+        if set(names) != set(rendered) or "%" in head + tail:
+            return None
+        return (
+            head.encode(),
+            tail.encode(),
+            "(" + _PG_BIND.sub("%s", values) + ")",
+            [_bind(conn, n, rendered[n], keys) for n in names],
+        )
+
+    return _plan(conn, "pgplan", stmt, keys, shape, build)
 
 
 #: from this many rows, an INSERT on PostgreSQL goes through COPY into a temporary table
@@ -549,13 +560,7 @@ def _pg_insert_rows(conn: Connection, plan: Any, rows: Sequence[Mapping[str, Any
     them)."""
     head, tail, template, binds = plan
     try:
-        columns: list[Sequence[Any]] = []
-        for k, p, from_row, fixed in binds:
-            if not from_row:
-                columns.append([p(fixed) if p else fixed] * len(rows))
-                continue
-            values = rows.column(k) if isinstance(rows, ColumnRows) else [r[k] for r in rows]
-            columns.append(_processed(p, values) if p else values)
+        columns = _bound_columns(binds, rows)
     except KeyError:
         return None
     cur = conn.connection.cursor()

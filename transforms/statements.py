@@ -163,31 +163,25 @@ def _kids(el: Any) -> dict[str, Any]:
     return out
 
 
-def _own_text(node: Any) -> str | None:
-    if node is None or node.text is None:
-        return None
-    return node.text.strip() or None
-
-
 def _entry_rows(entry: Any, where: str, id_prefix: str) -> list[dict[str, Any]]:
     """One ``Ntry``'s payments: one per transaction of a batch entry; none when it is
     not booked (pending and information entries are not payments)."""
     e = _kids(entry)
     sts = e.get("Sts")
-    status = _own_text(sts) or _text(sts, "Cd")
+    status = _text(sts) or _text(sts, "Cd")
     if status and status not in ("BOOK",):
         return []
     entry_cents, ccy = _cents(e.get("Amt"), where)
-    cdi = _own_text(e.get("CdtDbtInd"))
+    cdi = _text(e.get("CdtDbtInd"))
     if cdi not in ("CRDT", "DBIT"):
         raise StatementError(f"{where}: CdtDbtInd {cdi!r} is not CRDT or DBIT")
-    reversal = (_own_text(e.get("RvslInd")) or "false").lower() == "true"
+    reversal = (_text(e.get("RvslInd")) or "false").lower() == "true"
     booking = _date(e.get("BookgDt"), where)
     if booking is None:
         raise StatementError(f"{where}: missing BookgDt")
     value_date = _date(e.get("ValDt"), where)
     sign = 1 if cdi == "CRDT" else -1
-    bank_ref = _own_text(e.get("AcctSvcrRef"))
+    bank_ref = _text(e.get("AcctSvcrRef"))
     txs = [t for d in entry.iterchildren("{*}NtryDtls") for t in d.iterchildren("{*}TxDtls")]
     if not txs:
         txs = [None]
@@ -228,8 +222,8 @@ def _entry_rows(entry: Any, where: str, id_prefix: str) -> list[dict[str, Any]]:
                 "counterparty_name": name,
                 "remittance": ustrd,
                 "structured_reference": strd,
-                "end_to_end_id": _own_text(refs.get("EndToEndId")),
-                "bank_reference": _own_text(refs.get("AcctSvcrRef")) or bank_ref,
+                "end_to_end_id": _text(refs.get("EndToEndId")),
+                "bank_reference": _text(refs.get("AcctSvcrRef")) or bank_ref,
                 "reversal": reversal,
                 "return_reason": _text(t.get("RtrInf"), "Rsn", "Cd"),
             }
