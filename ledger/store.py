@@ -14,6 +14,7 @@ import re
 import weakref
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, overload
 
@@ -205,9 +206,9 @@ def _last_per_key(
     """The rows with each key once, at its last row's place and with its values; the
     rows themselves when no key repeats (the common case: one pass over the keys)."""
     if isinstance(rows, ColumnRows):
-        tuples_ = list(zip(*(rows.column(k) for k in keys), strict=True))
-    else:
-        tuples_ = [tuple(r[k] for k in keys) for r in rows]
+        tuples_: list[Any] = list(zip(*(rows.column(k) for k in keys), strict=True))
+    else:  # itemgetter: a key's values (a tuple of them for several) read in C
+        tuples_ = list(map(itemgetter(*keys), rows))
     last = {t: i for i, t in enumerate(tuples_)}
     if len(last) == len(tuples_):
         return rows
@@ -370,7 +371,7 @@ def _bound_columns(
         if not from_row:
             columns.append([p(fixed) if p else fixed] * len(rows))
             continue
-        values = rows.column(k) if isinstance(rows, ColumnRows) else [r[k] for r in rows]
+        values = rows.column(k) if isinstance(rows, ColumnRows) else list(map(itemgetter(k), rows))
         columns.append(_processed(p, values) if p else values)
     return columns
 
