@@ -146,6 +146,13 @@ class ValidationSettings(Strict):
     max_due_days: int = Field(
         400, ge=1, description="a due date further than this after the invoice date is absurd"
     )
+    chunk_rows: int = Field(
+        100_000,
+        ge=1,
+        description="a day's staged records of one entity and source are validated and"
+        " promoted in chunks of about this many (by ranges of the record id: every copy of"
+        " an id in one chunk), so the stage's memory does not grow with the portfolio",
+    )
 
 
 class ProposalSettings(Strict):

@@ -769,17 +769,26 @@ def batch_level_error(
     entity: str, outcome: ValidationOutcome, max_reject_share: float
 ) -> str | None:
     """A batch that is clearly broken stops the creditor's contact for this cycle."""
-    if outcome.checked >= 20 and len(outcome.rejected) / outcome.checked > max_reject_share:
-        share = len(outcome.rejected) / outcome.checked
-        return (
-            f"{entity}: {len(outcome.rejected)} of {outcome.checked} records ({share:.0%}) failed "
-            f"validation, above the {max_reject_share:.0%} limit: the export looks broken"
-        )
-    if entity == "invoices" and outcome.checked >= 20:
+    every_zero = False
+    if entity == "invoices":
         batch = pd.concat([outcome.valid, outcome.rejected])
         amounts = pd.to_numeric(batch["amount_cents"], errors="coerce").fillna(0)
-        if (amounts == 0).all():
-            return "invoices: every amount is zero: the export looks broken"
+        every_zero = bool((amounts == 0).all())
+    return batch_stop(entity, outcome.checked, len(outcome.rejected), every_zero, max_reject_share)
+
+
+def batch_stop(
+    entity: str, checked: int, rejected: int, every_amount_zero: bool, max_reject_share: float
+) -> str | None:
+    """``batch_level_error`` from the batch's counts (a batch validated in chunks adds
+    them up): too large a share rejected, or (invoices) every amount zero."""
+    if checked >= 20 and rejected / checked > max_reject_share:
+        return (
+            f"{entity}: {rejected} of {checked} records ({rejected / checked:.0%}) failed "
+            f"validation, above the {max_reject_share:.0%} limit: the export looks broken"
+        )
+    if entity == "invoices" and checked >= 20 and every_amount_zero:
+        return "invoices: every amount is zero: the export looks broken"
     return None
 
 
@@ -790,6 +799,7 @@ __all__ = [
     "Validator",
     "shared_validator",
     "batch_level_error",
+    "batch_stop",
     "debtor_rules",
     "derive_message_checks",
     "derive_statement_checks",
