@@ -350,18 +350,19 @@ def validation_chunks(entity: str, payloads: list[str], chunk_rows: int) -> list
 
 
 class _BatchChecks:
-    """What the batch-level checks weigh, summed over a batch's chunks: a share of
-    rejects or an open-total jump is the whole batch's, as if it were validated at once."""
+    """What the batch-level checks weigh, over all of a batch's chunks: the share of
+    rejects, the amounts, and (invoices) how far the batch moved the creditor's open
+    total: the total the ledger held before the first chunk against the one after the
+    last, as if the batch were validated at once."""
 
     def __init__(self, ctx: Ctx, entity: str) -> None:
         self.ctx, self.entity = ctx, entity
         self.checked = self.rejected = 0
         self.any_amount = False
         self.total: int | None = None  # the open total before the batch (invoices)
-        self.before = self.after = 0  # the valid items' open amounts before and after
 
     def add(self, conn: Any, outcome: validation.ValidationOutcome) -> None:
-        """Count a chunk's outcome; before its valid items are promoted (``conn``)."""
+        """Count a chunk's outcome, before its records are promoted (``conn``)."""
         self.checked += outcome.checked
         self.rejected += len(outcome.rejected)
         if self.entity != "invoices":
@@ -371,47 +372,34 @@ class _BatchChecks:
                 amounts = pd.to_numeric(part["amount_cents"], errors="coerce").fillna(0)
                 self.any_amount = bool((amounts != 0).any())
         if self.total is None:
-            self.total = _open_total(conn, self.ctx, None)
-        if len(outcome.valid):
-            self.before += _open_total(
-                conn, self.ctx, list(outcome.valid["invoice_id"].astype(str))
-            )
-            self.after += int(
-                pd.to_numeric(outcome.valid["open_cents"], errors="coerce").fillna(0).sum()
-            )
+            self.total = _open_total(conn, self.ctx)
 
     def stop(self) -> str | None:
         share = self.ctx.cfg.policy.max_reject_share
         stop = validation.batch_stop(
             self.entity, self.checked, self.rejected, not self.any_amount, share
         )
-        if stop or self.entity != "invoices" or self.total is None:
-            return stop
         v = self.ctx.cfg.validation
-        if self.total <= 0 or self.total < v.min_open_total_cents:
-            return None
-        after = self.total - self.before + self.after
-        change = (after - self.total) / self.total
+        total = self.total
+        if stop or total is None or total <= 0 or total < v.min_open_total_cents:
+            return stop  # the open-total check: invoices, above the minimum total
+        with self.ctx.engine.connect() as conn:
+            after = _open_total(conn, self.ctx)
+        change = (after - total) / total
         if abs(change) > v.max_open_total_change:
             return (
-                f"invoices: this export would move the open total from {self.total / 100:,.2f}"
-                f" to {after / 100:,.2f} ({change:+.0%}), beyond the"
+                f"invoices: this export moved the open total from {total / 100:,.2f} to"
+                f" {after / 100:,.2f} ({change:+.0%}), beyond the"
                 f" {v.max_open_total_change:.0%} limit: the export looks broken"
             )
         return None
 
 
-def _open_total(conn: Any, ctx: Ctx, invoice_ids: list[str] | None) -> int:
-    """The creditor's open total in cents; of these invoices only, when given."""
+def _open_total(conn: Any, ctx: Ctx) -> int:
+    """The creditor's open total in the ledger, in cents."""
     inv = s.invoices
-    where = inv.c.creditor_id == ctx.creditor_id
     q = select(func.coalesce(func.sum(inv.c.open_cents), 0))
-    if invoice_ids is None:
-        return int(conn.execute(q.where(where)).scalar() or 0)
-    return sum(
-        int(conn.execute(q.where(where, inv.c.invoice_id.in_(ids))).scalar() or 0)
-        for ids in chunks(invoice_ids, 5000)
-    )
+    return int(conn.execute(q.where(inv.c.creditor_id == ctx.creditor_id)).scalar() or 0)
 
 
 def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
