@@ -163,7 +163,18 @@ def plan_next_steps(
     )
     d = dossiers.merge(debtors, on="debtor_id", how="inner")
     rows: list[dict[str, Any]] = []
-    by_debtor = {k: v for k, v in live.groupby("debtor_id")} if len(live) else {}
+    # per debtor, once: the contacts of the last 7 days, the latest one, and where its
+    # rows are (the frame of one debtor's rows only for the debtors that get that far:
+    # a frame per debtor, and two comparisons on it, were most of a same-day plan)
+    recent_by: dict[Any, int] = {}
+    last_by: dict[Any, Any] = {}
+    rows_of: dict[Any, Any] = {}
+    if len(live):
+        ids = live["debtor_id"]
+        recent_by = (live["at"] >= pd.Timestamp(week_ago)).groupby(ids).sum().to_dict()
+        last_by = live["at"].groupby(ids).max().to_dict()
+        rows_of = live.groupby("debtor_id").indices
+    too_soon = pd.Timestamp(local_now - dt.timedelta(days=policy.min_days_between_contacts))
     for r in d.itertuples(index=False):
         if r.debtor_id in held:
             note[r.debtor_id] = "on hold: no contact"
@@ -176,22 +187,18 @@ def plan_next_steps(
         if isinstance(promise, dt.date) and promise >= today:
             note[r.debtor_id] = f"promised to pay by {promise.isoformat()}: waiting"
             continue
-        mine = by_debtor.get(r.debtor_id)
-        recent = 0 if mine is None else int((mine["at"] >= pd.Timestamp(week_ago)).sum())
+        recent = int(recent_by.get(r.debtor_id, 0))
         if recent >= policy.contacts_per_week:
             note[r.debtor_id] = f"weekly cap reached ({recent} contacts in 7 days)"
             continue
-        if (
-            mine is not None
-            and (
-                mine["at"]
-                > pd.Timestamp(local_now - dt.timedelta(days=policy.min_days_between_contacts))
-            ).any()
-        ):
+        last = last_by.get(r.debtor_id)
+        if last is not None and not pd.isna(last) and last > too_soon:
             note[r.debtor_id] = (
                 f"a contact was sent or planned within {policy.min_days_between_contacts} days"
             )
             continue  # a contact went out (or waits to) only days ago: give the debtor room
+        at = rows_of.get(r.debtor_id)
+        mine = None if at is None else live.iloc[at]
         taken = hist.iloc[0:0] if mine is None else mine[mine["dossier"] == r.dossier]
         done_steps = list(dict.fromkeys(taken.sort_values("at")["step"]))
         upcoming = r.max_days_overdue < 0
