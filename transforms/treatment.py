@@ -170,10 +170,12 @@ def plan_next_steps(
     last_by: dict[Any, Any] = {}
     rows_of: dict[Any, Any] = {}
     if len(live):
-        ids = live["debtor_id"]
-        recent_by = (live["at"] >= pd.Timestamp(week_ago)).groupby(ids).sum().to_dict()
-        last_by = live["at"].groupby(ids).max().to_dict()
-        rows_of = live.groupby("debtor_id").indices
+        by = live.groupby("debtor_id")
+        recent_by = (
+            (live["at"] >= pd.Timestamp(week_ago)).groupby(live["debtor_id"]).sum().to_dict()
+        )
+        last_by = by["at"].max().to_dict()
+        rows_of = by.indices
     too_soon = pd.Timestamp(local_now - dt.timedelta(days=policy.min_days_between_contacts))
     for r in d.itertuples(index=False):
         if r.debtor_id in held:
