@@ -288,13 +288,17 @@ def payload_frame(entity: str, payloads: list[dict[str, Any]]) -> pd.DataFrame:
     return df
 
 
+#: each staged entity's record id column
+ID_COLUMNS = {"debtors": "debtor_id", "invoices": "invoice_id", "payments": "payment_id"}
+
+
 def prepare_for_rules(
     ctx: Ctx, entity: str, df: pd.DataFrame, known: set[str] | None = None
 ) -> tuple[pd.DataFrame, list[validation.Rule], str]:
     """(the frame with derived check columns, the entity's rules, its id column).
     ``known``: the creditor's debtor ids, when the caller has read them already."""
     if entity == "debtors":
-        return validation.derive_debtor_checks(df), validation.debtor_rules(), "debtor_id"
+        return validation.derive_debtor_checks(df), validation.debtor_rules(), ID_COLUMNS[entity]
     if known is None:
         known = _known_debtors(ctx)
     currencies = tuple(ctx.cfg.policy.currencies)
@@ -302,12 +306,12 @@ def prepare_for_rules(
         for c in ("amount_cents", "open_cents", "costs_cents", "interest_cents"):
             df[c] = pd.to_numeric(df[c], errors="coerce").astype("Int64")
         prepared = validation.derive_invoice_checks(df, known, ctx.cfg.validation.max_due_days)
-        return prepared, validation.invoice_rules(currencies), "invoice_id"
+        return prepared, validation.invoice_rules(currencies), ID_COLUMNS[entity]
     df["amount_cents"] = pd.to_numeric(df["amount_cents"], errors="coerce").astype("Int64")
     return (
         validation.derive_payment_checks(df, known),
         validation.payment_rules(currencies),
-        "payment_id",
+        ID_COLUMNS[entity],
     )
 
 
@@ -318,9 +322,6 @@ def _known_debtors(ctx: Ctx) -> set[str]:
                 select(s.debtors.c.debtor_id).where(s.debtors.c.creditor_id == ctx.creditor_id)
             ).scalars()
         )
-
-
-ID_COLUMNS = {"debtors": "debtor_id", "invoices": "invoice_id", "payments": "payment_id"}
 
 
 def validation_chunks(entity: str, payloads: list[str], chunk_rows: int) -> list[list[int]]:
@@ -367,10 +368,8 @@ class _BatchChecks:
         self.rejected += len(outcome.rejected)
         if self.entity != "invoices":
             return
-        for part in (outcome.valid, outcome.rejected):
-            if len(part) and not self.any_amount:
-                amounts = pd.to_numeric(part["amount_cents"], errors="coerce").fillna(0)
-                self.any_amount = bool((amounts != 0).any())
+        if not self.any_amount:
+            self.any_amount = not validation.amounts_all_zero(outcome)
         if self.total is None:
             self.total = _open_total(conn, self.ctx)
 

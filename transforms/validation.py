@@ -769,12 +769,18 @@ def batch_level_error(
     entity: str, outcome: ValidationOutcome, max_reject_share: float
 ) -> str | None:
     """A batch that is clearly broken stops the creditor's contact for this cycle."""
-    every_zero = False
-    if entity == "invoices":
-        batch = pd.concat([outcome.valid, outcome.rejected])
-        amounts = pd.to_numeric(batch["amount_cents"], errors="coerce").fillna(0)
-        every_zero = bool((amounts == 0).all())
+    every_zero = entity == "invoices" and amounts_all_zero(outcome)
     return batch_stop(entity, outcome.checked, len(outcome.rejected), every_zero, max_reject_share)
+
+
+def amounts_all_zero(outcome: ValidationOutcome) -> bool:
+    """Every record of the outcome, passed or rejected, has a zero (or unreadable)
+    ``amount_cents``; True for none."""
+    return all(
+        bool((pd.to_numeric(part["amount_cents"], errors="coerce").fillna(0) == 0).all())
+        for part in (outcome.valid, outcome.rejected)
+        if len(part)
+    )
 
 
 def batch_stop(
@@ -800,6 +806,7 @@ __all__ = [
     "shared_validator",
     "batch_level_error",
     "batch_stop",
+    "amounts_all_zero",
     "debtor_rules",
     "derive_message_checks",
     "derive_statement_checks",

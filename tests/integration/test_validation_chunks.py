@@ -25,12 +25,17 @@ from transforms.contact_window import AMS
 NOW = dt.datetime(2026, 11, 24, 10, 0, tzinfo=AMS)
 
 
-def _staged(tmp_path: Path, chunk_rows: int) -> Ctx:
+def _ingested(tmp_path: Path, chunk_rows: int) -> Ctx:
     cfg = seed(tmp_path / "demo", 150, NOW.date())
     ctx = make_ctx(str(cfg), NOW)
     ctx.cfg.validation.chunk_rows = chunk_rows
     for entity in stages.ENTITIES:
         stages.ingest_entity(ctx, "erp", entity)
+    return ctx
+
+
+def _staged(tmp_path: Path, chunk_rows: int) -> Ctx:
+    ctx = _ingested(tmp_path, chunk_rows)
     with ctx.engine.begin() as conn:  # the first invoice exported twice, far apart
         first = conn.execute(
             select(s.staging).where(s.staging.c.entity == "invoices").order_by(s.staging.c.id)
@@ -97,11 +102,7 @@ def test_chunks_decide_what_one_batch_decides(tmp_path: Path) -> None:
 def test_an_open_total_jump_is_the_whole_batch(tmp_path: Path, chunk_rows: int) -> None:
     """Each chunk of 40 items moves the open total by a few percent; the batch moves it
     by half: the batch is what is weighed, so contact stops either way."""
-    cfg = seed(tmp_path / "demo", 150, NOW.date())
-    ctx = make_ctx(str(cfg), NOW)
-    ctx.cfg.validation.chunk_rows = chunk_rows
-    for entity in stages.ENTITIES:
-        stages.ingest_entity(ctx, "erp", entity)
+    ctx = _ingested(tmp_path, chunk_rows)
     assert stages.validate_staged(ctx)["stopped"] is None
     erp = sqlite3.connect(tmp_path / "demo" / "erp.sqlite")
     erp.execute(
