@@ -13,6 +13,7 @@ import json
 import re
 import weakref
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from decimal import Decimal
 from operator import itemgetter
 from pathlib import Path
@@ -143,9 +144,34 @@ def migrate(engine: Engine) -> None:
 
     cfg = Config()
     cfg.set_main_option("script_location", str(_MIGRATIONS))
-    with engine.begin() as conn:
+    with _migration_lock(engine), engine.begin() as conn:
+        if conn.dialect.name == "postgresql":  # held to the commit: DDL is transactional
+            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK_KEY,))
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
+
+
+#: PostgreSQL advisory lock held while a process migrates the ledger ("vangnet" in ASCII)
+_MIGRATION_LOCK_KEY = 0x76616E676E6574
+
+
+@contextmanager
+def _migration_lock(engine: Engine) -> Iterator[None]:
+    """One process at a time migrates a SQLite ledger: the cycle's worker processes open
+    the same new file as the cycle, and two migrations at once both create the tables.
+    An exclusive lock on a file beside it (PostgreSQL takes an advisory lock instead)."""
+    path = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not path or path == ":memory:":
+        yield
+        return
+    import fcntl
+
+    with open(f"{path}.migrate-lock", "a+b") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def open_ledger(url: str) -> Engine:

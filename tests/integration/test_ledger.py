@@ -47,6 +47,37 @@ def test_migrations_create_exactly_the_schema(url: str) -> None:
     engine.dispose()
 
 
+def _open(url: str, start: object) -> str:
+    """Open (and so migrate) the ledger at ``url`` once ``start`` is set; what came of it."""
+    start.wait(30)  # type: ignore[attr-defined]
+    try:
+        open_ledger(url).dispose()
+        return "ok"
+    except Exception as exc:  # noqa: BLE001 - the test reports what went wrong
+        return f"{type(exc).__name__}: {exc}"[:300]
+
+
+def test_processes_opening_a_new_ledger_at_once_take_turns(url: str) -> None:
+    """The cycle's workers may open a ledger no process has migrated yet, all at once:
+    each waits for the other's migration instead of creating the tables a second time."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    mp = multiprocessing.get_context("spawn")
+    with mp.Manager() as manager, ProcessPoolExecutor(4, mp_context=mp) as pool:
+        start = manager.Event()
+        outcomes = [pool.submit(_open, url, start) for _ in range(4)]
+        start.set()
+        assert [f.result(timeout=120) for f in outcomes] == ["ok"] * 4
+    engine = open_ledger(url)
+    with engine.connect() as conn:
+        diff = compare_metadata(
+            MigrationContext.configure(conn, opts={"compare_type": False}), s.metadata
+        )
+    engine.dispose()
+    assert diff == []
+
+
 def _debtor(i: int, name: str = "A") -> dict:
     return {
         "creditor_id": "c1",
