@@ -171,3 +171,38 @@ def test_a_declaration_is_refused_wherever_and_however_written() -> None:
         )
         with pytest.raises(StatementError, match="DOCTYPE/ENTITY declarations are refused"):
             parse_camt053(doc, "d.xml")
+
+
+@pytest.mark.parametrize("name", ["oca-test-camt053.xml", "ing.sta", "abnamro.sta"])
+def test_a_mapped_file_reads_as_its_bytes(corpus: Path, tmp_path: Path, name: str) -> None:
+    """The cycle maps a downloaded statement (a rent day's is 400 MB) instead of reading
+    it into the heap: CAMT.053 streams from the mapping, MT940 gets its bytes; the format
+    is told the same way, and the frame is the same."""
+    import mmap
+
+    from transforms.statements import parse_statement
+
+    path = tmp_path / name
+    path.write_bytes(b"\n  " + (corpus / name).read_bytes())  # whitespace before "<" or ":"
+    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        mapped = parse_statement(data, name)
+        again = parse_statement(data, name)  # read from its start each time
+    expected = parse_statement(path.read_bytes(), name)
+    assert len(expected) > 0
+    pd.testing.assert_frame_equal(mapped, expected)
+    pd.testing.assert_frame_equal(again, expected)
+
+
+def test_a_mapped_file_over_the_limit_is_refused_before_it_is_read(
+    corpus: Path, tmp_path: Path
+) -> None:
+    import mmap
+
+    from transforms.statements import parse_statement
+
+    path = tmp_path / "ing.sta"
+    path.write_bytes((corpus / "ing.sta").read_bytes())
+    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        for fmt in ("camt053", "mt940"):
+            with pytest.raises(StatementError, match="exceeds the 100 limit"):
+                parse_statement(data, "ing.sta", fmt, max_bytes=100)
