@@ -44,6 +44,7 @@ from connectors.schuldenknooppunt import (
 from connectors.schuldenknooppunt.portal import SftpPortalExchange
 from flows.config import resolve_secret
 from flows.context import Ctx
+from flows.memory import releasing_memory
 from flows.stages import ACTOR, _write_back_row, cancel_open_contacts, sftp_client
 from ledger import schema as s
 from ledger.ports import DebtHelpExchange
@@ -769,6 +770,7 @@ def _working_days_between(a: dt.date, b: dt.date) -> int:
     return sign * n
 
 
+@releasing_memory
 def exchange_messages(ctx: Ctx, exchange: DebtHelpExchange | None = None) -> dict[str, Any]:
     """Fetch, store, confirm, handle and answer: one round with the Schuldenknooppunt."""
     own = exchange is None

@@ -47,6 +47,7 @@ from connectors.sftp.client import ChecksumMismatch, ChecksumMissing
 from connectors.sftp.settings import SftpSettings
 from flows.config import resolve_secret
 from flows.context import Ctx
+from flows.memory import releasing_memory
 from ledger import schema as s
 from ledger.ports import Channel, SourceReader, StatusWriter
 from ledger.records import (
@@ -152,6 +153,7 @@ def exact_client(ctx: Ctx, source: str) -> ExactClient:
     return ExactClient(settings, cid, secret, TokenStore(ctx.engine, ctx.creditor_id, source))
 
 
+@releasing_memory
 def ingest_entity(ctx: Ctx, source: str, entity: str) -> dict[str, Any]:
     """Read changed records page by page into staging; the cursor moves only with the
     page it belongs to, in the same transaction."""
@@ -187,6 +189,7 @@ def _get_cursor(ctx: Ctx, source: str, entity: str) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------- validate
+@releasing_memory
 def validate_staged(ctx: Ctx, validator: validation.Validator | None = None) -> dict[str, Any]:
     """Promote staged records to the ledger or quarantine them; stop contact for a
     creditor whose export is clearly broken."""
@@ -599,6 +602,7 @@ def active_holds(conn: Any, creditor_id: str, today: dt.date) -> pd.DataFrame:
 
 
 # ------------------------------------------------------------------------ reconcile
+@releasing_memory
 def fetch_statements(ctx: Ctx, source: str, server_port: int | None = None) -> dict[str, Any]:
     """Pick up statement files over SFTP; each file enters the ledger once (by content
     hash) before it is moved to processed/ (or failed/ when it cannot be read)."""
@@ -872,6 +876,7 @@ def match_inputs(conn: Connection, ctx: Ctx) -> MatchInputs:
     return MatchInputs(pay, items, debtors, history)
 
 
+@releasing_memory
 def match_new_payments(ctx: Ctx) -> dict[str, Any]:
     """Allocate new payments to open items (or undo the payments they reverse); plan the
     status write-backs that follow.
@@ -1162,6 +1167,7 @@ ASSESS_LOGIC = 1
 INCREMENTAL_MAX = 5000
 
 
+@releasing_memory
 def assess_partition(ctx: Ctx, p: int, n: int) -> dict[str, Any]:
     """Signals and a segment for each debtor of partition ``p`` of ``n``, as of today.
 
@@ -1441,6 +1447,7 @@ def plan_inputs(
     return d, dossiers, hist, held
 
 
+@releasing_memory
 def plan_partition(ctx: Ctx, p: int, n: int) -> dict[str, Any]:
     if creditor_stopped(ctx):
         return {"partition": p, "planned": 0, "stopped": True}
@@ -1990,6 +1997,7 @@ def _channel(ctx: Ctx, name: str) -> Channel:
     return OutboxChannel(name, settings)
 
 
+@releasing_memory
 def send_channel(
     ctx: Ctx, name: str, batch_size: int = 500, channel: Channel | None = None
 ) -> dict[str, Any]:
@@ -2265,6 +2273,7 @@ def _render(ctx: Ctx, due: pd.DataFrame, channel: str) -> list[OutboundMessage]:
 WRITE_BACK_BATCH = 2000
 
 
+@releasing_memory
 def write_back(
     ctx: Ctx, batch_size: int = WRITE_BACK_BATCH, writer: StatusWriter | None = None
 ) -> dict[str, Any]:
