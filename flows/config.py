@@ -340,13 +340,21 @@ class RetentionSettings(Strict):
 
 
 class ScaleSettings(Strict):
-    """Where a creditor's partition tasks (assess, plan) run."""
+    """Where a creditor's partition tasks (assess, plan) and the bank lane (statements
+    fetched beside ingest and validate) run."""
 
-    runner: Literal["threads", "dask"] = Field(
-        "threads", description="threads: Prefect's thread pool; dask: a Dask cluster (prefect-dask)"
+    runner: Literal["processes", "threads", "dask"] = Field(
+        "processes",
+        description="processes: one pool of worker processes for the cycle (every core);"
+        " threads: Prefect's thread pool (one core: the GIL); dask: a Dask cluster"
+        " (prefect-dask)",
     )
     max_workers: int | None = Field(
-        None, ge=1, le=256, description="threads for partition tasks (default: Prefect's)"
+        None,
+        ge=1,
+        le=256,
+        description="worker processes or threads (default: processes, the cores this"
+        " process may use; threads, Prefect's default)",
     )
     dask_address: str | None = Field(
         None, description="scheduler of a running cluster, e.g. tcp://dask.internal:8786"
@@ -357,6 +365,13 @@ class ScaleSettings(Strict):
     dask_workers: int = Field(
         2, ge=1, le=256, description="worker processes of a temporary local cluster (no address)"
     )
+
+    def processes(self) -> int:
+        """The worker processes of the ``processes`` runner: ``max_workers``, or the cores
+        this process may run on (a container's CPU set, not the host's)."""
+        import os
+
+        return self.max_workers or max(len(os.sched_getaffinity(0)), 1)
 
     def address(self) -> str | None:
         import os

@@ -7,6 +7,10 @@ per partition or per channel; never one per record.
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from prefect import flow, get_run_logger, tags, task
@@ -18,6 +22,8 @@ from prefect.artifacts import (
 )
 from prefect.events import emit_event
 from prefect.futures import PrefectFuture, as_completed
+from prefect.settings import PREFECT_API_URL, temporary_settings
+from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner
 from sqlalchemy.exc import DBAPIError
 
 from connectors.errors import RetriableError
@@ -261,8 +267,14 @@ def _debt_help_artifacts(ctx: Ctx, out: dict[str, Any]) -> None:
 
 
 @flow(name="reconcile", flow_run_name="reconcile-{ctx.creditor_id}")
-def reconcile(ctx: Ctx, sftp_port: int | None = None) -> dict[str, Any]:
-    fetched = [fetch_statements(ctx, src, sftp_port) for src in ctx.cfg.sftp_sources()]
+def reconcile(
+    ctx: Ctx, sftp_port: int | None = None, fetched: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """Bank lines matched to open items. ``fetched``: what the daily cycle's bank lane
+    fetched beside ingest and validate; without it (intraday), the statements are
+    fetched here first."""
+    if fetched is None:
+        fetched = [fetch_statements(ctx, src, sftp_port) for src in ctx.cfg.sftp_sources()]
     matched = match_payments(ctx)
     matched["arrangements"] = track_arrangements(ctx)
     create_table_artifact(
@@ -361,12 +373,122 @@ def write_back_stage(ctx: Ctx) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------- the cycle
+class CyclePool(ProcessPoolTaskRunner):
+    """Prefect's process pool, started once for a cycle and shared by its stages.
+
+    The cycle starts it (``cycle_pool``); a partitioned stage's subflow gets a duplicate,
+    which borrows the running pool's worker processes instead of spawning its own (each
+    new pool spawns its workers and imports pandas, SQLAlchemy and the stages again:
+    2-4 s a pool). A duplicate entered when no pool runs in this thread starts one.
+
+    In Prefect's ephemeral mode (no API URL set) the workers are pointed at the parent's
+    temporary server; left alone, each worker starts a temporary server of its own
+    (about 5 s each, and a second API to report to)."""
+
+    _running = threading.local()  # the pool started in this thread, if any
+
+    def __init__(self, max_workers: int | None = None) -> None:
+        import os
+
+        super().__init__(
+            max_workers=max_workers, initializer=exit_with_parent, initargs=(os.getpid(),)
+        )
+        self._borrowed = False
+
+    def duplicate(self) -> CyclePool:
+        return type(self)(max_workers=self._max_workers)
+
+    @classmethod
+    def running(cls) -> CyclePool | None:
+        return getattr(cls._running, "pool", None)
+
+    def __enter__(self) -> CyclePool:
+        owner = self.running()
+        if owner is None or owner._executor is None:
+            super().__enter__()
+            CyclePool._running.pool = self
+            return self
+        TaskRunner.__enter__(self)
+        self._borrowed = True
+        self._executor = owner._executor
+        self._resolver_executor = owner._resolver_executor
+        self._subprocess_message_queue = owner._subprocess_message_queue
+        return self
+
+    def __exit__(self, exc_type: Any, exc_value: Any, traceback: Any) -> None:
+        if self._borrowed:  # the pool is the owner's: leave it running
+            self._executor = self._resolver_executor = None
+            self._subprocess_message_queue = None
+            self._cached_context = self._cached_env = None
+            self._borrowed = False
+            TaskRunner.__exit__(self, exc_type, exc_value, traceback)
+            return
+        try:
+            super().__exit__(exc_type, exc_value, traceback)
+        finally:
+            if self.running() is self:
+                CyclePool._running.pool = None
+
+    def submit(
+        self,
+        task: Any,
+        parameters: dict[str, Any],
+        wait_for: Any = None,
+        dependencies: Any = None,
+    ) -> Any:
+        # the context and environment the workers get are taken at the first submit
+        url = None if self._cached_context is not None or PREFECT_API_URL.value() else _api_url()
+        if url is None:
+            return super().submit(task, parameters, wait_for, dependencies)
+        with temporary_settings({PREFECT_API_URL: url}):
+            return super().submit(task, parameters, wait_for, dependencies)
+
+
+def exit_with_parent(parent: int, every: float = 0.5) -> None:
+    """A pool worker's watchdog: the worker exits as soon as the process that started it
+    is gone (killed, or crashed), instead of finishing its task on a ledger that a new
+    run may already be writing."""
+    import os
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every)
+        os._exit(70)  # EX_SOFTWARE: the cycle that owned this worker is gone
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+def _api_url() -> str | None:
+    """The API this flow run reports to (the ephemeral server's, when none is set)."""
+    from prefect.context import FlowRunContext
+
+    run = FlowRunContext.get()
+    client = getattr(run, "client", None) if run is not None else None
+    url = getattr(client, "api_url", None)
+    return str(url).rstrip("/") if url else None
+
+
+@contextmanager
+def cycle_pool(ctx: Ctx) -> Iterator[CyclePool | None]:
+    """The creditor's worker processes for the length of a cycle (``scale.runner:
+    processes``), or None (threads or Dask: each stage makes its own runner)."""
+    sc = ctx.cfg.scale
+    if sc.runner != "processes":
+        yield None
+        return
+    with CyclePool(max_workers=sc.processes()) as pool:
+        yield pool
+
+
 def task_runner(ctx: Ctx) -> Any:
-    """Prefect's thread pool, or a Dask cluster when the creditor's ``scale`` says so:
-    the scheduler at ``dask_address``, or a temporary local cluster of processes."""
+    """The creditor's ``scale.runner`` for a partitioned stage: the cycle's process pool
+    (borrowed, see ``CyclePool``), Prefect's thread pool, or a Dask cluster (the
+    scheduler at ``dask_address``, or a temporary local cluster of processes)."""
     from prefect.task_runners import ThreadPoolTaskRunner
 
     sc = ctx.cfg.scale
+    if sc.runner == "processes":
+        return CyclePool(max_workers=sc.processes())
     if sc.runner == "threads":
         return ThreadPoolTaskRunner(max_workers=sc.max_workers)
     from prefect_dask import DaskTaskRunner
@@ -411,20 +533,38 @@ def daily_cycle(
     creditor_file: str, now: str | None = None, sftp_port: int | None = None
 ) -> dict[str, Any]:
     """ingest -> validate -> debt help -> reconcile -> assess -> plan -> debt help (last
-    look) -> send -> write back."""
+    look) -> send -> write back; the bank's statements are fetched beside ingest and
+    validate (``bank_lane``), on another core."""
     ctx = make_ctx(creditor_file, now)
     with creditor_tags(ctx.creditor_id):
         return _daily_cycle(ctx, sftp_port)
 
 
+def bank_lane(ctx: Ctx, sftp_port: int | None, pool: CyclePool | None) -> list[Any]:
+    """The statements fetched (downloaded, parsed, checked, stored) beside ingest and
+    validate: they need nothing those stages write, and on a rent day they are a third of
+    the cycle's work. On the cycle's process pool when it has one (another core), else
+    on the flow's own runner. Futures of one task per statement source."""
+    sources = list(ctx.cfg.sftp_sources())
+    if pool is not None:
+        return [
+            pool.submit(fetch_statements, {"ctx": ctx, "source": s, "port": sftp_port})
+            for s in sources
+        ]
+    return [fetch_statements.submit(ctx, s, sftp_port) for s in sources]
+
+
 def _daily_cycle(ctx: Ctx, sftp_port: int | None) -> dict[str, Any]:
     summary: dict[str, Any] = {"creditor": ctx.creditor_id, "cycle_date": ctx.today.isoformat()}
-    summary["ingest"] = ingest(ctx)
-    summary["validate"] = validate(ctx)
-    summary["debt_help"] = debt_help(ctx)
-    summary["reconcile"] = reconcile(ctx, sftp_port)
-    summary["assess"] = _scaled(assess, ctx)(ctx)
-    summary["plan"] = _scaled(plan, ctx)(ctx)
+    ctx.engine  # noqa: B018 - the ledger migrated and the creditor known before any worker opens it
+    with cycle_pool(ctx) as pool:
+        bank = bank_lane(ctx, sftp_port, pool)
+        summary["ingest"] = ingest(ctx)
+        summary["validate"] = validate(ctx)
+        summary["debt_help"] = debt_help(ctx)
+        summary["reconcile"] = reconcile(ctx, sftp_port, [f.result() for f in bank])
+        summary["assess"] = _scaled(assess, ctx)(ctx)
+        summary["plan"] = _scaled(plan, ctx)(ctx)
     summary["debt_help_last_look"] = debt_help_last_look(ctx)
     summary["send"] = send(ctx)
     summary["write_back"] = write_back_stage(ctx)

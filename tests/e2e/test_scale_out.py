@@ -24,6 +24,13 @@ def ledger_dump(demo: Path) -> dict[str, list[tuple[str, ...]]]:
     return h.ledger_dump(f"sqlite:///{demo / 'ledger.sqlite'}")
 
 
+def _on(demo: Path, yaml: str) -> Path:
+    """The demo creditor with ``yaml`` added to its configuration."""
+    cfg = demo / "creditor.yaml"
+    cfg.write_text(cfg.read_text() + "\n" + yaml)
+    return demo
+
+
 def _task_keys(dask_scheduler: Any) -> set[str]:
     return {str(e[0]) for e in dask_scheduler.transition_log}
 
@@ -51,7 +58,7 @@ def test_dask_cluster_gives_the_same_ledger_as_the_thread_pool(
     assert type(runner).__name__ == "DaskTaskRunner"
 
     distributed = pytest.importorskip("distributed")
-    threads = run(demo_dir, MORNING)
+    threads = run(_on(demo_dir, "scale:\n  runner: threads\n"), MORNING)
     with distributed.Client(dask_cluster) as client:
         before = client.run_on_scheduler(_task_keys)
         dask = run(on_dask, MORNING)
@@ -77,3 +84,121 @@ def test_dask_runner_reads_its_address_from_the_environment(
         task_runner(ctx)
     monkeypatch.setenv("VANGNET_DASK", "tcp://127.0.0.1:8786")
     assert task_runner(make_ctx(str(cfg), MORNING)).address == "tcp://127.0.0.1:8786"
+
+
+def test_the_process_pool_gives_the_same_ledger_as_the_thread_pool(
+    demo_dir: Path, tmp_path: Path
+) -> None:
+    """The default runner (``processes``): the bank lane beside ingest and validate, the
+    partitions over the workers; the same cycle as one thread of work does, row by row."""
+    on_threads = tmp_path / "on-threads"
+    shutil.copytree(demo_dir, on_threads)
+    cfg = on_threads / "creditor.yaml"
+    cfg.write_text(cfg.read_text().replace(str(demo_dir), str(on_threads)))
+    _on(on_threads, "scale:\n  runner: threads\n")
+    assert make_ctx(str(demo_dir / "creditor.yaml"), MORNING).cfg.scale.runner == "processes"
+    assert type(task_runner(make_ctx(str(cfg), MORNING))).__name__ == "ThreadPoolTaskRunner"
+
+    pooled = run(demo_dir, MORNING)
+    threads = run(on_threads, MORNING)
+    assert pooled["reconcile"]["files"][0]["entries"] > 0  # the lane fetched the statement
+    assert pooled["reconcile"]["matched"] == threads["reconcile"]["matched"] > 0
+    assert pooled["assess"] == threads["assess"]
+    assert pooled["plan"]["by_step"] == threads["plan"]["by_step"]
+    a, b = ledger_dump(demo_dir), ledger_dump(on_threads)
+    for name in h.LEDGER_TABLES:
+        assert a[name] == b[name], f"{name} differs between the process pool and the threads"
+    assert len(a["segments"]) > 100 and len(a["payments"]) > 0
+
+
+def test_stages_borrow_the_cycles_pool_of_other_processes() -> None:
+    """Tasks run in worker processes; a subflow's pool borrows the running one's workers
+    (no second pool); with no pool running, a subflow starts one of its own; every worker
+    reports to the parent's API."""
+    import os
+
+    from prefect.settings import PREFECT_API_URL
+
+    from tests.e2e.pool_probe import outer
+
+    out = outer()
+    first = {r["pid"] for r in out["first"]}
+    borrowed = {r["pid"] for r in out["borrowed"]}
+    alone = {r["pid"] for r in out["alone"]}
+    assert os.getpid() not in first | borrowed | alone
+    assert len(first) == 2 and borrowed <= first  # the same two workers
+    assert alone.isdisjoint(first)  # a pool of its own, once the cycle's was closed
+    api = PREFECT_API_URL.value()
+    assert {r["api"] for r in out["first"] + out["borrowed"] + out["alone"]} == {api}
+
+
+def test_workers_report_to_the_ephemeral_server_of_the_flow(tmp_path: Path) -> None:
+    """Without an API URL (``vangnet demo``, the bench) Prefect runs a temporary server for
+    the flow; the pool's workers report to it instead of starting one each."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(PREFECT_HOME=str(tmp_path / "prefect"), PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.e2e.pool_probe"],
+        cwd=Path(__file__).parents[2],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout.split("PROBE ", 1)[1])
+    assert out["api"] and out["api"].startswith("http://127.0.0.1:")
+    seen = {r["api"] for r in out["first"] + out["borrowed"] + out["alone"]}
+    assert seen == {out["api"]}
+    assert (done.stdout + done.stderr).count("Starting temporary server") == 1
+
+
+def _orphan(ready: Any) -> None:
+    """A process that starts a watched worker, says its pid, and dies without a word."""
+    import multiprocessing
+    import os
+
+    child = multiprocessing.get_context("spawn").Process(target=_watched, args=(os.getpid(),))
+    child.start()
+    ready.put(child.pid)
+    ready.close()
+    ready.join_thread()  # the pid written before the exit (put hands it to a thread)
+    os._exit(9)  # as a killed flow-run process would: no clean-up, no pool shutdown
+
+
+def _watched(parent: int) -> None:
+    from flows.cycle import exit_with_parent
+
+    exit_with_parent(parent, every=0.05)
+    import time
+
+    time.sleep(60)  # a task still running when its cycle's process is gone
+
+
+def test_a_worker_exits_when_its_cycle_process_is_gone() -> None:
+    import multiprocessing
+    import os
+    import time
+
+    mp = multiprocessing.get_context("spawn")
+    ready = mp.Queue()
+    parent = mp.Process(target=_orphan, args=(ready,))
+    parent.start()
+    child = ready.get(timeout=60)
+    parent.join(30)
+    deadline = time.monotonic() + 20
+    alive = True
+    while alive and time.monotonic() < deadline:
+        try:
+            os.kill(child, 0)
+            with open(f"/proc/{child}/stat") as fh:  # a zombie has exited already
+                alive = fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+        except (ProcessLookupError, FileNotFoundError):
+            alive = False
+        time.sleep(0.05)
+    assert not alive, "the worker outlived the process that started it"
