@@ -169,12 +169,21 @@ def measure(conn_str: str, n: int, fast: bool) -> dict[str, float]:
 
 
 def commit_id() -> str:
+    """The commit measured: HEAD's short id, ``+dirty`` when tracked files differ from it
+    (a run of uncommitted code is not that commit's figure)."""
     try:
-        return subprocess.run(
+        head = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        changed = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+    return f"{head}+dirty" if changed else head
 
 
 def main() -> None:
