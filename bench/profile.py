@@ -44,7 +44,7 @@ def _stages(ctx: Any, port: int) -> list[tuple[str, Callable[[], Any]]]:
         ("debt_help", lambda: debt_help.exchange_messages(ctx)),
         ("reconcile", lambda: _reconcile(ctx, port)),
         ("assess", lambda: [stages.assess_partition(ctx, p, n) for p in range(n)]),
-        ("plan", lambda: _plan(ctx, n)),
+        ("plan", lambda: _plan(ctx, n=n)),
         ("send", lambda: [stages.send_channel(ctx, ch) for ch in ctx.cfg.channels]),
         ("write_back", lambda: stages.write_back(ctx)),
     ]
