@@ -118,11 +118,31 @@ debt_help:
   proposals: {{accept_min_percentage: 30, max_term_months: 36}}
   wgs: {{enabled: true, min_days_late: 30, export_dir: wgs}}
 
+scale:
+  runner: {runner}  # {runner_why}
+
 policy:
   partitions: 4
   contacts_per_week: 2
   max_reject_share: 0.5
 """
+
+
+#: from this many debtors the demo creditor runs on a pool of worker processes
+DEMO_PROCESSES_FROM = 20_000
+
+
+def demo_runner(debtors: int) -> tuple[str, str]:
+    """The demo creditor's ``scale.runner`` and why, by its size: a pool's start (each
+    worker spawns and imports pandas, SQLAlchemy and the stages: 2-4 s) costs a small
+    portfolio more than the second core saves it; from DEMO_PROCESSES_FROM debtors the
+    pool pays (docs/performance.md)."""
+    if debtors >= DEMO_PROCESSES_FROM:
+        return "processes", "a pool of worker processes: every core (the default)"
+    return "threads", (
+        f"a small portfolio: starting worker processes costs more than it saves"
+        f" (from {DEMO_PROCESSES_FROM:,} debtors: processes, the default)"
+    )
 
 
 def seed(
@@ -157,9 +177,14 @@ def seed(
         workdir / "debt-help-inbox" / f"kennisgevingen_{today:%Y%m%d}.csv", portfolio.notices
     )
     tmp = cfg.with_suffix(".tmp")
+    runner, why = demo_runner(debtors)
     tmp.write_text(
         DEMO_YAML.format(
-            erp=workdir / "erp.sqlite", user=SFTP_USER, fingerprint=fingerprint_of(host)
+            erp=workdir / "erp.sqlite",
+            user=SFTP_USER,
+            fingerprint=fingerprint_of(host),
+            runner=runner,
+            runner_why=why,
         )
     )
     tmp.replace(cfg)  # the config appears last: its presence means the seed is complete

@@ -24,13 +24,6 @@ def ledger_dump(demo: Path) -> dict[str, list[tuple[str, ...]]]:
     return h.ledger_dump(f"sqlite:///{demo / 'ledger.sqlite'}")
 
 
-def _on(demo: Path, yaml: str) -> Path:
-    """The demo creditor with ``yaml`` added to its configuration."""
-    cfg = demo / "creditor.yaml"
-    cfg.write_text(cfg.read_text() + "\n" + yaml)
-    return demo
-
-
 def _task_keys(dask_scheduler: Any) -> set[str]:
     return {str(e[0]) for e in dask_scheduler.transition_log}
 
@@ -51,14 +44,15 @@ def test_dask_cluster_gives_the_same_ledger_as_the_thread_pool(
     shutil.copytree(demo_dir, on_dask)
     cfg = on_dask / "creditor.yaml"
     cfg.write_text(
-        cfg.read_text().replace(str(demo_dir), str(on_dask))
-        + f"\nscale:\n  runner: dask\n  dask_address: {dask_cluster}\n"
+        cfg.read_text()
+        .replace(str(demo_dir), str(on_dask))
+        .replace("  runner: threads", f"  runner: dask\n  dask_address: {dask_cluster}")
     )
     runner = task_runner(make_ctx(str(cfg), MORNING))
     assert type(runner).__name__ == "DaskTaskRunner"
 
     distributed = pytest.importorskip("distributed")
-    threads = run(_on(demo_dir, "scale:\n  runner: threads\n"), MORNING)
+    threads = run(demo_dir, MORNING)  # the small demo creditor: threads
     with distributed.Client(dask_cluster) as client:
         before = client.run_on_scheduler(_task_keys)
         dask = run(on_dask, MORNING)
@@ -78,7 +72,11 @@ def test_dask_runner_reads_its_address_from_the_environment(
     demo_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cfg = demo_dir / "creditor.yaml"
-    cfg.write_text(cfg.read_text() + "\nscale: {runner: dask, dask_address_env: VANGNET_DASK}\n")
+    cfg.write_text(
+        cfg.read_text().replace(
+            "  runner: threads", "  runner: dask\n  dask_address_env: VANGNET_DASK"
+        )
+    )
     ctx = make_ctx(str(cfg), MORNING)
     with pytest.raises(ValueError, match="VANGNET_DASK is not set"):
         task_runner(ctx)
@@ -90,14 +88,21 @@ def test_the_process_pool_gives_the_same_ledger_as_the_thread_pool(
     demo_dir: Path, tmp_path: Path
 ) -> None:
     """The default runner (``processes``): the bank lane beside ingest and validate, the
-    partitions over the workers; the same cycle as one thread of work does, row by row."""
+    partitions over the workers; the same cycle as one thread of work does, row by row.
+    (The small demo creditor says ``threads``: ``flows.demo.demo_runner``.)"""
+    from flows.config import ScaleSettings
+    from flows.demo import demo_runner
+
+    assert ScaleSettings().runner == "processes"  # a creditor that says nothing
+    assert demo_runner(160)[0] == "threads" and demo_runner(250_000)[0] == "processes"
     on_threads = tmp_path / "on-threads"
     shutil.copytree(demo_dir, on_threads)
     cfg = on_threads / "creditor.yaml"
     cfg.write_text(cfg.read_text().replace(str(demo_dir), str(on_threads)))
-    _on(on_threads, "scale:\n  runner: threads\n")
-    assert make_ctx(str(demo_dir / "creditor.yaml"), MORNING).cfg.scale.runner == "processes"
     assert type(task_runner(make_ctx(str(cfg), MORNING))).__name__ == "ThreadPoolTaskRunner"
+    pooled_cfg = demo_dir / "creditor.yaml"
+    pooled_cfg.write_text(pooled_cfg.read_text().replace("runner: threads", "runner: processes"))
+    assert make_ctx(str(pooled_cfg), MORNING).cfg.scale.runner == "processes"
 
     pooled = run(demo_dir, MORNING)
     threads = run(on_threads, MORNING)
@@ -111,30 +116,12 @@ def test_the_process_pool_gives_the_same_ledger_as_the_thread_pool(
     assert len(a["segments"]) > 100 and len(a["payments"]) > 0
 
 
-def test_stages_borrow_the_cycles_pool_of_other_processes() -> None:
-    """Tasks run in worker processes; a subflow's pool borrows the running one's workers
-    (no second pool); with no pool running, a subflow starts one of its own; every worker
-    reports to the parent's API."""
-    import os
-
-    from prefect.settings import PREFECT_API_URL
-
-    from tests.e2e.pool_probe import outer
-
-    out = outer()
-    first = {r["pid"] for r in out["first"]}
-    borrowed = {r["pid"] for r in out["borrowed"]}
-    alone = {r["pid"] for r in out["alone"]}
-    assert os.getpid() not in first | borrowed | alone
-    assert len(first) == 2 and borrowed <= first  # the same two workers
-    assert alone.isdisjoint(first)  # a pool of its own, once the cycle's was closed
-    api = PREFECT_API_URL.value()
-    assert {r["api"] for r in out["first"] + out["borrowed"] + out["alone"]} == {api}
-
-
 def test_workers_report_to_the_ephemeral_server_of_the_flow(tmp_path: Path) -> None:
-    """Without an API URL (``vangnet demo``, the bench) Prefect runs a temporary server for
-    the flow; the pool's workers report to it instead of starting one each."""
+    """The cycle's pool, as a deployment-less run has it (``vangnet demo``, the bench):
+    without an API URL Prefect runs a temporary server for the flow, and the pool's
+    workers report to it instead of starting one each. Tasks run in worker processes; a
+    subflow's pool borrows the running one's workers (no second pool); with no pool
+    running, a subflow starts one of its own (``tests/e2e/pool_probe.py``)."""
     import json
     import os
     import subprocess
@@ -152,6 +139,12 @@ def test_workers_report_to_the_ephemeral_server_of_the_flow(tmp_path: Path) -> N
     )
     assert done.returncode == 0, done.stderr[-2000:]
     out = json.loads(done.stdout.split("PROBE ", 1)[1])
+    first = {r["pid"] for r in out["first"]}
+    borrowed = {r["pid"] for r in out["borrowed"]}
+    alone = {r["pid"] for r in out["alone"]}
+    assert out["pid"] not in first | borrowed | alone
+    assert len(first) == 2 and borrowed <= first  # the same two workers
+    assert alone.isdisjoint(first)  # a pool of its own, once the cycle's was closed
     assert out["api"] and out["api"].startswith("http://127.0.0.1:")
     seen = {r["api"] for r in out["first"] + out["borrowed"] + out["alone"]}
     assert seen == {out["api"]}
