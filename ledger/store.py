@@ -8,6 +8,7 @@ which both dialects offer ``INSERT .. ON CONFLICT``.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import io
 import json
 import re
@@ -270,6 +271,8 @@ def update_many(
     rows = _last_per_key(rows, keys)  # a key named twice: its last row, counted once
     if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg2" and cols:
         return _pg_update_from_values(conn, table, fixed, keys, cols, rows)
+    if conn.dialect.name == "sqlite" and cols and len(rows) >= SQLITE_BULK_FROM:
+        return _sqlite_update_from_temp(conn, table, fixed, keys, cols, rows)
     params = [{**{f"k_{k}": r[k] for k in keys}, **{f"v_{c}": r[c] for c in cols}} for r in rows]
     return execute_many(conn, stmt, params)
 
@@ -332,6 +335,62 @@ def _pg_update_from_values(
         return total
     finally:
         cur.close()
+
+
+def _sqlite_update_from_temp(
+    conn: Connection,
+    table: Table,
+    fixed: Mapping[str, Any],
+    keys: Sequence[str],
+    cols: Sequence[str],
+    rows: Sequence[Mapping[str, Any]],
+) -> int:
+    """``update_many`` on SQLite for many rows: the keys and values into a temporary
+    table, then one ``UPDATE t SET c = v.c FROM temp AS v WHERE t.k = v.k`` (SQLite
+    3.33+). A statement a row journals the same pages once a row on a table with
+    triggers (see ``_sqlite_bulk_insert``). Each value goes through its column type's bind
+    processor; the temporary table has no types, so the ledger's column gives a value its
+    affinity once, as a direct UPDATE does. Keys are distinct here (``update_many``
+    keeps a repeated key's last row)."""
+    dialect = conn.dialect
+    quote = dialect.identifier_preparer.quote
+    names = [*keys, *cols]
+    procs = [table.c[n].type._cached_bind_processor(dialect) for n in names]
+    columns = [
+        _processed(p, values) if p else values
+        for p, values in zip(
+            procs,
+            (
+                rows.column(n) if isinstance(rows, ColumnRows) else [r[n] for r in rows]
+                for n in names
+            ),
+            strict=True,
+        )
+    ]
+    fixed_values = [
+        p(v) if (p := table.c[k].type._cached_bind_processor(dialect)) else v
+        for k, v in fixed.items()
+    ]
+    target = dialect.identifier_preparer.format_table(table)
+    temp = ", ".join(f"x{i}" for i in range(len(names)))
+    run = conn.exec_driver_sql
+    run("DROP TABLE IF EXISTS temp.vangnet_bulk")
+    run(f"CREATE TEMP TABLE vangnet_bulk ({temp})")
+    params = list(zip(*columns, strict=True))
+    marks = ", ".join("?" * len(names))
+    for chunk in _chunks(params, 20_000):
+        run(f"INSERT INTO temp.vangnet_bulk VALUES ({marks})", list(chunk))
+    where = [f"{target}.{quote(k)} = v.x{i}" for i, k in enumerate(keys)]
+    where += [f"{target}.{quote(k)} = ?" for k in fixed]
+    total = run(
+        f"UPDATE {target} SET "
+        + ", ".join(f"{quote(c)} = v.x{len(keys) + i}" for i, c in enumerate(cols))
+        + " FROM temp.vangnet_bulk AS v WHERE "
+        + " AND ".join(where),
+        tuple(fixed_values),
+    ).rowcount
+    run("DROP TABLE temp.vangnet_bulk")
+    return max(total, 0)
 
 
 def insert_ignore(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> int:
@@ -490,6 +549,9 @@ def execute_many(
             except KeyError:
                 params = None  # rows of different shapes: SQLAlchemy sorts them out
             if params is not None:
+                bulk = _sqlite_bulk(sql) if len(params) >= SQLITE_BULK_FROM else None
+                if bulk is not None:
+                    return _sqlite_bulk_insert(conn, bulk, params)
                 total = 0
                 for chunk in _chunks(params, 2000):
                     total += max(conn.exec_driver_sql(sql, list(chunk)).rowcount, 0)
@@ -512,6 +574,65 @@ def execute_many(
     for chunk in _chunks(rows, 2000):
         total += max(conn.execute(stmt, list(chunk)).rowcount, 0)
     return total
+
+
+#: from this many rows, an INSERT on SQLite goes through a temporary table and one
+#: INSERT … SELECT (see ``_sqlite_bulk_insert``); fewer are not worth the table
+SQLITE_BULK_FROM = 500
+
+#: a SQLite INSERT of parameters only: the table, its columns, the ``?`` of each, and
+#: what follows (ON CONFLICT …)
+_SQLITE_VALUES = re.compile(
+    r"INSERT INTO (?P<table>\S+) \((?P<names>[^()]*)\) VALUES \((?P<marks>\?(?:, \?)*)\)"
+    r"(?P<tail>.*)",
+    re.S,
+)
+
+
+@functools.lru_cache(maxsize=256)
+def _sqlite_bulk(sql: str) -> tuple[str, str, str] | None:
+    """(table, column list, tail) of an INSERT ``_sqlite_bulk_insert`` can run as one
+    INSERT … SELECT; None for any other statement (a parameter outside VALUES, a
+    RETURNING, an UPDATE)."""
+    found = _SQLITE_VALUES.fullmatch(sql)
+    if found is None:
+        return None
+    names, tail = found["names"], found["tail"]
+    if "?" in tail or "RETURNING" in tail.upper():
+        return None
+    if names.count(",") != found["marks"].count(","):
+        return None
+    return found["table"], names, tail
+
+
+def _sqlite_bulk_insert(conn: Connection, bulk: tuple[str, str, str], params: list[Any]) -> int:
+    """Many rows of one INSERT on SQLite: into a temporary table without indexes or
+    triggers, then one ``INSERT … SELECT`` with the statement's own ON CONFLICT; the
+    number of rows inserted or changed (SQLite's changes of that one statement, as
+    ``executemany`` adds them up row by row).
+
+    A statement a row costs more than it looks on a table with triggers: SQLite keeps a
+    statement journal for each statement that may have to undo part of itself (a row
+    and the dirty-debtor mark its trigger writes), and with ``executemany`` each row's
+    statement journals the same index pages again. One statement journals each page
+    once: a day's 973,046 invoices into the ledger took 22.7 s a row at a time, 12.4 s
+    this way, with the same count and the same marks. The temporary table's columns
+    have no type, so a value reaches the ledger's column exactly as bound and gets that
+    column's affinity once, as a direct insert gives it; its rows are read back in the
+    order they came (rowid), so ids and marks follow the same order. ``WHERE true``:
+    SQLite would read ``ON CONFLICT`` after a bare ``FROM`` as a join's ON."""
+    table, names, tail = bulk
+    marks = ", ".join("?" * (names.count(",") + 1))
+    run = conn.exec_driver_sql  # through SQLAlchemy: its events see every statement
+    run("DROP TABLE IF EXISTS temp.vangnet_bulk")  # one a failed statement left behind
+    run(f"CREATE TEMP TABLE vangnet_bulk ({names})")
+    for chunk in _chunks(params, 20_000):
+        run(f"INSERT INTO temp.vangnet_bulk VALUES ({marks})", list(chunk))
+    total = run(
+        f"INSERT INTO {table} ({names}) SELECT {names} FROM temp.vangnet_bulk WHERE true{tail}"
+    ).rowcount
+    run("DROP TABLE temp.vangnet_bulk")
+    return max(total, 0)
 
 
 #: an INSERT whose VALUES are the rows' parameters only, each perhaps cast (JSON is)

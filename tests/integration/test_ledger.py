@@ -578,3 +578,122 @@ def test_a_kept_statement_serves_each_shape_of_call_as_its_own(url: str) -> None
             conn.execute(select(s.creditors.c.creditor_id, s.creditors.c.stopped_reason)).all()
         )
         assert stopped == {"c1": None, "c2": "broken export"}
+
+
+def test_a_bulk_insert_on_sqlite_leaves_what_a_row_at_a_time_leaves(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """From ``SQLITE_BULK_FROM`` rows an INSERT on SQLite goes through a temporary table
+    and one INSERT … SELECT: the same rows (ids in the same order), the same dirty marks
+    in the same order, the same counts on a first day and a second, as a statement a
+    row; a JSON column named by a keyword ("values") and values that look like numbers
+    get the column's own affinity either way."""
+    import ledger.store as store
+
+    def day(i: int, second: bool) -> dict:
+        changed = second and i % 3 == 0
+        return {
+            "creditor_id": "c",
+            "invoice_id": f"F{(i * 7919) % 1300:05d}",  # not in key order
+            "debtor_id": f"D{i % 400:04d}",
+            "amount_cents": 1000 + i,
+            "open_cents": 0 if changed else 1000 + i,
+            "currency": "EUR",
+            "invoice_date": dt.date(2026, 1, 1) + dt.timedelta(days=i % 60),
+            "due_date": dt.date(2026, 2, 1),
+            "paid_date": dt.date(2026, 11, 24) if changed else None,
+            "payment_reference": f"{i:016d}" if i % 5 else None,  # a text of digits
+            "status": "paid" if changed else "open",
+            "bucket": i % 1024,
+            "source": "erp",
+            "source_version": "5" if i % 2 else "2026-11-24 10:00:00",
+            "updated_at": _stamp,
+        }
+
+    def changes(i: int) -> dict:
+        values: object = {"status": "betaald", "open_amount": f"{i}.00"}
+        if i % 50 == 0:
+            values = 5 if i % 100 else "0012"  # JSON scalars: a number, a text of digits
+        return {
+            "creditor_id": "c",
+            "target": "erp",
+            "entity": "invoices",
+            "record_id": f"F{i:05d}",
+            "change_id": f"ch-{(i * 31) % 1000:04d}",
+            "values": values,
+            "expected_version": None if i % 7 == 0 else "v1",
+            "status": "planned",
+            "attempts": 0,
+            "created_at": _stamp,
+        }
+
+    got = {}
+    for bulk_from in (store.SQLITE_BULK_FROM, 10**9):  # the temporary table; a row at a time
+        eng = open_ledger(f"sqlite:///{tmp_path / f'l-{bulk_from}.sqlite'}")
+        counts = []
+        saved, store.SQLITE_BULK_FROM = store.SQLITE_BULK_FROM, bulk_from
+        try:
+            cols = ["open_cents", "paid_date", "status", "source_version"]
+            for second in (False, True):
+                with eng.begin() as conn:
+                    ensure_creditor(conn, "c", "C", "housing", "x")
+                    rows = [day(i, second) for i in range(1300 if second else 1000)]
+                    counts.append(
+                        upsert(
+                            conn,
+                            s.invoices,
+                            rows,
+                            ["creditor_id", "invoice_id"],
+                            [*cols, "updated_at"],
+                            only_if_changed=cols,
+                        )
+                    )
+                    counts.append(
+                        insert_ignore(conn, s.write_backs, [changes(i) for i in range(1200)])
+                    )
+            with eng.begin() as conn:  # a match's invoices: some move to another debtor
+                conn.execute(s.dirty_debtors.delete())  # assessed: the marks taken
+                moved = [
+                    {
+                        "invoice_id": f"F{(i * 7919) % 1300:05d}",
+                        "open_cents": i,
+                        "debtor_id": f"D{(i + 1) % 400:04d}" if i % 4 == 0 else f"D{i % 400:04d}",
+                        "paid_date": None,
+                    }
+                    for i in range(0, 1300, 2)
+                ]
+                counts.append(
+                    update_many(conn, s.invoices, {"creditor_id": "c"}, ["invoice_id"], moved)
+                )
+        finally:
+            store.SQLITE_BULK_FROM = saved
+        with eng.connect() as conn:
+            got[bulk_from] = (
+                counts,
+                [
+                    tuple(r)
+                    for r in conn.execute(select(s.invoices).order_by(s.invoices.c.invoice_id))
+                ],
+                [
+                    tuple(r)
+                    for r in conn.execute(select(s.dirty_debtors).order_by(s.dirty_debtors.c.id))
+                ],
+                [
+                    tuple(r)
+                    for r in conn.execute(select(s.write_backs).order_by(s.write_backs.c.id))
+                ],
+                conn.exec_driver_sql(
+                    'SELECT typeof("values"), count(*) FROM write_backs GROUP BY 1 ORDER BY 1'
+                ).all(),
+                conn.exec_driver_sql(
+                    "SELECT typeof(payment_reference), typeof(source_version), count(*)"
+                    " FROM invoices GROUP BY 1, 2 ORDER BY 1, 2"
+                ).all(),
+            )
+        eng.dispose()
+    bulk, by_row = got[store.SQLITE_BULK_FROM], got[10**9]
+    # new; every third changed and 300 new; none new; 650 updated by key
+    assert bulk[0] == by_row[0] == [1000, 1000, 334 + 300, 0, 650]
+    assert len(bulk[2]) == 300 and bulk[1:] == by_row[1:]  # the update marks the same debtors
+    # a JSON number is stored as a number (the column's NUMERIC affinity), a text of
+    # digits in a text column stays text
+    assert bulk[4] == [("integer", 10), ("text", 990)]  # 1,000 change ids
+    assert {(a, b) for a, b, _ in bulk[5]} == {("null", "text"), ("text", "text")}
