@@ -381,7 +381,12 @@ def _sqlite_update_from_temp(
     for chunk in _chunks(params, 20_000):
         run(f"INSERT INTO temp.vangnet_bulk VALUES ({marks})", list(chunk))
     where = [f"{target}.{quote(k)} = v.x{i}" for i, k in enumerate(keys)]
-    where += [f"{target}.{quote(k)} = ?" for k in fixed]
+    # a fixed column outside the primary key is a guard, not a way in: "+" keeps its
+    # index out of the plan. Without it SQLite (no statistics on the temporary table)
+    # walked an index on (creditor_id, status) and scanned the temporary table for every
+    # row it found: 7,500 replies marked answered took 2.6-3.1 s instead of 0.01 s
+    pk = set(table.primary_key.columns.keys())
+    where += [f"{'' if k in pk else '+'}{target}.{quote(k)} = ?" for k in fixed]
     total = run(
         f"UPDATE {target} SET "
         + ", ".join(f"{quote(c)} = v.x{len(keys) + i}" for i, c in enumerate(cols))
