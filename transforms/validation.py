@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
+import string
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,11 +115,29 @@ def _valid_iban(value: Any) -> bool:
     return _iban_ok(str(value))
 
 
+#: a Dutch IBAN as written clean: NL, two check digits, four letters of the bank, ten
+#: digits (ASCII only: ``\d`` without re.ASCII takes any script's digits)
+_NL_IBAN = re.compile(r"NL(\d\d)([A-Z]{4})(\d{10})", re.ASCII)
+_LETTER_VALUE = {c: str(i) for i, c in enumerate(string.ascii_uppercase, start=10)}
+
+
+def _nl_iban_ok(check: str, bank: str, account: str) -> bool:
+    """ISO 7064 mod 97-10 as schwifty computes it: the check digits are ``98 - (BBAN
+    and country as a number x 100) mod 97``, so 00, 01 and 99 never are ("NL" is 2321)."""
+    n = int("".join(map(_LETTER_VALUE.__getitem__, bank)) + account + "232100")
+    return 98 - n % 97 == int(check)
+
+
 @functools.lru_cache(maxsize=1 << 18)
 def _iban_ok(text: str) -> bool:
     """schwifty's reading (length, BBAN structure, check digits), kept per text: the
     statement lines' counterparties are mostly the debtors validated earlier that day,
-    and schwifty takes 10-25 us an IBAN."""
+    and schwifty takes 10-25 us an IBAN. A Dutch IBAN as written clean (nearly every
+    one) is read here in 1-2 us, to the same verdict: NL's BBAN is four letters and ten
+    digits, and schwifty checks no bank registry or national checksum by default."""
+    m = _NL_IBAN.fullmatch(text)
+    if m is not None:
+        return _nl_iban_ok(*m.groups())
     try:
         IBAN(text)
         return True
