@@ -10,7 +10,10 @@ Betalingskenmerk rules (Betaalvereniging; DOMAIN.md "Payment references"):
 from __future__ import annotations
 
 import operator
+from collections.abc import Callable, Sequence
+from typing import Any
 
+import numpy as np
 from stdnum import iso11649
 
 _WEIGHTS = (2, 4, 8, 5, 10, 9, 7, 3, 6, 1)
@@ -50,6 +53,35 @@ def _valid_betalingskenmerk(ref: str) -> bool:
     return False
 
 
+#: the weights of a 16-digit kenmerk's 15 digits after the check digit, left to right
+_WEIGHTS_16 = np.array(_WEIGHTS_RIGHT_TO_LEFT[:15][::-1], dtype=np.int16)
+
+
+def valid_references(values: Sequence[Any], one: Callable[[Any], bool]) -> list[bool]:
+    """``one(v)`` for every value, with the 16-digit betalingskenmerken (a day's
+    invoices are nearly all of them) checked at once: their characters as a matrix of
+    bytes, the weighted sums one product. 2.4 us a reference one at a time was 2-5 s of
+    a million invoices' validation. ``one`` decides every other value (missing, RF,
+    other lengths, anything but 16 ASCII digits)."""
+    n = len(values)
+    out = np.zeros(n, dtype=bool)
+    wide = np.fromiter((type(v) is str and len(v) == 16 for v in values), bool, n)
+    at = np.flatnonzero(wide)
+    if len(at):
+        # a character outside ASCII becomes one "?": every row stays 16 bytes wide
+        text = "".join([values[i] for i in at.tolist()]).encode("ascii", "replace")
+        m = np.frombuffer(text, dtype=np.uint8).reshape(-1, 16).astype(np.int16) - 48
+        digits = ((m >= 0) & (m <= 9)).all(axis=1)
+        c = 11 - (m[:, 1:] @ _WEIGHTS_16) % 11
+        c[c == 10], c[c == 11] = 1, 0
+        out[at] = digits & (m[:, 0] == c)
+        wide[at[~digits]] = False  # not a kenmerk of 16 digits after all: ``one`` says
+    for i in np.flatnonzero(~wide).tolist():
+        out[i] = one(values[i])
+    verdicts: list[bool] = out.tolist()
+    return verdicts
+
+
 def new_betalingskenmerk(number: int | str) -> str:
     """The 16-digit betalingskenmerk for ``number`` (at most 15 digits, zero-padded)."""
     digits = str(number)
@@ -75,4 +107,5 @@ __all__ = [
     "is_valid_reference",
     "is_valid_rf",
     "new_betalingskenmerk",
+    "valid_references",
 ]

@@ -28,7 +28,7 @@ from schwifty import IBAN
 from ledger.records import to_json_value
 from transforms.masking import mask_value
 from transforms.phones import valid_phone
-from transforms.references import is_valid_reference
+from transforms.references import is_valid_reference, valid_references
 
 logging.getLogger("great_expectations").setLevel(logging.ERROR)
 
@@ -193,7 +193,7 @@ def derive_invoice_checks(
     due = pd.to_datetime(out["due_date"], errors="coerce")
     far = (due - inv).dt.days > max_due_days
     out["due_not_absurd"] = ~far.fillna(False).astype(bool)
-    out["reference_valid"] = [_valid_ref(v) for v in out["payment_reference"]]
+    out["reference_valid"] = valid_references(out["payment_reference"].tolist(), _valid_ref)
     known = set(known_debtors)
     out["debtor_known"] = out["debtor_id"].isin(known)
     costs = _cents(out, "costs_cents")
@@ -281,7 +281,9 @@ def derive_statement_checks(df: pd.DataFrame, today: Any) -> pd.DataFrame:
     out["counterparty_iban_valid"] = [
         _valid_iban(v) or str(v).strip().isdigit() for v in out["counterparty_iban"]
     ]  # an old Dutch account number (9-10 digits) is not an IBAN, and not wrong
-    out["structured_reference_valid"] = [_valid_ref(v) for v in out["structured_reference"]]
+    out["structured_reference_valid"] = valid_references(
+        out["structured_reference"].tolist(), _valid_ref
+    )
     out["amount_cents"] = pd.to_numeric(out["amount_cents"], errors="coerce").astype("Int64")
     out["fields_fit"] = fields_fit(out, "statement_lines")
     return out

@@ -1,11 +1,12 @@
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from transforms.references import (
     is_valid_betalingskenmerk,
     is_valid_reference,
     new_betalingskenmerk,
+    valid_references,
 )
 
 
@@ -70,3 +71,23 @@ def test_compact_takes_out_whitespace_dots_and_dashes_only(ref: str) -> None:
 
     out = compact(ref)
     assert out == "".join(ref.split()).replace(".", "").replace("-", "").upper()
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.integers(0, 10**16 - 1).map(lambda n: f"{n:016d}"),  # any 16 digits
+            st.integers(0, 10**15 - 1).map(new_betalingskenmerk),
+            st.text("0123456789 .-RFrf\u0661", max_size=18),
+            st.none(),
+            st.just(float("nan")),
+        ),
+        max_size=60,
+    )
+)
+def test_references_checked_at_once_get_each_ones_verdict(values: list) -> None:
+    """The 16-digit kenmerken as a matrix, the rest one by one: the same verdict for
+    every value, in its place, as ``is_valid_reference`` gives it (missing passes)."""
+    one = lambda v: True if v is None or v != v or v == "" else is_valid_reference(v)  # noqa: E731
+    assert valid_references(values, one) == [one(v) for v in values]
