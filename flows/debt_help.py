@@ -189,17 +189,21 @@ def check_messages(ctx: Ctx, msgs: list[InMessage]) -> dict[str, list[dict[str, 
 
 
 # ---------------------------------------------------------------------- 2. handle
+#: what handling the new messages did, counted
+_COUNTS = (
+    "handled",
+    "review",
+    "holds",
+    "holds_lifted",
+    "cancelled_contacts",
+    "answers_planned",
+    "arrangements",
+)
+
+
 def handle_new(ctx: Ctx) -> dict[str, int]:
     m_t = s.skp_messages
-    out: dict[str, int] = {
-        "handled": 0,
-        "review": 0,
-        "holds": 0,
-        "holds_lifted": 0,
-        "cancelled_contacts": 0,
-        "answers_planned": 0,
-        "arrangements": 0,
-    }
+    out = dict.fromkeys(_COUNTS, 0)
     with ctx.engine.connect() as conn:
         todo = conn.execute(
             select(m_t.c.message_id, m_t.c.payload)
@@ -219,9 +223,34 @@ def handle_new(ctx: Ctx) -> dict[str, int]:
                 ).where(s.debtors.c.creditor_id == ctx.creditor_id),
             )
         )
-    for mid, payload in todo:
-        msg = InMessage.from_json(payload)
-        with ctx.engine.begin() as conn:
+    for group in chunks(todo, HANDLE_GROUP):
+        try:
+            counts = _handle_group(ctx, group, debtors)
+        except Exception:  # noqa: BLE001 - taken again one at a time, where it raises
+            # the group rolled back whole: the messages before the one that failed are
+            # handled (and committed) one by one, then that one fails as it did alone
+            counts = dict.fromkeys(_COUNTS, 0)
+            for one in group:
+                for k, v in _handle_group(ctx, [one], debtors).items():
+                    counts[k] += v
+        for k, v in counts.items():
+            out[k] += v
+    return out
+
+
+#: messages handled in one transaction: one each cost a commit (about 0.5 ms) beside
+#: 1.5 ms of work at 250k debtors; in order, so a message sees what those before it wrote
+HANDLE_GROUP = 500
+
+
+def _handle_group(ctx: Ctx, group: Sequence[Any], debtors: rules.DebtorLookup) -> dict[str, int]:
+    """A group of new messages handled, each with its status and audit row, in one
+    transaction; what they did, counted."""
+    m_t = s.skp_messages
+    out = dict.fromkeys(_COUNTS, 0)
+    with ctx.engine.begin() as conn:
+        for mid, payload in group:
+            msg = InMessage.from_json(payload)
             status, note, debtor = _handle(conn, ctx, msg, debtors, out)
             conn.execute(
                 update(m_t)
@@ -236,8 +265,8 @@ def handle_new(ctx: Ctx) -> dict[str, int]:
                 debtor or "-",
                 {"message_id": mid, "status": status},
             )
-        out["handled"] += 1
-        out["review"] += int(status == "review")
+            out["handled"] += 1
+            out["review"] += int(status == "review")
     return out
 
 

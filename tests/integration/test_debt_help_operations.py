@@ -9,6 +9,7 @@ import json
 import uuid
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, insert, select
 from typer.testing import CliRunner
 
@@ -238,3 +239,61 @@ def test_an_invalid_message_is_held_shown_as_due_and_released_when_it_checks_out
             select(s.skp_messages.c.status).where(s.skp_messages.c.message_id == "KG-LATER")
         ).scalar()
     assert status == "answered"
+
+
+def _after_handling(ctx) -> tuple:  # type: ignore[no-untyped-def]
+    """What handling left: each message's status, the holds, the planned replies and the
+    audit rows of the messages (how many of each)."""
+    with ctx.engine.connect() as conn:
+        m, h, r, a = s.skp_messages.c, s.holds.c, s.skp_replies.c, s.audit_log.c
+        return (
+            dict(conn.execute(select(m.message_id, m.status)).all()),
+            sorted(conn.execute(select(h.debtor_id, h.kind, h.source_message_id)).all()),
+            sorted(conn.execute(select(r.reply_id, r.type, r.debtor_id)).all()),
+            sorted(
+                conn.execute(
+                    select(a.action, func.count()).where(a.action.like("skp.%")).group_by(a.action)
+                ).all()
+            ),
+        )
+
+
+def test_messages_are_handled_in_groups_and_one_that_fails_keeps_those_before_it(
+    tmp_path: Path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """Messages are handled a group to a transaction. One that fails rolls its group
+    back; the messages before it are then handled one at a time (committed, audited
+    once), it fails as it would alone, and those after it wait as new. The next run
+    handles the rest: the same statuses, holds, replies and audit rows as a run
+    where nothing failed."""
+    clean_cfg = seed(tmp_path / "clean", 150, NOW.date())
+    clean = make_ctx(str(clean_cfg), NOW)
+    ingest_and_validate(clean)
+    debt_help.exchange_messages(clean)
+    expected = _after_handling(clean)
+    assert len(expected[0]) == 7 and expected[1]  # seven messages, some of them holds
+
+    cfg = seed(tmp_path / "demo", 150, NOW.date())
+    ctx = make_ctx(str(cfg), NOW)
+    ingest_and_validate(ctx)
+    monkeypatch.setattr(debt_help, "HANDLE_GROUP", 3)
+    handle, seen = debt_help._handle, []
+
+    def failing_fifth(conn, ctx, msg, debtors, out):  # type: ignore[no-untyped-def]
+        if msg.message_id not in seen:
+            seen.append(msg.message_id)
+        if len(seen) > 4 and msg.message_id == seen[4]:
+            raise RuntimeError("the fifth message cannot be handled")
+        return handle(conn, ctx, msg, debtors, out)
+
+    monkeypatch.setattr(debt_help, "_handle", failing_fifth)
+    with pytest.raises(RuntimeError, match="fifth"):
+        debt_help.exchange_messages(ctx)
+    statuses, _, _, audited = _after_handling(ctx)
+    assert [statuses[i] != "new" for i in seen] == [True] * 4 + [False]
+    assert sum(statuses[i] == "new" for i in statuses) == 3  # the fifth and two after it
+    assert sum(n for _, n in audited) == 4  # the rolled-back group left no audit rows
+
+    monkeypatch.setattr(debt_help, "_handle", handle)
+    debt_help.exchange_messages(ctx)
+    assert _after_handling(ctx) == expected
