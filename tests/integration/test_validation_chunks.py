@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Text, cast, insert, select
+from sqlalchemy import insert, select
 
 from flows import stages
 from flows.context import Ctx, make_ctx
@@ -78,14 +78,18 @@ def test_chunks_decide_what_one_batch_decides(tmp_path: Path) -> None:
     whole = _staged(tmp_path / "whole", 100_000)
     small = _staged(tmp_path / "small", 40)
     with small.engine.connect() as conn:
-        texts = list(
+        ids = list(
             conn.execute(
-                select(cast(s.staging.c.payload, Text)).where(s.staging.c.entity == "invoices")
+                select(s.staging.c.payload["invoice_id"].as_string())
+                .where(s.staging.c.entity == "invoices")
+                .order_by(s.staging.c.id)
             ).scalars()
         )
-    parts = stages.validation_chunks("invoices", [str(t) for t in texts], 40)
+    parts = stages.validation_chunks(ids, 40)
     assert len(parts) > 10  # really in chunks
-    assert sorted(i for p in parts for i in p) == list(range(len(texts)))
+    assert sorted(i for p in parts for i in p) == list(range(len(ids)))
+    for p in parts:  # every copy of an id in one chunk
+        assert not {ids[i] for i in p} & {ids[i] for q in parts if q is not p for i in q}
     assert all(p == sorted(p) for p in parts)  # staged order within a chunk
 
     a, b = stages.validate_staged(whole), stages.validate_staged(small)
