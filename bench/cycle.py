@@ -575,6 +575,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.statement_lines is None:
         args.statement_lines = int(args.debtors * 1.2)
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    commit = commit_id()  # the code the run starts with (a commit made meanwhile is not it)
     rss = PeakRss()
     sizes = [args.debtors // 2, args.debtors] if args.scaling else [args.debtors]
     runs = []
@@ -590,7 +591,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {
         "benchmark": "cycle",
         "date": dt.date.today().isoformat(),
-        "commit": commit_id(),
+        "commit": commit if commit == commit_id() else f"{commit}+changed-during-run",
         "machine": machine(),
         "ledger": "postgresql" if args.ledger_url else "sqlite",
         "months": args.months,
