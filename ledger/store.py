@@ -355,18 +355,9 @@ def _sqlite_update_from_temp(
     dialect = conn.dialect
     quote = dialect.identifier_preparer.quote
     names = [*keys, *cols]
-    procs = [table.c[n].type._cached_bind_processor(dialect) for n in names]
-    columns = [
-        _processed(p, values) if p else values
-        for p, values in zip(
-            procs,
-            (
-                rows.column(n) if isinstance(rows, ColumnRows) else [r[n] for r in rows]
-                for n in names
-            ),
-            strict=True,
-        )
-    ]
+    columns = _bound_columns(
+        [(n, table.c[n].type._cached_bind_processor(dialect), True, None) for n in names], rows
+    )
     fixed_values = [
         p(v) if (p := table.c[k].type._cached_bind_processor(dialect)) else v
         for k, v in fixed.items()
