@@ -168,15 +168,20 @@ def measure(conn_str: str, n: int, fast: bool) -> dict[str, float]:
     }
 
 
+#: what a benchmark's figure does not depend on (git pathspecs)
+_NOT_CODE = (":(exclude)docs", ":(exclude)bench/results", ":(exclude)*.md")
+
+
 def commit_id() -> str:
-    """The commit measured: HEAD's short id, ``+dirty`` when tracked files differ from it
-    (a run of uncommitted code is not that commit's figure)."""
+    """The commit measured: HEAD's short id, ``+dirty`` when tracked files other than
+    documentation and results differ from it (a run of uncommitted code is not that
+    commit's figure; a doc being written beside it changes nothing measured)."""
     try:
         head = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
         ).stdout.strip()
         changed = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", *_NOT_CODE],
             capture_output=True,
             text=True,
             check=True,
