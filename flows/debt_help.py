@@ -48,7 +48,7 @@ from flows.memory import releasing_memory
 from flows.stages import ACTOR, _write_back_row, cancel_open_contacts, sftp_client
 from ledger import schema as s
 from ledger.ports import DebtHelpExchange
-from ledger.store import audit, chunks, frame, insert_ignore, update_many, utcnow
+from ledger.store import audit, chunks, frame, frame_in, insert_ignore, update_many, utcnow
 from transforms import debt_help as rules
 from transforms.spreadsheet import safe_cell
 
@@ -957,12 +957,12 @@ def wgs_signals(ctx: Ctx) -> dict[str, Any]:
         )
         cand = rules.wgs_candidates(ctx.today, items, contacts, held, refused, earlier, policy)
         people = (
-            frame(
+            frame_in(
                 conn,
-                select(s.debtors).where(
-                    s.debtors.c.creditor_id == ctx.creditor_id,
-                    s.debtors.c.debtor_id.in_(list(cand["debtor_id"])),
+                lambda ids: select(s.debtors).where(
+                    s.debtors.c.creditor_id == ctx.creditor_id, s.debtors.c.debtor_id.in_(ids)
                 ),
+                cand["debtor_id"],
             ).set_index("debtor_id")
             if len(cand)
             else pd.DataFrame()

@@ -68,6 +68,7 @@ from ledger.store import (
     dirty_tracking,
     execute_many,
     frame,
+    frame_in,
     get_cursor,
     insert_ignore,
     json_loads_staged,
@@ -937,12 +938,13 @@ def match_new_payments(ctx: Ctx) -> dict[str, Any]:
             ],
         )
         amounts = dict(
-            conn.execute(
-                select(inv_t.c.invoice_id, inv_t.c.amount_cents).where(
-                    inv_t.c.creditor_id == ctx.creditor_id,
-                    inv_t.c.invoice_id.in_(list(result.invoices["invoice_id"])),
-                )
-            ).all()
+            frame_in(
+                conn,
+                lambda ids: select(inv_t.c.invoice_id, inv_t.c.amount_cents).where(
+                    inv_t.c.creditor_id == ctx.creditor_id, inv_t.c.invoice_id.in_(ids)
+                ),
+                result.invoices["invoice_id"],
+            ).itertuples(index=False, name=None)
         )
         changed = []
         for r in tuples(result.invoices):
@@ -1109,23 +1111,17 @@ def _plan_status_write_backs(conn: Any, ctx: Ctx, invoice_ids: list[str]) -> int
     wb = ctx.cfg.write_back
     if wb is None or not invoice_ids:
         return 0
-    inv = pd.concat(
-        [
-            frame(
-                conn,
-                select(
-                    s.invoices.c.invoice_id,
-                    s.invoices.c.open_cents,
-                    s.invoices.c.costs_cents,
-                    s.invoices.c.interest_cents,
-                    s.invoices.c.status,
-                    s.invoices.c.source_version,
-                ).where(
-                    s.invoices.c.creditor_id == ctx.creditor_id, s.invoices.c.invoice_id.in_(ids)
-                ),
-            )
-            for ids in chunks(invoice_ids)
-        ]
+    inv = frame_in(
+        conn,
+        lambda ids: select(
+            s.invoices.c.invoice_id,
+            s.invoices.c.open_cents,
+            s.invoices.c.costs_cents,
+            s.invoices.c.interest_cents,
+            s.invoices.c.status,
+            s.invoices.c.source_version,
+        ).where(s.invoices.c.creditor_id == ctx.creditor_id, s.invoices.c.invoice_id.in_(ids)),
+        invoice_ids,
     )
     rows = [
         _write_back_row(
@@ -1617,11 +1613,12 @@ def experiment_report(ctx: Ctx) -> list[dict[str, Any]]:
         )
         if sent.empty:
             return rows
-        events = frame(
+        events = frame_in(
             conn,
-            select(e.c.message_id, e.c.event).where(
-                e.c.creditor_id == ctx.creditor_id, e.c.message_id.in_(list(sent["message_id"]))
+            lambda ids: select(e.c.message_id, e.c.event).where(
+                e.c.creditor_id == ctx.creditor_id, e.c.message_id.in_(ids)
             ),
+            sent["message_id"],
         )
         paid = frame(
             conn,

@@ -754,3 +754,34 @@ def test_a_bulk_update_on_sqlite_finds_its_rows_by_key_and_keeps_its_guard(tmp_p
     assert plans[0][0] == "SCAN v"
     assert plans[0][1].startswith("SEARCH skp_messages USING INDEX sqlite_autoindex")
     assert plans[0][1].endswith("(creditor_id=? AND message_id=?)")
+
+
+def test_a_select_by_more_keys_than_sqlite_binds_at_once_reads_them_all(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """``frame_in`` reads by 300,000 keys (a large rent day's changed invoices), beyond
+    the 250,000 bound values a statement may hold in Debian's SQLite (32,766 in a default
+    build), where one IN list of them all fails."""
+    from sqlalchemy.exc import OperationalError
+
+    from ledger.store import frame_in
+
+    engine = open_ledger(f"sqlite:///{tmp_path / 'l.sqlite'}")
+    with engine.begin() as conn:
+        ensure_creditor(conn, "c1", "Creditor", "housing", "x" * 64)
+        insert_ignore(conn, s.payments, [_payment("c1", i) for i in range(3000)])
+    keys = [f"P{i}" for i in range(0, 600_000, 2)]  # 300,000: every other one is there
+    p = s.payments.c
+
+    def by(ids):  # type: ignore[no-untyped-def]
+        return select(p.payment_id, p.amount_cents).where(
+            p.creditor_id == "c1", p.payment_id.in_(ids)
+        )
+
+    with engine.connect() as conn:
+        with pytest.raises(OperationalError, match="too many SQL variables"):
+            conn.execute(by(keys)).all()
+        got = frame_in(conn, by, keys)
+        none = frame_in(conn, by, [])
+    engine.dispose()
+    assert sorted(got["payment_id"]) == sorted(f"P{i}" for i in range(0, 3000, 2))
+    assert dict(zip(got["payment_id"], got["amount_cents"], strict=True))["P20"] == 120
+    assert none.empty and list(none.columns) == ["payment_id", "amount_cents"]
