@@ -73,6 +73,7 @@ from ledger.store import (
     insert_ignore,
     json_loads_staged,
     json_texts,
+    refresh_statistics,
     set_cursor,
     update_many,
     upsert,
@@ -176,6 +177,8 @@ def ingest_entity(ctx: Ctx, source: str, entity: str) -> dict[str, Any]:
             set_cursor(conn, ctx.creditor_id, source, entity, page.cursor)
         pages += 1
         rows += len(payloads)
+    with ctx.engine.begin() as conn:
+        refresh_statistics(conn, {s.staging: rows})
     out: dict[str, Any] = {"source": source, "entity": entity, "pages": pages, "rows": rows}
     client = getattr(reader, "client", None)
     if client is not None:  # an API source: report the budget used
@@ -227,6 +230,11 @@ def validate_staged(ctx: Ctx, validator: validation.Validator | None = None) -> 
             prev = out["entities"].get(entity)
             out["entities"][entity] = summary if prev is None else _merge(prev, summary)
             out["stopped"] = out["stopped"] or stop
+    with ctx.engine.begin() as conn:  # the next stages read what was promoted
+        refresh_statistics(
+            conn,
+            {PROMOTED_TO[e]: summary["changed"] for e, summary in out["entities"].items()},
+        )
     if out["stopped"]:
         with ctx.engine.begin() as conn:
             conn.execute(
@@ -302,6 +310,8 @@ def payload_frame(entity: str, payloads: list[dict[str, Any]]) -> pd.DataFrame:
 
 #: each staged entity's record id column
 ID_COLUMNS = {"debtors": "debtor_id", "invoices": "invoice_id", "payments": "payment_id"}
+#: the ledger table each entity's valid records are promoted to
+PROMOTED_TO = {"debtors": s.debtors, "invoices": s.invoices, "payments": s.erp_payments}
 
 
 def prepare_for_rules(
@@ -657,7 +667,7 @@ def fetch_statements(ctx: Ctx, source: str, server_port: int | None = None) -> d
             now = utcnow()
             rows = payment_rows(ctx, source, entries, now)
             with ctx.engine.begin() as conn:
-                insert_ignore(conn, s.payments, rows)
+                new_lines = insert_ignore(conn, s.payments, rows)
                 insert_ignore(
                     conn,
                     s.statement_files,
@@ -681,6 +691,8 @@ def fetch_statements(ctx: Ctx, source: str, server_port: int | None = None) -> d
                     name,
                     {"sha256": got.sha256, "entries": len(rows)},
                 )
+            with ctx.engine.begin() as conn:
+                refresh_statistics(conn, {s.payments: new_lines})
             client.move(name, settings.processed_dir)
             out["files"] += 1
             out["entries"] += len(rows)
@@ -967,6 +979,7 @@ def match_new_payments(ctx: Ctx) -> dict[str, Any]:
             )
         update_many(conn, inv_t, {"creditor_id": ctx.creditor_id}, ["invoice_id"], changed)
         planned = _plan_status_write_backs(conn, ctx, list(result.invoices["invoice_id"]))
+        refresh_statistics(conn, {al: len(result.allocations), s.write_backs: planned})
         # in the same transaction: the mark names exactly the ledger these writes leave
         # (no time in it: the cursor row's updated_at says when)
         set_cursor(

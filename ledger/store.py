@@ -794,6 +794,28 @@ def frame(conn: Connection, stmt: Any) -> pd.DataFrame:
     return pd.DataFrame([tuple(r) for r in result.fetchall()], columns=list(result.keys()))
 
 
+#: a PostgreSQL table that changed by this many rows in one go has its statistics read
+#: again (ANALYZE) before the next stage's statements are planned on them
+ANALYZE_FROM = 10_000
+
+
+def refresh_statistics(conn: Connection, changed: Mapping[Table, int]) -> list[str]:
+    """ANALYZE each table of ``changed`` (table -> rows written) that changed by
+    ``ANALYZE_FROM`` rows or more, on PostgreSQL; the tables analyzed. A table filled in
+    bulk has no statistics until autovacuum gets to it (never, where it is off): the
+    planner then reads a million invoices through the creditor's index for each batch of
+    2,000 keys (0.4-0.7 s a statement) instead of looking each key up (10-70 ms).
+    SQLite plans without statistics, from its indexes alone: nothing to do there."""
+    if conn.dialect.name != "postgresql":
+        return []
+    done = []
+    for table, n in changed.items():
+        if n >= ANALYZE_FROM:
+            conn.exec_driver_sql(f"ANALYZE {conn.dialect.identifier_preparer.format_table(table)}")
+            done.append(table.name)
+    return done
+
+
 def frame_in(
     conn: Connection, build: Callable[[Sequence[Any]], Any], values: Iterable[Any]
 ) -> pd.DataFrame:

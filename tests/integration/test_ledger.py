@@ -785,3 +785,31 @@ def test_a_select_by_more_keys_than_sqlite_binds_at_once_reads_them_all(tmp_path
     assert sorted(got["payment_id"]) == sorted(f"P{i}" for i in range(0, 3000, 2))
     assert dict(zip(got["payment_id"], got["amount_cents"], strict=True))["P20"] == 120
     assert none.empty and list(none.columns) == ["payment_id", "amount_cents"]
+
+
+def test_a_table_changed_in_bulk_gets_its_statistics_on_postgres(url: str, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """``refresh_statistics`` ANALYZEs, on PostgreSQL, each table that changed by
+    ``ANALYZE_FROM`` rows or more, and no other: a table filled in bulk has no
+    statistics until autovacuum gets to it (never, where it is off), and the planner
+    then reads every row of the creditor for each batch of keys. Nothing on SQLite."""
+    import ledger.store as store
+
+    monkeypatch.setattr(store, "ANALYZE_FROM", 25)
+    engine = open_ledger(url)
+    with engine.begin() as conn:
+        ensure_creditor(conn, "c1", "Creditor", "housing", "x" * 64)
+        n = insert_ignore(conn, s.payments, [_payment("c1", i) for i in range(30)])
+        done = store.refresh_statistics(conn, {s.payments: n, s.invoices: 24})
+    with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            tuples = dict(
+                conn.exec_driver_sql(
+                    "SELECT relname, reltuples FROM pg_class"
+                    " WHERE oid IN ('payments'::regclass, 'invoices'::regclass)"
+                ).all()
+            )
+            assert done == ["payments"]
+            assert tuples == {"payments": 30, "invoices": -1}  # -1: never analyzed
+        else:
+            assert done == []
+    engine.dispose()
