@@ -177,8 +177,6 @@ def ingest_entity(ctx: Ctx, source: str, entity: str) -> dict[str, Any]:
             set_cursor(conn, ctx.creditor_id, source, entity, page.cursor)
         pages += 1
         rows += len(payloads)
-    with ctx.engine.begin() as conn:
-        refresh_statistics(conn, {s.staging: rows})
     out: dict[str, Any] = {"source": source, "entity": entity, "pages": pages, "rows": rows}
     client = getattr(reader, "client", None)
     if client is not None:  # an API source: report the budget used
