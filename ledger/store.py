@@ -364,13 +364,6 @@ def _sqlite_update_from_temp(
     ]
     target = dialect.identifier_preparer.format_table(table)
     temp = ", ".join(f"x{i}" for i in range(len(names)))
-    run = conn.exec_driver_sql
-    run("DROP TABLE IF EXISTS temp.vangnet_bulk")
-    run(f"CREATE TEMP TABLE vangnet_bulk ({temp})")
-    params = list(zip(*columns, strict=True))
-    marks = ", ".join("?" * len(names))
-    for chunk in _chunks(params, 20_000):
-        run(f"INSERT INTO temp.vangnet_bulk VALUES ({marks})", list(chunk))
     where = [f"{target}.{quote(k)} = v.x{i}" for i, k in enumerate(keys)]
     # a fixed column outside the primary key is a guard, not a way in: "+" keeps its
     # index out of the plan. Without it SQLite (no statistics on the temporary table)
@@ -378,14 +371,14 @@ def _sqlite_update_from_temp(
     # row it found: 7,500 replies marked answered took 2.6-3.1 s instead of 0.01 s
     pk = set(table.primary_key.columns.keys())
     where += [f"{'' if k in pk else '+'}{target}.{quote(k)} = ?" for k in fixed]
-    total = run(
-        f"UPDATE {target} SET "
-        + ", ".join(f"{quote(c)} = v.x{len(keys) + i}" for i, c in enumerate(cols))
-        + " FROM temp.vangnet_bulk AS v WHERE "
-        + " AND ".join(where),
-        tuple(fixed_values),
-    ).rowcount
-    run("DROP TABLE temp.vangnet_bulk")
+    with _sqlite_temp_rows(conn, temp, list(zip(*columns, strict=True))) as run:
+        total = run(
+            f"UPDATE {target} SET "
+            + ", ".join(f"{quote(c)} = v.x{len(keys) + i}" for i, c in enumerate(cols))
+            + " FROM temp.vangnet_bulk AS v WHERE "
+            + " AND ".join(where),
+            tuple(fixed_values),
+        ).rowcount
     return max(total, 0)
 
 
@@ -618,17 +611,27 @@ def _sqlite_bulk_insert(conn: Connection, bulk: tuple[str, str, str], params: li
     order they came (rowid), so ids and marks follow the same order. ``WHERE true``:
     SQLite would read ``ON CONFLICT`` after a bare ``FROM`` as a join's ON."""
     table, names, tail = bulk
+    with _sqlite_temp_rows(conn, names, params) as run:
+        total = run(
+            f"INSERT INTO {table} ({names}) SELECT {names} FROM temp.vangnet_bulk WHERE true{tail}"
+        ).rowcount
+    return max(total, 0)
+
+
+@contextmanager
+def _sqlite_temp_rows(conn: Connection, names: str, params: Sequence[Any]) -> Iterator[Any]:
+    """``params`` (a tuple a row) in the temporary table ``temp.vangnet_bulk`` with the
+    untyped columns ``names`` (comma-separated), for the statements of the ``with``
+    block (given ``exec_driver_sql``: SQLAlchemy's events see every statement); dropped
+    after it. A table a failed statement left behind is dropped first."""
+    run = conn.exec_driver_sql
     marks = ", ".join("?" * (names.count(",") + 1))
-    run = conn.exec_driver_sql  # through SQLAlchemy: its events see every statement
-    run("DROP TABLE IF EXISTS temp.vangnet_bulk")  # one a failed statement left behind
+    run("DROP TABLE IF EXISTS temp.vangnet_bulk")
     run(f"CREATE TEMP TABLE vangnet_bulk ({names})")
     for chunk in _chunks(params, 20_000):
         run(f"INSERT INTO temp.vangnet_bulk VALUES ({marks})", list(chunk))
-    total = run(
-        f"INSERT INTO {table} ({names}) SELECT {names} FROM temp.vangnet_bulk WHERE true{tail}"
-    ).rowcount
+    yield run
     run("DROP TABLE temp.vangnet_bulk")
-    return max(total, 0)
 
 
 #: an INSERT whose VALUES are the rows' parameters only, each perhaps cast (JSON is)
