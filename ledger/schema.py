@@ -412,7 +412,7 @@ cycle_runs = Table(
     ForeignKeyConstraint(["creditor_id"], ["creditors.creditor_id"]),
 )
 
-#: the tables whose every write marks a debtor dirty (the triggers of migration 0009)
+#: the tables whose every write marks a debtor dirty (the triggers of migrations 0009, 0011)
 DIRTY_WATCHED = (
     "debtors",
     "invoices",
@@ -424,7 +424,7 @@ DIRTY_WATCHED = (
     "allocations",
 )
 #: debtors whose assessment inputs changed since they were last assessed: written by the
-#: ledger's own triggers (migration 0009) on every write to what assess reads, whichever
+#: ledger's own triggers (migrations 0009, 0011) on every write to what assess reads, whichever
 #: code path writes it; claimed and cleared by assess, which then re-assesses only them
 #: the same day (``flows.stages.assess_partition``)
 dirty_debtors = Table(

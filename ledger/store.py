@@ -763,7 +763,8 @@ def chunks(values: Sequence[Any], size: int = IN_CHUNK) -> Iterator[Sequence[Any
 
 
 def dirty_tracking(conn: Connection) -> bool:
-    """Whether every trigger that marks dirty debtors (migration 0009) is in place: a
+    """Whether every trigger that marks dirty debtors is in place (SQLite: migration
+    0009's four row triggers per table; PostgreSQL: 0011's three statement triggers): a
     later migration that rebuilds a watched table (SQLite's batch mode copies it) would
     drop its triggers, and an assessment that trusted the marks would then miss changes."""
     if conn.dialect.name == "sqlite":
@@ -772,8 +773,7 @@ def dirty_tracking(conn: Connection) -> bool:
                 "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'dirty_%'"
             ).scalars()
         )
-        ops = ("insert", "update", "update_old", "delete")
-        want = {f"dirty_{t}_{op}" for t in schema.DIRTY_WATCHED for op in ops}
+        ops: tuple[str, ...] = ("insert", "update", "update_old", "delete")
     else:
         found = set(
             conn.execute(
@@ -785,8 +785,8 @@ def dirty_tracking(conn: Connection) -> bool:
                 )
             ).scalars()
         )
-        want = {f"dirty_{t}" for t in schema.DIRTY_WATCHED}
-    return want <= found
+        ops = ("insert", "update", "delete")
+    return {f"dirty_{t}_{op}" for t in schema.DIRTY_WATCHED for op in ops} <= found
 
 
 def frame(conn: Connection, stmt: Any) -> pd.DataFrame:

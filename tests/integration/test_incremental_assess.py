@@ -162,7 +162,7 @@ def test_without_its_triggers_the_assessment_is_a_full_one(
         if conn.dialect.name == "sqlite":
             conn.execute(text("DROP TRIGGER dirty_holds_insert"))
         else:
-            conn.execute(text("DROP TRIGGER dirty_holds ON holds"))
+            conn.execute(text("DROP TRIGGER dirty_holds_insert ON holds"))
         assert not dirty_tracking(conn)
         total = conn.execute(select(func.count()).select_from(s.debtors)).scalar()
     assert "triggers missing" in _ledger(ctx.cfg)["warn"]  # the doctor says so
@@ -180,3 +180,81 @@ def test_the_migration_watches_what_the_code_expects() -> None:
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     assert set(mod.WATCHED) == set(s.DIRTY_WATCHED)
+
+
+def _invoice(i: int, debtor: str, amount: int) -> dict[str, Any]:
+    return {
+        "creditor_id": "c1",
+        "invoice_id": f"F{i:05d}",
+        "debtor_id": debtor,
+        "source": "erp",
+        "invoice_date": dt.date(2026, 10, 1),
+        "due_date": dt.date(2026, 10, 15),
+        "amount_cents": amount,
+        "open_cents": amount,
+        "currency": "EUR",
+        "status": "open",
+        "bucket": 0,
+        "updated_at": utcnow(),
+    }
+
+
+def _marks(engine: Any) -> list[str]:
+    with engine.begin() as conn:
+        got = list(conn.execute(select(s.dirty_debtors.c.debtor_id)).scalars())
+        conn.execute(delete(s.dirty_debtors))  # claimed, as assess does
+    return sorted(got)
+
+
+def test_an_upsert_marks_each_debtor_it_inserts_or_changes_once(
+    tmp_path: Path, ledger_url: str | None
+) -> None:
+    """Validate's path: ``upsert`` of enough rows to go through its bulk form (COPY and
+    one INSERT … SELECT … ON CONFLICT on PostgreSQL, whose statement triggers see the
+    inserted rows as an INSERT and the changed ones as an UPDATE); on PostgreSQL also
+    down to 0009's row triggers and up again."""
+    from alembic import command
+    from alembic.config import Config
+
+    from ledger.store import _MIGRATIONS, ensure_creditor, open_ledger, upsert
+
+    engine = open_ledger(ledger_url or f"sqlite:///{tmp_path / 'ledger.sqlite'}")
+    with engine.begin() as conn:
+        ensure_creditor(conn, "c1", "C", "housing", "x")
+    keys, compared = ["creditor_id", "invoice_id"], ["debtor_id", "amount_cents", "open_cents"]
+
+    def day(rows: list[dict[str, Any]]) -> int:
+        with engine.begin() as conn:
+            return upsert(conn, s.invoices, rows, keys, compared, only_if_changed=compared)
+
+    first = [_invoice(i, f"D{i // 4:04d}", 1000) for i in range(2000)]
+    assert day(first) == 2000
+    assert _marks(engine) == [f"D{k:04d}" for k in range(500)]
+    # the same day again: one changed invoice, one moved to another debtor, one new
+    again = [dict(r) for r in first]
+    again[10]["amount_cents"] = 1001  # D0002
+    again[20]["debtor_id"] = "D0400"  # from D0005
+    again.append(_invoice(2000, "D0600", 1000))
+    assert day(again) == 3
+    assert _marks(engine) == ["D0002", "D0005", "D0400", "D0600"]
+    assert day(again) == 0 and _marks(engine) == []  # nothing new: no marks
+
+    if engine.dialect.name != "postgresql":
+        return
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0010")
+        assert not dirty_tracking(conn)
+        names = set(conn.execute(text("SELECT tgname FROM pg_trigger")).scalars())
+        assert "dirty_invoices" in names and "dirty_invoices_insert" not in names
+    again[30]["amount_cents"] = 1001
+    assert day(again) == 1 and _marks(engine) == ["D0007"]  # 0009's row trigger marks
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+        assert dirty_tracking(conn)
+    again[40]["amount_cents"] = 1001
+    assert day(again) == 1 and _marks(engine) == ["D0010"]
+    engine.dispose()

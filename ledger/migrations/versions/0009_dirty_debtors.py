@@ -71,6 +71,25 @@ SQLITE_TRIGGERS = {
 }
 
 
+def create_pg_row_trigger(table: str) -> None:
+    """PostgreSQL: one trigger on the table, its function run for every row written
+    (migration 0011 replaces it with statement-level triggers; its downgrade calls this)."""
+    new = f"IF {_unmarked('NEW', table, 'false')} THEN {_insert('NEW', table, 'false')} END IF;"
+    old = f"IF {_unmarked('OLD', table, 'false')} THEN {_insert('OLD', table, 'false')} END IF;"
+    op.execute(
+        f"CREATE FUNCTION vangnet_mark_dirty_{table}() RETURNS trigger"
+        " LANGUAGE plpgsql AS $$ BEGIN"
+        f" IF TG_OP IN ('INSERT', 'UPDATE') THEN {new} END IF;"
+        f" IF TG_OP = 'DELETE' OR (TG_OP = 'UPDATE' AND"
+        f" {_who('OLD', table)} IS DISTINCT FROM {_who('NEW', table)}) THEN {old} END IF;"
+        " RETURN NULL; END $$"
+    )
+    op.execute(
+        f"CREATE TRIGGER dirty_{table} AFTER INSERT OR UPDATE OR DELETE ON {table}"
+        f" FOR EACH ROW EXECUTE FUNCTION vangnet_mark_dirty_{table}()"
+    )
+
+
 def upgrade() -> None:
     op.create_table(
         "dirty_debtors",
@@ -85,20 +104,7 @@ def upgrade() -> None:
     # the day is a full one anyway, so no marks are needed for it
     if op.get_bind().dialect.name == "postgresql":
         for table in WATCHED:
-            new = f"IF {_unmarked('NEW', table, 'false')} THEN {_insert('NEW', table, 'false')} END IF;"
-            old = f"IF {_unmarked('OLD', table, 'false')} THEN {_insert('OLD', table, 'false')} END IF;"
-            op.execute(
-                f"CREATE FUNCTION vangnet_mark_dirty_{table}() RETURNS trigger"
-                " LANGUAGE plpgsql AS $$ BEGIN"
-                f" IF TG_OP IN ('INSERT', 'UPDATE') THEN {new} END IF;"
-                f" IF TG_OP = 'DELETE' OR (TG_OP = 'UPDATE' AND"
-                f" {_who('OLD', table)} IS DISTINCT FROM {_who('NEW', table)}) THEN {old} END IF;"
-                " RETURN NULL; END $$"
-            )
-            op.execute(
-                f"CREATE TRIGGER dirty_{table} AFTER INSERT OR UPDATE OR DELETE ON {table}"
-                f" FOR EACH ROW EXECUTE FUNCTION vangnet_mark_dirty_{table}()"
-            )
+            create_pg_row_trigger(table)
     else:
         for table in WATCHED:
             for name, (what, row, extra) in SQLITE_TRIGGERS.items():
