@@ -49,6 +49,13 @@ EVENTS = {
 }
 
 
+#: each debtor looked up in ``dirty_debtors`` by its index, whatever the planner knows:
+#: the marks fill up in bulk within a stage, before anything analyzes them, and without
+#: statistics it hashed all of them for each statement (update_many of 80,000 invoices
+#: in statements of 2,000 against 100,000 marks: 5.6 s, against 2.5 s this way)
+PROBE_MARKS = "SET enable_hashjoin = off SET enable_mergejoin = off"
+
+
 def _mark(table: str, rows: tuple[str, ...]) -> str:
     """One statement: the debtors the rows name, each once, that have no unclaimed mark."""
     named = " UNION ".join(
@@ -77,8 +84,8 @@ def upgrade() -> None:
         for name, (event, rows) in EVENTS.items():
             function = f"vangnet_mark_dirty_{table}_{name}"
             op.execute(
-                f"CREATE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $$"
-                f" BEGIN {_mark(table, rows)}; RETURN NULL; END $$"
+                f"CREATE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql"
+                f" {PROBE_MARKS} AS $$ BEGIN {_mark(table, rows)}; RETURN NULL; END $$"
             )
             op.execute(
                 f"CREATE TRIGGER dirty_{table}_{name} AFTER {event} ON {table}"
