@@ -36,6 +36,7 @@ from sqlalchemy import (
 )
 from sqlalchemy import update as sa_update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine.cursor import CursorFetchStrategy
 from sqlalchemy.sql.dml import Insert
 
 from ledger import schema
@@ -790,11 +791,40 @@ def dirty_tracking(conn: Connection) -> bool:
 
 
 def frame(conn: Connection, stmt: Any) -> pd.DataFrame:
-    """Run a Core select and return a DataFrame with the statement's column names."""
+    """Run a Core select and return a DataFrame with the statement's column names.
+
+    The driver's rows are taken as they come and turned into columns, and each column
+    that has a result processor (a date from SQLite's text, say) goes through it:
+    SQLAlchemy's own processors for this result, the ones its Rows would apply, without
+    building a Row per record (a third of the time to read 214k history rows of 13
+    columns for matching). Where the result does not expose them, its Rows are read."""
     result = conn.execute(stmt)
-    # plain tuples: pandas probes every Row for attributes it lacks, and SQLAlchemy
-    # answers each probe with an exception (3x the cost on 200k rows)
-    return pd.DataFrame([tuple(r) for r in result.fetchall()], columns=list(result.keys()))
+    names = list(result.keys())
+    processors = getattr(getattr(result, "_metadata", None), "_processors", None)
+    cursor = getattr(result, "cursor", None)
+    if (
+        cursor is None
+        # rows SQLAlchemy buffered (a server-side cursor) are not in the driver's cursor
+        or type(getattr(result, "cursor_strategy", None)) is not CursorFetchStrategy
+        or processors is None
+        or len(processors) != len(names)
+        or len(set(names)) != len(names)
+    ):
+        # plain tuples: pandas probes every Row for attributes it lacks, and SQLAlchemy
+        # answers each probe with an exception (3x the cost on 200k rows)
+        return pd.DataFrame([tuple(r) for r in result.fetchall()], columns=names)
+    rows = cursor.fetchall()
+    result.close()
+    if not rows:
+        return pd.DataFrame([], columns=names)
+    columns = zip(*rows, strict=True)
+    return pd.DataFrame(
+        {
+            name: (list(map(p, col)) if p is not None else col)
+            for name, p, col in zip(names, processors, columns, strict=True)
+        },
+        columns=names,
+    )
 
 
 #: a PostgreSQL table that changed by this many rows in one go has its statistics read
