@@ -54,28 +54,33 @@ KEYS = ["creditor_id", "invoice_id"]
 COMPARED = ["debtor_id", "due_date", "amount_cents", "open_cents", "status", "bucket"]
 
 
+def invoice_row(
+    invoice_id: str, debtor_id: str, amount_cents: int, bucket: int, now: dt.datetime
+) -> dict[str, Any]:
+    """An open invoice of creditor c1, as the ledger's ``invoices`` holds it."""
+    return {
+        "creditor_id": "c1",
+        "invoice_id": invoice_id,
+        "debtor_id": debtor_id,
+        "source": "erp",
+        "invoice_date": dt.date(2026, 10, 1),
+        "due_date": dt.date(2026, 10, 15),
+        "amount_cents": amount_cents,
+        "open_cents": amount_cents,
+        "currency": "EUR",
+        "status": "open",
+        "bucket": bucket,
+        "updated_at": now,
+    }
+
+
 def _invoices(debtors: int, day: int) -> list[dict[str, Any]]:
     """Four invoices a debtor; on day 1 a fifth of them changed and a tenth more new."""
     now, rows = utcnow(), []
     n = debtors * 4 + (debtors * 4 // 10 if day else 0)
     for i in range(n):
         amount = 10_000 + i % 997 + (1 if day and i % 5 == 0 else 0)
-        rows.append(
-            {
-                "creditor_id": "c1",
-                "invoice_id": f"F{i:09d}",
-                "debtor_id": f"D{(i // 4) % debtors:08d}",
-                "source": "bench",
-                "invoice_date": dt.date(2026, 10, 1),
-                "due_date": dt.date(2026, 10, 15),
-                "amount_cents": amount,
-                "open_cents": amount,
-                "currency": "EUR",
-                "status": "open",
-                "bucket": i % 1024,
-                "updated_at": now,
-            }
-        )
+        rows.append(invoice_row(f"F{i:09d}", f"D{(i // 4) % debtors:08d}", amount, i % 1024, now))
     return rows
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import delete, func, insert, select, text, update
 
+from bench.dirty_marks import invoice_row
 from flows import stages
 from flows.context import make_ctx
 from flows.demo import sftp_server
@@ -183,20 +184,7 @@ def test_the_migration_watches_what_the_code_expects() -> None:
 
 
 def _invoice(i: int, debtor: str, amount: int) -> dict[str, Any]:
-    return {
-        "creditor_id": "c1",
-        "invoice_id": f"F{i:05d}",
-        "debtor_id": debtor,
-        "source": "erp",
-        "invoice_date": dt.date(2026, 10, 1),
-        "due_date": dt.date(2026, 10, 15),
-        "amount_cents": amount,
-        "open_cents": amount,
-        "currency": "EUR",
-        "status": "open",
-        "bucket": 0,
-        "updated_at": utcnow(),
-    }
+    return invoice_row(f"F{i:05d}", debtor, amount, 0, utcnow())
 
 
 def _marks(engine: Any) -> list[str]:
