@@ -555,32 +555,49 @@ def plan_status_messages(ctx: Ctx) -> int:
     """A Statusbericht SE to the counsellor when a held debtor's balance changed since
     vangnet last reported it (a Saldoverzoek antwoord or an earlier Statusbericht SE):
     a payment came in, a reversal reopened an item, a claim was added."""
-    h, r_t, m = s.holds, s.skp_replies, s.skp_messages
+    h, r_t, m, i = s.holds, s.skp_replies, s.skp_messages, s.invoices
     n = 0
     with ctx.engine.begin() as conn:
-        held = set(
+        holding = select(h.c.debtor_id).where(
+            h.c.creditor_id == ctx.creditor_id,
+            h.c.lifted_at.is_(None),
+            h.c.kind == "debt_assistance",
+        )
+        held = set(conn.execute(holding).scalars())
+        # what was last reported to each held debtor's counsellor (the newest reply of
+        # each first), and each one's open total now, a statement each for all of them:
+        # a claim's principal, costs and interest add up to its invoice's open amount,
+        # so an unchanged total needs no claims built (a statement or two per debtor was
+        # 2.1 s of a 250k day with 7,300 held, and nothing had changed)
+        last_reported: dict[str, Any] = {}
+        for debtor, payload in conn.execute(
+            select(r_t.c.debtor_id, r_t.c.payload)
+            .where(
+                r_t.c.creditor_id == ctx.creditor_id,
+                r_t.c.debtor_id.in_(holding),
+                r_t.c.type.in_(["saldoverzoek_antwoord", "statusbericht_se"]),
+            )
+            .order_by(r_t.c.debtor_id, r_t.c.created_at.desc(), r_t.c.reply_id)
+        ):
+            last_reported.setdefault(debtor, payload)
+        open_now = dict(
             conn.execute(
-                select(h.c.debtor_id).where(
-                    h.c.creditor_id == ctx.creditor_id,
-                    h.c.lifted_at.is_(None),
-                    h.c.kind == "debt_assistance",
+                select(i.c.debtor_id, func.sum(i.c.open_cents))
+                .where(
+                    i.c.creditor_id == ctx.creditor_id,
+                    i.c.debtor_id.in_(holding),
+                    i.c.open_cents > 0,
                 )
-            ).scalars()
+                .group_by(i.c.debtor_id)
+            ).all()
         )
         for debtor in sorted(held):
-            last = conn.execute(
-                select(r_t.c.payload)
-                .where(
-                    r_t.c.creditor_id == ctx.creditor_id,
-                    r_t.c.debtor_id == debtor,
-                    r_t.c.type.in_(["saldoverzoek_antwoord", "statusbericht_se"]),
-                )
-                .order_by(r_t.c.created_at.desc(), r_t.c.reply_id)
-                .limit(1)
-            ).scalar()
+            last = last_reported.get(debtor)
             if last is None:
                 continue  # nothing reported yet: the Saldoverzoek will
             before = _claims_total(last.get("claims") or [])
+            if int(open_now.get(debtor) or 0) == before:
+                continue
             ans = rules.saldo_answer(
                 debtor, _items(conn, ctx, debtor), [], ctx.cfg.debt_help.debt_type
             )

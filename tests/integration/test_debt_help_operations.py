@@ -297,3 +297,51 @@ def test_messages_are_handled_in_groups_and_one_that_fails_keeps_those_before_it
     monkeypatch.setattr(debt_help, "_handle", handle)
     debt_help.exchange_messages(ctx)
     assert _after_handling(ctx) == expected
+
+
+def test_a_statusbericht_goes_out_when_a_reported_balance_changed(tmp_path: Path) -> None:
+    """A Statusbericht SE for each held debtor whose open balance moved since vangnet
+    last reported it (its Saldoverzoek answer), once: not for an unchanged balance, not
+    for a held debtor never reported, not twice for the same change."""
+    from sqlalchemy import update
+
+    _, ctx = _ctx(tmp_path)
+    r, i = s.skp_replies, s.invoices
+    with ctx.engine.connect() as conn:
+        reported = sorted(
+            conn.execute(select(r.c.debtor_id).where(r.c.type == "saldoverzoek_antwoord")).scalars()
+        )
+        held = set(
+            conn.execute(select(s.holds.c.debtor_id).where(s.holds.c.lifted_at.is_(None))).scalars()
+        )
+    assert len(reported) >= 2 and set(reported) <= held and held - set(reported)
+    assert debt_help.plan_status_messages(ctx) == 0  # nothing moved since the answers
+    with ctx.engine.begin() as conn:  # a payment came in for the first: 10.00 less open
+        inv = conn.execute(
+            select(i.c.invoice_id, i.c.open_cents)
+            .where(i.c.debtor_id == reported[0], i.c.open_cents > 1000)
+            .order_by(i.c.invoice_id)
+            .limit(1)
+        ).one()
+        conn.execute(
+            update(i)
+            .where(i.c.invoice_id == inv.invoice_id)
+            .values(open_cents=inv.open_cents - 1000)
+        )
+        # and a held debtor never reported has a changed balance too: no message for it
+        unreported = sorted(held - set(reported))[0]
+        conn.execute(update(i).where(i.c.debtor_id == unreported).values(open_cents=0))
+    assert debt_help.plan_status_messages(ctx) == 1
+    assert debt_help.plan_status_messages(ctx) == 0  # the same change is reported once
+    with ctx.engine.connect() as conn:
+        sent = conn.execute(
+            select(r.c.debtor_id, r.c.payload).where(r.c.type == "statusbericht_se")
+        ).all()
+    assert [row.debtor_id for row in sent] == [reported[0]]
+    claims = sent[0].payload["claims"]
+    total = sum(c["principal_cents"] + c["costs_cents"] + c["interest_cents"] for c in claims)
+    with ctx.engine.connect() as conn:
+        open_now = conn.execute(
+            select(func.sum(i.c.open_cents)).where(i.c.debtor_id == reported[0], i.c.open_cents > 0)
+        ).scalar()
+    assert total == open_now
