@@ -1157,10 +1157,19 @@ def _plan_status_write_backs(conn: Any, ctx: Ctx, invoice_ids: list[str]) -> int
 def _partition_filter(table: Any, ctx: Ctx, p: int, n: int, only: list[str] | None = None) -> Any:
     """Partition ``p`` of ``n`` of a table with a ``bucket``; with ``only``, just those
     debtors of it. The buckets are listed (``partition_buckets``), which the
-    (creditor_id, bucket) indexes serve; a modulo read every row."""
+    (creditor_id, bucket) indexes serve; a modulo read every row. With ``only`` the
+    debtors' ids are the narrower way in: the bucket is then compared as ``bucket + 0``,
+    which no index serves, so the planner takes the debtor index (SQLite took the
+    bucket's, and read the partition's 146,000 invoices at 250k to find a few hundred
+    debtors' invoices: 0.09 s against 0.004 s a statement)."""
     buckets = partition_buckets(p, n)
-    cond = and_(table.c.creditor_id == ctx.creditor_id, table.c.bucket.in_(buckets))
-    return cond if only is None else and_(cond, table.c.debtor_id.in_(only))
+    if only is None:
+        return and_(table.c.creditor_id == ctx.creditor_id, table.c.bucket.in_(buckets))
+    return and_(
+        table.c.creditor_id == ctx.creditor_id,
+        table.c.debtor_id.in_(only),
+        (table.c.bucket + 0).in_(buckets),
+    )
 
 
 def _debtors_here(ctx: Ctx, p: int, n: int, only: list[str] | None = None) -> Any:

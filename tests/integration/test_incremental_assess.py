@@ -246,3 +246,21 @@ def test_an_upsert_marks_each_debtor_it_inserts_or_changes_once(
     again[40]["amount_cents"] = 1001
     assert day(again) == 1 and _marks(engine) == ["D0010"]
     engine.dispose()
+
+
+def test_an_incremental_read_goes_in_by_the_debtors_not_the_partition(tmp_path: Path) -> None:
+    """With ``only``, a partition's invoices are found through the debtor index (SQLite
+    had taken the bucket index and read the whole partition for a few debtors); the
+    full read goes through the bucket index."""
+    cfg = seeded(tmp_path / "demo", 40, NOW.date(), None)
+    ctx = make_ctx(str(cfg), NOW)
+    i = s.invoices
+
+    def plan(only: list[str] | None) -> str:
+        stmt = select(i.c.invoice_id).where(stages._partition_filter(i, ctx, 0, 8, only))
+        sql = str(stmt.compile(ctx.engine, compile_kwargs={"literal_binds": True}))
+        with ctx.engine.connect() as conn:
+            return " ".join(str(r[-1]) for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql))
+
+    assert "ix_invoices_debtor" in plan(["D1", "D2"])
+    assert "ix_invoices_bucket" in plan(None)
