@@ -796,8 +796,8 @@ def frame(conn: Connection, stmt: Any) -> pd.DataFrame:
     The driver's rows are taken as they come and turned into columns, and each column
     that has a result processor (a date from SQLite's text, say) goes through it:
     SQLAlchemy's own processors for this result, the ones its Rows would apply, without
-    building a Row per record (a third of the time to read 214k history rows of 13
-    columns for matching). Where the result does not expose them, its Rows are read."""
+    building a Row per record (whole-table reads of the 250k ledgers took 10-40% less).
+    Where the result does not expose them, its Rows are read."""
     result = conn.execute(stmt)
     names = list(result.keys())
     processors = getattr(getattr(result, "_metadata", None), "_processors", None)
