@@ -568,7 +568,7 @@ def plan_status_messages(ctx: Ctx) -> int:
         # each first), and each one's open total now, a statement each for all of them:
         # a claim's principal, costs and interest add up to its invoice's open amount,
         # so an unchanged total needs no claims built (a statement or two per debtor was
-        # 2.1 s of a 250k day with 7,300 held, and nothing had changed)
+        # 1.1 s of a 250k day with 7,331 held, and nothing had changed)
         last_reported: dict[str, Any] = {}
         for debtor, payload in conn.execute(
             select(r_t.c.debtor_id, r_t.c.payload)
