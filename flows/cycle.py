@@ -110,7 +110,9 @@ def ingest_entity(ctx: Ctx, source: str, entity: str) -> dict[str, Any]:
 
 @task(name="validate-staged", **RETRIES)
 def validate_staged(ctx: Ctx) -> dict[str, Any]:
-    return stages.validate_staged(ctx, Validator(stages.data_docs_dir(ctx)))
+    pool = CyclePool.running()  # the cycle's workers check chunks ahead of the promotion
+    executor = pool._executor if pool is not None else None
+    return stages.validate_staged(ctx, Validator(stages.data_docs_dir(ctx)), executor)
 
 
 @task(name="debt-help-exchange", task_run_name="debt-help-{moment}", **RETRIES)

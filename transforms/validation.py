@@ -103,6 +103,9 @@ class ValidationOutcome:
     batch_error: str | None = None
     #: non-blocking rules: row position -> the rules it broke (the row itself went on)
     warnings: dict[int, list[str]] = field(default_factory=dict)
+    #: GX's result for this outcome: what ``Validator.adopt`` files into another
+    #: process's Data Docs, when a pool worker validated the rows
+    report: Any = None
 
 
 def _missing(value: Any) -> bool:
@@ -760,6 +763,30 @@ class Validator:
             per_rule,
             list(keys.values()),
             warnings=warnings,
+            report=result,
+        )
+
+    def adopt(self, entity: str, source: str, rules: list[Rule], report: Any) -> None:
+        """File a validation that ran in another process (a pool worker's ``validate``
+        of the same suite: ``report`` is its outcome's) with this run's own, so that
+        ``build_docs`` shows it as if it had run here."""
+        from great_expectations.data_context.types.resource_identifiers import (
+            ExpectationSuiteIdentifier,
+            ValidationResultIdentifier,
+        )
+
+        key = f"{source}.{entity}"
+        self._definition(key, rules)
+        suite = ExpectationSuiteIdentifier(name=key)
+        self._ctx.validation_results_store.store_validation_results(
+            suite_validation_result=report,
+            # the batch as GX names a whole-DataFrame batch: "<data source>-<asset>"
+            suite_validation_result_identifier=ValidationResultIdentifier(
+                expectation_suite_identifier=suite,
+                run_id=report.meta["run_id"],
+                batch_identifier=f"{self._source.name}-{key}",
+            ),
+            expectation_suite_identifier=suite,
         )
 
     def build_docs(self) -> str | None:
