@@ -49,7 +49,7 @@ from connectors.sftp.client import ChecksumMismatch, ChecksumMissing
 from connectors.sftp.settings import SftpSettings
 from flows.config import resolve_secret
 from flows.context import Ctx
-from flows.memory import releasing_memory
+from flows.memory import release_memory, releasing_memory
 from ledger import schema as s
 from ledger.ports import Channel, SourceReader, StatusWriter
 from ledger.records import (
@@ -376,8 +376,16 @@ class ChunkCheck:
         # (and beside the rules' work on it) were 1.5 GB of the stage's peak
         df = payload_frame(self.entity, [json_loads_staged(t) for t in texts])
         prepared, rules, id_col = self.prepare(df)
-        v = validator or validation.shared_validator()
-        return v.validate(self.entity, df, rules, id_col, prepared, self.source)
+        if validator is not None:
+            return validator.validate(self.entity, df, rules, id_col, prepared, self.source)
+        # in a pool worker, which lives for the cycle: the chunk's frames given back
+        # to the system once checked (the outcome goes on to the caller)
+        v = validation.shared_validator()
+        try:
+            return v.validate(self.entity, df, rules, id_col, prepared, self.source)
+        finally:
+            del df, prepared
+            release_memory()
 
 
 def _known_debtors(ctx: Ctx) -> set[str]:
@@ -537,6 +545,7 @@ def _checked_chunks(
         return check([texts[i] for i in chunk], validator)
 
     ahead: Future[validation.ValidationOutcome] | None = None
+    waited = 0.0  # for the workers: what the pool did not hide
     for n, chunk in enumerate(positions):
         if pool is not None and n + 1 < len(positions):
             try:
@@ -550,7 +559,9 @@ def _checked_chunks(
             outcome = here(chunk)
         else:
             try:
+                t = time.perf_counter()
                 outcome = ahead.result()
+                waited += time.perf_counter() - t
                 validator.adopt(check.entity, check.source, check.rules(), outcome.report)
             except BrokenExecutor as e:
                 log.warning("validate: the worker pool is gone (%s); checking here", e)
@@ -559,6 +570,14 @@ def _checked_chunks(
         outcome.report = None  # filed; the caller needs the rows only
         ahead = following
         yield chunk, outcome
+    if len(positions) > 1 and waited:
+        log.info(
+            "validate %s.%s: %d chunks, %.1f s waited for the workers' checks",
+            check.source,
+            check.entity,
+            len(positions),
+            waited,
+        )
 
 
 def promote(

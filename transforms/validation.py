@@ -708,14 +708,17 @@ class Validator:
         definition = self._definition(f"{source}.{entity}", rules)
         frame = prepared.drop(columns=[c for c in prepared.columns if c in PERSONAL_COLUMNS])
         frame["_rid"] = [f"{i}" for i in range(len(frame))]  # row ids survive null record ids
-        result = definition.run(
-            batch_parameters={"dataframe": frame},
-            result_format={
-                "result_format": "COMPLETE",
-                "unexpected_index_column_names": ["_rid"],
-                "return_unexpected_index_query": False,
-            },
-        )
+        try:
+            result = definition.run(
+                batch_parameters={"dataframe": frame},
+                result_format={
+                    "result_format": "COMPLETE",
+                    "unexpected_index_column_names": ["_rid"],
+                    "return_unexpected_index_query": False,
+                },
+            )
+        finally:
+            self._forget_batch()
         by_rule = {r.name: r for r in rules}
         bad_rows: dict[int, list[dict[str, Any]]] = {}
         warnings: dict[int, list[str]] = {}
@@ -765,6 +768,18 @@ class Validator:
             warnings=warnings,
             report=result,
         )
+
+    def _forget_batch(self) -> None:
+        """Drop the frame GX keeps of the last batch it validated: its execution engine
+        holds it (as batch data, and in the batch) until the next run. A validator that
+        lives long (a pool worker's, ``shared_validator``) kept a chunk's frame, some
+        100 MB, for the rest of the cycle. GX has no public call for it (1.x)."""
+        engine = getattr(self._source, "_execution_engine", None)
+        manager = getattr(engine, "batch_manager", None)
+        if manager is None:
+            return
+        manager._batch_data_cache.clear()
+        manager.reset_batch_cache()
 
     def adopt(self, entity: str, source: str, rules: list[Rule], report: Any) -> None:
         """File a validation that ran in another process (a pool worker's ``validate``

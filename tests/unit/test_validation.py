@@ -1,6 +1,7 @@
 """Every rule has at least one record that breaks it and one that just passes."""
 
 import datetime as dt
+import gc
 
 import pandas as pd
 import pytest
@@ -296,6 +297,20 @@ def test_statement_lines_have_their_own_suite(validator: v.Validator) -> None:
         2: ["statement.counterparty_iban_valid"],
         3: ["statement.reference_check_digit"],
     }
+
+
+def test_a_validator_keeps_no_frame_of_what_it_validated() -> None:
+    """A long-lived validator (a pool worker's) holds no frame once ``validate`` has
+    returned: GX's engine kept its last batch's frame until the next run."""
+    val = v.Validator()
+    rows = [{**GOOD_DEBTOR, "debtor_id": f"R{i}"} for i in range(1_234)]
+    df, prepared = _debtors(rows)
+    out = val.validate("debtors", df, v.debtor_rules(), "debtor_id", prepared, "erp")
+    assert out.checked == 1_234 and len(out.valid) == 1_234
+    del df, prepared, out
+    gc.collect()
+    # the frame GX saw has the rows' positions as a "_rid" column: none is alive
+    assert not [f for f in gc.get_objects() if isinstance(f, pd.DataFrame) and "_rid" in f.columns]
 
 
 def test_gx_never_sees_a_personal_value(tmp_path) -> None:  # type: ignore[no-untyped-def]
