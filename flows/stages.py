@@ -494,7 +494,14 @@ def _validate_part(
     texts = part["payload"].tolist()
     staged_ids = part["id"].tolist()
     known = _known_debtors(ctx) if entity != "debtors" else None
-    positions = validation_chunks(part["record_id"].tolist(), ctx.cfg.validation.chunk_rows)
+    # with a pool, two chunks are in memory at once (one promoted here, the next checked
+    # in a worker): half as large, so that the stage holds what one chunk did
+    size = (
+        ctx.cfg.validation.chunk_rows
+        if pool is None
+        else max(ctx.cfg.validation.chunk_rows // 2, 1)
+    )
+    positions = validation_chunks(part["record_id"].tolist(), size)
     alloc = None
     if entity == "invoices" and len(positions) > 1:  # one read for every chunk
         with ctx.engine.connect() as conn:
