@@ -354,12 +354,10 @@ def run_stages(cfg: Path, sftp_port: int, rss: PeakRss, bare: bool) -> dict[str,
         staged = cfg.parent / "bare-invoices.jsonl"
         if bare:
             _save_staged_invoices(ctx, staged)
-        checks = pool if ctx.cfg.scale.runner == "processes" else None  # as the flow does
         stage(
             "validate",
             lambda: sum(
-                v["checked"]
-                for v in stages.validate_staged(ctx, Validator(), checks)["entities"].values()
+                v["checked"] for v in stages.validate_staged(ctx, Validator())["entities"].values()
             ),
         )
         stage("debt_help", lambda: _debt_help(ctx))

@@ -151,9 +151,7 @@ class ValidationSettings(Strict):
         ge=1,
         description="a day's staged records of one entity and source are validated and"
         " promoted in chunks of about this many (by ranges of the record id: every copy of"
-        " an id in one chunk), so the stage's memory does not grow with the portfolio;"
-        " with the cycle's worker processes, chunks of half this, two at a time (one"
-        " checked in a worker while the other is promoted)",
+        " an id in one chunk), so the stage's memory does not grow with the portfolio",
     )
 
 

@@ -110,9 +110,7 @@ def ingest_entity(ctx: Ctx, source: str, entity: str) -> dict[str, Any]:
 
 @task(name="validate-staged", **RETRIES)
 def validate_staged(ctx: Ctx) -> dict[str, Any]:
-    pool = CyclePool.running()  # the cycle's workers check chunks ahead of the promotion
-    executor = pool._executor if pool is not None else None
-    return stages.validate_staged(ctx, Validator(stages.data_docs_dir(ctx)), executor)
+    return stages.validate_staged(ctx, Validator(stages.data_docs_dir(ctx)))
 
 
 @task(name="debt-help-exchange", task_run_name="debt-help-{moment}", **RETRIES)

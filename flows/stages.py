@@ -16,9 +16,7 @@ import os
 import time
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import BrokenExecutor, Executor, Future
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +47,7 @@ from connectors.sftp.client import ChecksumMismatch, ChecksumMissing
 from connectors.sftp.settings import SftpSettings
 from flows.config import resolve_secret
 from flows.context import Ctx
-from flows.memory import release_memory, releasing_memory
+from flows.memory import releasing_memory
 from ledger import schema as s
 from ledger.ports import Channel, SourceReader, StatusWriter
 from ledger.records import (
@@ -194,12 +192,9 @@ def _get_cursor(ctx: Ctx, source: str, entity: str) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------- validate
 @releasing_memory
-def validate_staged(
-    ctx: Ctx, validator: validation.Validator | None = None, pool: Executor | None = None
-) -> dict[str, Any]:
+def validate_staged(ctx: Ctx, validator: validation.Validator | None = None) -> dict[str, Any]:
     """Promote staged records to the ledger or quarantine them; stop contact for a
-    creditor whose export is clearly broken. ``pool``: worker processes that check the
-    next chunk while this process promotes one (``_checked_chunks``)."""
+    creditor whose export is clearly broken."""
     validator = validator or validation.Validator(data_docs_dir(ctx))
     out: dict[str, Any] = {"entities": {}, "stopped": None, "data_docs": None}
     for entity in ENTITIES:
@@ -229,7 +224,7 @@ def validate_staged(
             }
             continue
         for source, part in staged.groupby("source", sort=True):
-            summary, stop = _validate_part(ctx, validator, entity, str(source), part, pool)
+            summary, stop = _validate_part(ctx, validator, entity, str(source), part)
             prev = out["entities"].get(entity)
             out["entities"][entity] = summary if prev is None else _merge(prev, summary)
             out["stopped"] = out["stopped"] or stop
@@ -322,70 +317,22 @@ def prepare_for_rules(
 ) -> tuple[pd.DataFrame, list[validation.Rule], str]:
     """(the frame with derived check columns, the entity's rules, its id column).
     ``known``: the creditor's debtor ids, when the caller has read them already."""
-    if entity != "debtors" and known is None:
+    if entity == "debtors":
+        return validation.derive_debtor_checks(df), validation.debtor_rules(), ID_COLUMNS[entity]
+    if known is None:
         known = _known_debtors(ctx)
-    return ChunkCheck.of(ctx, entity, "", known).prepare(df)
-
-
-@dataclass(frozen=True)
-class ChunkCheck:
-    """What checking one entity's staged records needs besides the records: all of it
-    plain values, so that a chunk can be checked in a pool worker (``_checked_chunks``)."""
-
-    entity: str
-    source: str
-    known: frozenset[str] | None  # the creditor's debtor ids (not for debtors)
-    currencies: tuple[str, ...]
-    max_due_days: int
-
-    @classmethod
-    def of(cls, ctx: Ctx, entity: str, source: str, known: Any = None) -> ChunkCheck:
-        cfg = ctx.cfg
-        known = frozenset(known) if known is not None else None
-        currencies = tuple(cfg.policy.currencies)
-        return cls(entity, source, known, currencies, cfg.validation.max_due_days)
-
-    def rules(self) -> list[validation.Rule]:
-        if self.entity == "debtors":
-            return validation.debtor_rules()
-        if self.entity == "invoices":
-            return validation.invoice_rules(self.currencies)
-        return validation.payment_rules(self.currencies)
-
-    def prepare(self, df: pd.DataFrame) -> tuple[pd.DataFrame, list[validation.Rule], str]:
-        """``prepare_for_rules``: the frame with derived check columns, the rules, the id
-        column."""
-        entity, known = self.entity, self.known or frozenset()
-        if entity == "debtors":
-            prepared = validation.derive_debtor_checks(df)
-        elif entity == "invoices":
-            for c in ("amount_cents", "open_cents", "costs_cents", "interest_cents"):
-                df[c] = pd.to_numeric(df[c], errors="coerce").astype("Int64")
-            prepared = validation.derive_invoice_checks(df, known, self.max_due_days)
-        else:
-            df["amount_cents"] = pd.to_numeric(df["amount_cents"], errors="coerce").astype("Int64")
-            prepared = validation.derive_payment_checks(df, known)
-        return prepared, self.rules(), ID_COLUMNS[entity]
-
-    def __call__(
-        self, texts: list[str], validator: validation.Validator | None = None
-    ) -> validation.ValidationOutcome:
-        """The staged payloads (as text) of one chunk, validated: by ``validator``, or in
-        a pool worker by the worker's own (its GX result travels in the outcome)."""
-        # read into dicts only here, for the frame: a day's million dicts held beside it
-        # (and beside the rules' work on it) were 1.5 GB of the stage's peak
-        df = payload_frame(self.entity, [json_loads_staged(t) for t in texts])
-        prepared, rules, id_col = self.prepare(df)
-        if validator is not None:
-            return validator.validate(self.entity, df, rules, id_col, prepared, self.source)
-        # in a pool worker, which lives for the cycle: the chunk's frames given back
-        # to the system once checked (the outcome goes on to the caller)
-        v = validation.shared_validator()
-        try:
-            return v.validate(self.entity, df, rules, id_col, prepared, self.source)
-        finally:
-            del df, prepared
-            release_memory()
+    currencies = tuple(ctx.cfg.policy.currencies)
+    if entity == "invoices":
+        for c in ("amount_cents", "open_cents", "costs_cents", "interest_cents"):
+            df[c] = pd.to_numeric(df[c], errors="coerce").astype("Int64")
+        prepared = validation.derive_invoice_checks(df, known, ctx.cfg.validation.max_due_days)
+        return prepared, validation.invoice_rules(currencies), ID_COLUMNS[entity]
+    df["amount_cents"] = pd.to_numeric(df["amount_cents"], errors="coerce").astype("Int64")
+    return (
+        validation.derive_payment_checks(df, known),
+        validation.payment_rules(currencies),
+        ID_COLUMNS[entity],
+    )
 
 
 def _known_debtors(ctx: Ctx) -> set[str]:
@@ -479,37 +426,29 @@ def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
 
 
 def _validate_part(
-    ctx: Ctx,
-    validator: validation.Validator,
-    entity: str,
-    source: str,
-    part: pd.DataFrame,
-    pool: Executor | None = None,
+    ctx: Ctx, validator: validation.Validator, entity: str, source: str, part: pd.DataFrame
 ) -> tuple[dict[str, Any], str | None]:
     """One source's staged records of an entity, validated and promoted a chunk at a
     time (``validation_chunks``), each chunk with its staging rows in one transaction:
     a million invoices in one frame (and the rules' copies of it) were 3 GB of the
-    stage's peak. The batch-level checks weigh the whole batch (``_BatchChecks``).
-    With ``pool``, the next chunk is checked in a worker while this one is promoted."""
+    stage's peak. The batch-level checks weigh the whole batch (``_BatchChecks``)."""
     texts = part["payload"].tolist()
     staged_ids = part["id"].tolist()
     known = _known_debtors(ctx) if entity != "debtors" else None
-    # with a pool, two chunks are in memory at once (one promoted here, the next checked
-    # in a worker): half as large, so that the stage holds what one chunk did
-    size = (
-        ctx.cfg.validation.chunk_rows
-        if pool is None
-        else max(ctx.cfg.validation.chunk_rows // 2, 1)
-    )
-    positions = validation_chunks(part["record_id"].tolist(), size)
+    positions = validation_chunks(part["record_id"].tolist(), ctx.cfg.validation.chunk_rows)
     alloc = None
     if entity == "invoices" and len(positions) > 1:  # one read for every chunk
         with ctx.engine.connect() as conn:
             alloc = _allocated(conn, ctx, None)
     checks = _BatchChecks(ctx, entity)
-    check = ChunkCheck.of(ctx, entity, source, known)
     summary: dict[str, Any] | None = None
-    for chunk, outcome in _checked_chunks(check, validator, texts, positions, pool):
+    for chunk in positions:
+        # read into dicts only here, for the frame: a day's million dicts held beside it
+        # (and beside the rules' work on it) were 1.5 GB of the stage's peak
+        df = payload_frame(entity, [json_loads_staged(texts[i]) for i in chunk])
+        prepared, rules, id_col = prepare_for_rules(ctx, entity, df, known)
+        outcome = validator.validate(entity, df, rules, id_col, prepared, source)
+        del df, prepared
         now = utcnow()
         with ctx.engine.begin() as conn:
             checks.add(conn, outcome)
@@ -528,63 +467,8 @@ def _validate_part(
             "rules": {k: v for k, v in outcome.per_rule.items() if v},
         }
         summary = one if summary is None else _merge(summary, one)
-        del outcome
     assert summary is not None  # a part has a row: it came from a groupby
     return summary, checks.stop()
-
-
-def _checked_chunks(
-    check: ChunkCheck,
-    validator: validation.Validator,
-    texts: list[str],
-    positions: list[list[int]],
-    pool: Executor | None,
-) -> Iterator[tuple[list[int], validation.ValidationOutcome]]:
-    """Each chunk with its outcome, in order. Checking a chunk (parsing, the derived
-    checks, GX) costs about what promoting it does, so with a ``pool`` of worker
-    processes the next chunk is checked in a worker while the caller promotes this one:
-    the first chunk here (a worker may still be importing GX), each later one a chunk
-    ahead in the pool, and its GX result filed with ``validator``'s own for the Data
-    Docs. A pool that breaks (a worker killed) leaves the rest of the chunks to this
-    process: nothing is skipped."""
-
-    def here(chunk: list[int]) -> validation.ValidationOutcome:
-        return check([texts[i] for i in chunk], validator)
-
-    ahead: Future[validation.ValidationOutcome] | None = None
-    waited = 0.0  # for the workers: what the pool did not hide
-    for n, chunk in enumerate(positions):
-        if pool is not None and n + 1 < len(positions):
-            try:
-                following = pool.submit(check, [texts[i] for i in positions[n + 1]])
-            except BrokenExecutor as e:
-                log.warning("validate: the worker pool is gone (%s); checking here", e)
-                pool = following = None
-        else:
-            following = None
-        if ahead is None:
-            outcome = here(chunk)
-        else:
-            try:
-                t = time.perf_counter()
-                outcome = ahead.result()
-                waited += time.perf_counter() - t
-                validator.adopt(check.entity, check.source, check.rules(), outcome.report)
-            except BrokenExecutor as e:
-                log.warning("validate: the worker pool is gone (%s); checking here", e)
-                pool, following = None, None
-                outcome = here(chunk)
-        outcome.report = None  # filed; the caller needs the rows only
-        ahead = following
-        yield chunk, outcome
-    if len(positions) > 1 and waited:
-        log.info(
-            "validate %s.%s: %d chunks, %.1f s waited for the workers' checks",
-            check.source,
-            check.entity,
-            len(positions),
-            waited,
-        )
 
 
 def promote(

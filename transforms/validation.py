@@ -103,9 +103,6 @@ class ValidationOutcome:
     batch_error: str | None = None
     #: non-blocking rules: row position -> the rules it broke (the row itself went on)
     warnings: dict[int, list[str]] = field(default_factory=dict)
-    #: GX's result for this outcome: what ``Validator.adopt`` files into another
-    #: process's Data Docs, when a pool worker validated the rows
-    report: Any = None
 
 
 def _missing(value: Any) -> bool:
@@ -766,43 +763,20 @@ class Validator:
             per_rule,
             list(keys.values()),
             warnings=warnings,
-            report=result,
         )
 
     def _forget_batch(self) -> None:
         """Drop the frame GX keeps of the last batch it validated: its execution engine
         holds it (as batch data, and in the batch) until the next run. A validator that
-        lives long (a pool worker's, ``shared_validator``) kept a chunk's frame, some
-        100 MB, for the rest of the cycle. GX has no public call for it (1.x)."""
+        lives long (``shared_validator``, in the bank lane's worker) kept the last
+        statement file's lines for the rest of the cycle, and validate's the last
+        chunk's for the rest of the stage. GX has no public call for it (1.x)."""
         engine = getattr(self._source, "_execution_engine", None)
         manager = getattr(engine, "batch_manager", None)
         if manager is None:
             return
         manager._batch_data_cache.clear()
         manager.reset_batch_cache()
-
-    def adopt(self, entity: str, source: str, rules: list[Rule], report: Any) -> None:
-        """File a validation that ran in another process (a pool worker's ``validate``
-        of the same suite: ``report`` is its outcome's) with this run's own, so that
-        ``build_docs`` shows it as if it had run here."""
-        from great_expectations.data_context.types.resource_identifiers import (
-            ExpectationSuiteIdentifier,
-            ValidationResultIdentifier,
-        )
-
-        key = f"{source}.{entity}"
-        self._definition(key, rules)
-        suite = ExpectationSuiteIdentifier(name=key)
-        self._ctx.validation_results_store.store_validation_results(
-            suite_validation_result=report,
-            # the batch as GX names a whole-DataFrame batch: "<data source>-<asset>"
-            suite_validation_result_identifier=ValidationResultIdentifier(
-                expectation_suite_identifier=suite,
-                run_id=report.meta["run_id"],
-                batch_identifier=f"{self._source.name}-{key}",
-            ),
-            expectation_suite_identifier=suite,
-        )
 
     def build_docs(self) -> str | None:
         """Write the Data Docs of this run's validations; the index page's path."""

@@ -8,13 +8,7 @@ whole batch."""
 from __future__ import annotations
 
 import datetime as dt
-import logging
-import multiprocessing
-import os
-import signal
 import sqlite3
-import time
-from concurrent.futures import BrokenExecutor, Executor, ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +21,6 @@ from flows.demo import seed
 from ledger import schema as s
 from ledger.store import utcnow
 from transforms.contact_window import AMS
-from transforms.validation import Validator
 
 NOW = dt.datetime(2026, 11, 24, 10, 0, tzinfo=AMS)
 
@@ -127,89 +120,3 @@ def test_an_open_total_jump_is_the_whole_batch(tmp_path: Path, chunk_rows: int) 
     assert out["stopped"] and "open total" in out["stopped"], out
     with ctx.engine.connect() as conn:
         assert conn.execute(select(s.creditors.c.stopped_reason)).scalar() == out["stopped"]
-
-
-def _spawned(workers: int = 2) -> ProcessPoolExecutor:
-    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
-
-
-class _Counted(Executor):
-    """A pool that counts what it is given."""
-
-    def __init__(self, inner: Executor) -> None:
-        self.inner, self.submitted = inner, 0
-
-    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
-        self.submitted += 1
-        return self.inner.submit(fn, *args, **kwargs)
-
-
-def _pages(docs: Path, suite: str) -> list[Path]:
-    """A suite's validation pages: ``validations/<source>/<entity>/…/<batch>.html``."""
-    return sorted((docs / "validations").joinpath(*suite.split(".")).rglob("*.html"))
-
-
-def test_chunks_checked_in_workers_decide_what_one_batch_decides(tmp_path: Path) -> None:
-    """With the cycle's worker processes, chunks are checked a chunk ahead in a worker
-    while this process promotes: the same decisions, and every chunk's validation in
-    this run's Data Docs (the workers' GX results filed with the run's own)."""
-    whole = _staged(tmp_path / "whole", 100_000)
-    small = _staged(tmp_path / "small", 40)
-    docs = tmp_path / "docs"
-    with small.engine.connect() as conn:
-        ids = list(
-            conn.execute(
-                select(s.staging.c.payload["invoice_id"].as_string())
-                .where(s.staging.c.entity == "invoices")
-                .order_by(s.staging.c.id)
-            ).scalars()
-        )
-    a = stages.validate_staged(whole)
-    with _spawned() as workers:
-        pool = _Counted(workers)
-        b = stages.validate_staged(small, Validator(str(docs)), pool)
-    assert a["entities"] == b["entities"] and a["stopped"] is b["stopped"] is None
-    got, want = _ledger(small), _ledger(whole)
-    assert got == want and got["staged"] == []
-    # one validation a chunk in the Data Docs: the first checked here, the rest in workers
-    pages = _pages(docs, "erp.invoices")
-    # (with a pool, chunks of half ``chunk_rows``: two are in memory at once)
-    assert len(pages) == len(stages.validation_chunks(ids, 20)) > 10
-    # every chunk but the first of each entity was checked in a worker
-    assert pool.submitted == sum(
-        len(stages.validation_chunks(list(range(n)), 20)) - 1
-        for n in (b["entities"][e]["checked"] for e in stages.ENTITIES)
-    )
-    assert b["data_docs"] == str(docs / "index.html")
-    index = (docs / "index.html").read_text()
-    assert index.count("erp.invoices") >= len(pages)
-    html = "".join(p.read_text(errors="ignore") for p in docs.rglob("*.html"))
-    with sqlite3.connect(tmp_path / "small" / "demo" / "erp.sqlite") as erp:
-        people = erp.execute("SELECT naam, email, iban FROM relaties LIMIT 50").fetchall()
-    for name, email, iban in people:  # a worker's GX saw no personal value either
-        assert name not in html and (email or "@@") not in html and iban not in html
-
-
-def test_a_broken_pool_leaves_the_chunks_to_this_process(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    """A worker killed (the pool broken) loses no chunk: the rest are checked here."""
-    whole = _staged(tmp_path / "whole", 100_000)
-    small = _staged(tmp_path / "small", 40)
-    pool = _spawned(1)
-    try:
-        pool.submit(int, "1").result()  # the worker started
-        (worker,) = pool._processes.values()  # type: ignore[attr-defined]
-        os.kill(worker.pid, signal.SIGKILL)
-        with pytest.raises(BrokenExecutor):
-            for _ in range(100):  # the pool notices its dead worker
-                pool.submit(int, "1").result()
-                time.sleep(0.05)
-        a = stages.validate_staged(whole)
-        with caplog.at_level(logging.WARNING, logger="vangnet"):
-            b = stages.validate_staged(small, Validator(), pool)
-    finally:
-        pool.shutdown()
-    assert a["entities"] == b["entities"]
-    assert _ledger(small) == _ledger(whole)
-    assert "the worker pool is gone" in caplog.text
