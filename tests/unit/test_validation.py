@@ -300,8 +300,9 @@ def test_statement_lines_have_their_own_suite(validator: v.Validator) -> None:
 
 
 def test_a_validator_keeps_no_frame_of_what_it_validated() -> None:
-    """A long-lived validator (a pool worker's) holds no frame once ``validate`` has
-    returned: GX's engine kept its last batch's frame until the next run."""
+    """A validator holds no frame once ``validate`` has returned: GX's engine kept its
+    last batch's until the next run, and ``shared_validator`` lives as long as its
+    process (the bank lane's worker: the last statement file's lines)."""
     val = v.Validator()
     rows = [{**GOOD_DEBTOR, "debtor_id": f"R{i}"} for i in range(1_234)]
     df, prepared = _debtors(rows)
