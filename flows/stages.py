@@ -15,7 +15,7 @@ import mmap
 import os
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -57,6 +57,7 @@ from ledger.records import (
     PAYMENT_COLUMNS,
     OutboundMessage,
     WriteBack,
+    WriteResult,
     json_records,
     ledger_column,
     tuples,
@@ -2295,8 +2296,9 @@ def write_back(
     ctx: Ctx, batch_size: int = WRITE_BACK_BATCH, writer: StatusWriter | None = None
 ) -> dict[str, Any]:
     """Planned changes -> sending (committed) -> the creditor's system -> applied |
-    conflict | failed. Rows left in ``sending`` by a crash are simply sent again: the
-    statements write absolute values under a version check, so applying twice is safe."""
+    conflict | failed. Rows left in ``sending`` by a crash are planned again in their
+    place (``resumed``) and simply sent again: the statements write absolute values
+    under a version check, so applying twice is safe."""
     out: dict[str, Any] = {"applied": 0, "conflict": 0, "failed": 0}
     wb = ctx.cfg.write_back
     if wb is None:
@@ -2308,6 +2310,14 @@ def write_back(
     out["planned_preferences"] = plan_preference_write_backs(ctx)
     with ctx.engine.begin() as conn:
         out["retried_conflicts"] = _retry_conflicts(conn, ctx, wb.target)
+        # one status, so the next batch is a range of (creditor_id, status, id): with
+        # two, every batch sorted all the changes still to go
+        out["resumed"] = (
+            conn.execute(
+                update(w).where(base, w.c.status == "sending").values(status="planned")
+            ).rowcount
+            or 0
+        )
     while True:
         with ctx.engine.begin() as conn:
             todo = conn.execute(  # rows as they come: a frame of them cost more than the write
@@ -2316,10 +2326,10 @@ def write_back(
                     w.c.change_id,
                     w.c.entity,
                     w.c.record_id,
-                    w.c["values"],
+                    cast(w.c["values"], Text),  # decoded below, the batch at once
                     w.c.expected_version,
                 )
-                .where(base, w.c.status.in_(["planned", "sending"]))
+                .where(base, w.c.status == "planned")
                 .order_by(w.c.id)
                 .limit(batch_size)
             ).all()
@@ -2327,33 +2337,19 @@ def write_back(
                 break
             conn.execute(
                 update(w)
-                .where(w.c.id.in_([r.id for r in todo]))
+                .where(w.c.id.in_([r[0] for r in todo]))
                 .values(status="sending", attempts=w.c.attempts + 1)
             )
+        values = json.loads(f"[{','.join(r[4] for r in todo)}]")
         changes = [
-            WriteBack(change_id, entity, record_id, dict(values), version)
-            for _id, change_id, entity, record_id, values, version in todo
+            WriteBack(change_id, entity, record_id, v, version)
+            for (_id, change_id, entity, record_id, _text, version), v in zip(
+                todo, values, strict=True
+            )
         ]
         results = writer.write(changes)
-        done_at = utcnow()
         with ctx.engine.begin() as conn:
-            update_many(
-                conn,
-                w,
-                {"creditor_id": ctx.creditor_id},
-                ["change_id"],
-                [
-                    {
-                        "change_id": res.change_id,
-                        "status": res.status,
-                        "last_error": res.error,
-                        "applied_at": done_at if res.status == "applied" else None,
-                    }
-                    for res in results
-                ],
-            )
-            for res in results:
-                out[res.status] = out.get(res.status, 0) + 1
+            _record_write_results(conn, ctx, {r[1]: r[0] for r in todo}, results, out)
             audit(
                 conn,
                 ctx.creditor_id,
@@ -2363,6 +2359,45 @@ def write_back(
                 {k: v for k, v in out.items()},
             )
     return out
+
+
+def _record_write_results(
+    conn: Connection,
+    ctx: Ctx,
+    ids: dict[str, int],
+    results: Sequence[WriteResult],
+    out: dict[str, Any],
+) -> None:
+    """A batch's results into the ledger: the applied ones (a day's nearly all) by one
+    UPDATE of their ids, the rest with their errors; a change its writer said nothing
+    of stays ``sending`` and goes again next run, as after a crash."""
+    w = s.write_backs
+    done_at = utcnow()
+    applied = [ids[r.change_id] for r in results if r.status == "applied" and r.change_id in ids]
+    others = [r for r in results if r.status != "applied"]
+    if applied:
+        conn.execute(
+            update(w)
+            .where(w.c.id.in_(applied))
+            .values(status="applied", last_error=None, applied_at=done_at)
+        )
+    update_many(
+        conn,
+        w,
+        {"creditor_id": ctx.creditor_id},
+        ["change_id"],
+        [
+            {
+                "change_id": r.change_id,
+                "status": r.status,
+                "last_error": r.error,
+                "applied_at": None,
+            }
+            for r in others
+        ],
+    )
+    for r in results:
+        out[r.status] = out.get(r.status, 0) + 1
 
 
 def _retry_conflicts(conn: Any, ctx: Ctx, target: str) -> int:

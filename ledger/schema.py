@@ -355,7 +355,7 @@ write_backs = Table(
     Column("created_at", TS, nullable=False),
     Column("applied_at", TS),
     ForeignKeyConstraint(["creditor_id"], ["creditors.creditor_id"]),
-    Index("ix_write_backs_status", "creditor_id", "status"),
+    Index("ix_write_backs_status", "creditor_id", "status", "id"),  # the next batch, in order
 )
 
 audit_log = Table(

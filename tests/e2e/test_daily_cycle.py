@@ -84,6 +84,7 @@ def test_cycle_twice_on_sqlite(demo_dir: Path) -> None:
         "failed": 0,
         "planned_preferences": 0,
         "retried_conflicts": 0,
+        "resumed": 0,
     }
     # only the lines nothing fitted are looked at again (for 30 days); nothing changes
     assert r2["reconcile"]["payments"] == r1["reconcile"]["unmatched"]

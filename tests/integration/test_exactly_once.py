@@ -118,12 +118,14 @@ def test_write_back_resumes_after_a_crash_and_reapplies_only_absolute_values(pla
         stages.write_back(ctx, batch_size=5, writer=Dying({}))
     out = stages.write_back(ctx, batch_size=5, writer=writer)
     assert out["applied"] == len(wbs)
+    assert out["resumed"] == 5  # the batch that died between its write and its results
     assert stages.write_back(ctx, writer=writer) == {
         "applied": 0,
         "conflict": 0,
         "failed": 0,
         "planned_preferences": 0,
         "retried_conflicts": 0,
+        "resumed": 0,
     }
     assert set(writer.applied) == {r for r, _ in wbs}
 

@@ -134,6 +134,7 @@ def test_read_match_and_write_back_from_yaml_alone(creditor) -> None:
         "failed": 0,
         "planned_preferences": 0,
         "retried_conflicts": 0,
+        "resumed": 0,
     }
     inv = {r["Name"]: r for r in org.objects["Invoice__c"]}
     assert (inv["EN-3"]["Collection_Status__c"], inv["EN-3"]["Vangnet_Open__c"]) == ("betaald", 0.0)
@@ -157,6 +158,7 @@ def test_read_match_and_write_back_from_yaml_alone(creditor) -> None:
         "failed": 0,
         "planned_preferences": 0,
         "retried_conflicts": 0,
+        "resumed": 0,
     }
 
 
