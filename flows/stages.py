@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pandas as pd
 from sqlalchemy import (
     Connection,
@@ -2340,7 +2341,7 @@ def write_back(
                 .where(w.c.id.in_([r[0] for r in todo]))
                 .values(status="sending", attempts=w.c.attempts + 1)
             )
-        values = json.loads(f"[{','.join(r[4] for r in todo)}]")
+        values = orjson.loads(f"[{','.join(r[4] for r in todo)}]")
         changes = [
             WriteBack(change_id, entity, record_id, v, version)
             for (_id, change_id, entity, record_id, _text, version), v in zip(

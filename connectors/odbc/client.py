@@ -148,6 +148,27 @@ class OdbcReader(_Connection):
             conn.close()
 
 
+def _bound(stmt: str, ch: WriteBack) -> tuple[str, list[Any]]:
+    """The statement with ``?`` markers and the change's values in their order:
+    ``:record_id`` and ``:expected_version`` are the change's own, the rest its values
+    (``named_to_qmark`` of the merged mapping, without building it for every record)."""
+    sql, order = _qmark(stmt)
+    values = ch.values
+    try:
+        return sql, [
+            ch.record_id
+            if n == "record_id"
+            else ch.expected_version
+            if n == "expected_version"
+            else values[n]
+            for n in order
+        ]
+    except KeyError:
+        return named_to_qmark(
+            stmt, {**values, "record_id": ch.record_id, "expected_version": ch.expected_version}
+        )  # raises, naming every parameter without a value
+
+
 class OdbcWriter(_Connection):
     """``StatusWriter`` over ODBC: parameterised UPDATEs in one transaction per batch.
 
@@ -173,13 +194,7 @@ class OdbcWriter(_Connection):
                         )
                     )
                     continue
-                params = {
-                    **ch.values,
-                    "record_id": ch.record_id,
-                    "expected_version": ch.expected_version,
-                }
-                sql, values = named_to_qmark(stmt, params)
-                cur.execute(sql, values)
+                cur.execute(*_bound(stmt, ch))
                 if cur.rowcount == 0:
                     results.append(
                         WriteResult(ch.change_id, "conflict", "record changed or missing in source")
