@@ -7,6 +7,7 @@ from pathlib import Path
 import pyodbc
 import pytest
 
+from connectors.errors import FatalError
 from connectors.odbc import OdbcReader, OdbcSettings, OdbcWriter
 from ledger.records import WriteBack
 
@@ -170,3 +171,25 @@ def test_a_legacy_encoding_is_read_with_text_encoding(tmp_path: Path) -> None:
     )
     frame = next(iter(OdbcReader(s).read("debtors", {}))).frame
     assert frame.iloc[0]["name"] == "Müller café"
+
+
+def test_a_write_back_statement_naming_a_value_the_change_lacks_fails_and_writes_nothing(
+    erp: str,
+) -> None:
+    s = _settings(erp)
+    s.write_back["invoices"] = UPDATE.replace(":status", ":status, openstaand = :open_amount")
+    changes = [
+        WriteBack(
+            "c1",
+            "invoices",
+            "F002",
+            {"status": "betaald", "open_amount": "0.00"},
+            "2026-11-22T06:00:00",
+        ),
+        WriteBack("c2", "invoices", "F003", {"status": "betaald"}, "2026-11-22T06:00:00"),
+    ]
+    with pytest.raises(FatalError, match="without a value: open_amount"):
+        OdbcWriter(s).write(changes)
+    with pyodbc.connect(erp) as c:  # the batch is one transaction: c1 went back with it
+        got = c.execute("SELECT incassostatus FROM facturen WHERE factuurnr = 'F002'").fetchone()
+    assert got[0] is None
