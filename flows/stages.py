@@ -2319,6 +2319,8 @@ def write_back(
             ).rowcount
             or 0
         )
+    after = 0  # the last id taken: PostgreSQL keeps a taken row's old index entry
+    # (status planned) until vacuum, and a scan from the start stepped over every one
     while True:
         with ctx.engine.begin() as conn:
             todo = conn.execute(  # rows as they come: a frame of them cost more than the write
@@ -2330,15 +2332,16 @@ def write_back(
                     cast(w.c["values"], Text),  # decoded below, the batch at once
                     w.c.expected_version,
                 )
-                .where(base, w.c.status == "planned")
+                .where(base, w.c.status == "planned", w.c.id > after)
                 .order_by(w.c.id)
                 .limit(batch_size)
             ).all()
             if not todo:
                 break
-            conn.execute(
+            first, after = todo[0][0], todo[-1][0]
+            conn.execute(  # the same rows: the batch is every planned one in its id range
                 update(w)
-                .where(w.c.id.in_([r[0] for r in todo]))
+                .where(base, w.c.status == "planned", w.c.id.between(first, after))
                 .values(status="sending", attempts=w.c.attempts + 1)
             )
         values = orjson.loads(f"[{','.join(r[4] for r in todo)}]")
