@@ -20,7 +20,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pandas as pd
 from sqlalchemy import (
     Connection,
@@ -2339,12 +2338,15 @@ def write_back(
             if not todo:
                 break
             first, after = todo[0][0], todo[-1][0]
-            conn.execute(  # the same rows: the batch is every planned one in its id range
+            # the same rows: the batch is every planned one in its id range (a change a
+            # concurrent run plans again into it meanwhile waits in sending for the next)
+            conn.execute(
                 update(w)
                 .where(base, w.c.status == "planned", w.c.id.between(first, after))
                 .values(status="sending", attempts=w.c.attempts + 1)
             )
-        values = orjson.loads(f"[{','.join(r[4] for r in todo)}]")
+        # json, not orjson: orjson reads an integer past 64 bits as a float
+        values = json.loads(f"[{','.join(r[4] for r in todo)}]")
         changes = [
             WriteBack(change_id, entity, record_id, v, version)
             for (_id, change_id, entity, record_id, _text, version), v in zip(
