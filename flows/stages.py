@@ -1070,13 +1070,25 @@ UNMATCHED_SHOWN = 500
 STATUS_NL = {"paid": "betaald", "partial": "deels betaald", "open": "open"}
 
 
+#: ``json.dumps(..., sort_keys=True)``'s text exactly (a change id must not change with
+#: a release), without building an encoder for every change (2 s at 200k changes)
+_CHANGE_TEXT = json.JSONEncoder(sort_keys=True)
+
+
 def _write_back_row(
-    ctx: Ctx, target: str, entity: str, record_id: str, values: dict[str, Any], version: str | None
+    ctx: Ctx,
+    target: str,
+    entity: str,
+    record_id: str,
+    values: dict[str, Any],
+    version: str | None,
+    now: dt.datetime | None = None,
 ) -> dict[str, Any]:
     """A planned write-back; its id derives from what it writes, so the same change is
-    planned once however often it is computed."""
+    planned once however often it is computed. ``now``: one stamp for a call's many
+    (each distinct stamp is formatted for the ledger again)."""
     change_id = hashlib.sha256(
-        json.dumps([ctx.creditor_id, target, entity, record_id, values], sort_keys=True).encode()
+        _CHANGE_TEXT.encode([ctx.creditor_id, target, entity, record_id, values]).encode()
     ).hexdigest()[:32]
     return {
         "creditor_id": ctx.creditor_id,
@@ -1088,7 +1100,7 @@ def _write_back_row(
         "expected_version": version,
         "status": "planned",
         "attempts": 0,
-        "created_at": utcnow(),
+        "created_at": now or utcnow(),
     }
 
 
@@ -1105,6 +1117,7 @@ def plan_preference_write_backs(ctx: Ctx) -> int:
             .join(d, and_(d.c.creditor_id == p.c.creditor_id, d.c.debtor_id == p.c.debtor_id))
             .where(p.c.creditor_id == ctx.creditor_id)
         ).all()
+        now = utcnow()
         rows = [
             _write_back_row(
                 ctx,
@@ -1113,6 +1126,7 @@ def plan_preference_write_backs(ctx: Ctx) -> int:
                 r.debtor_id,
                 {"preferred_day": r.preferred_day, "channel": r.channel},
                 r.source_version,
+                now,
             )
             for r in prefs
         ]
@@ -1135,6 +1149,7 @@ def _plan_status_write_backs(conn: Any, ctx: Ctx, invoice_ids: list[str]) -> int
         ).where(s.invoices.c.creditor_id == ctx.creditor_id, s.invoices.c.invoice_id.in_(ids)),
         invoice_ids,
     )
+    now = utcnow()
     rows = [
         _write_back_row(
             ctx,
@@ -1148,6 +1163,7 @@ def _plan_status_write_backs(conn: Any, ctx: Ctx, invoice_ids: list[str]) -> int
                 "open_interest": f"{int(r.interest_cents) / 100:.2f}",
             },
             r.source_version,
+            now,
         )
         for r in tuples(inv)
     ]
