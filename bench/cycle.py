@@ -530,6 +530,29 @@ def _runner(cfg: Path) -> str:
     return f"{sc.runner} x{sc.processes()}" if sc.runner == "processes" else sc.runner
 
 
+#: the local PostgreSQL server's maintenance database, to make and drop scratch ones
+PG_ADMIN = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "postgres"}
+
+
+@contextmanager
+def scratch_pg(prefix: str) -> Iterator[str]:
+    """A fresh database on the local PostgreSQL for the block (its SQLAlchemy URL),
+    dropped after it whatever happens."""
+    import uuid
+
+    import psycopg2
+
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    admin = psycopg2.connect(**PG_ADMIN)
+    admin.autocommit = True
+    admin.cursor().execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
+    finally:
+        admin.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
 def _empty_pg(url: str) -> None:
     from sqlalchemy import create_engine, text
 

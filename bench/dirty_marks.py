@@ -26,16 +26,14 @@ import argparse
 import datetime as dt
 import json
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
-import psycopg2
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import func, select, text
 
-from bench.cycle import machine
+from bench.cycle import machine, scratch_pg
 from bench.odbc import commit_id
 from ledger import schema as s
 from ledger.store import (
@@ -48,7 +46,6 @@ from ledger.store import (
     utcnow,
 )
 
-ADMIN = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "postgres"}
 CHUNK = 100_000
 KEYS = ["creditor_id", "invoice_id"]
 COMPARED = ["debtor_id", "due_date", "amount_cents", "open_cents", "status", "bucket"]
@@ -127,35 +124,34 @@ def _pay(engine: Any, rows: list[dict[str, Any]]) -> None:
 
 
 def one(kind: str, days: list[list[dict[str, Any]]]) -> dict[str, Any]:
-    name = f"vangnet_marks_{uuid.uuid4().hex[:8]}"
-    admin = psycopg2.connect(**ADMIN)
-    admin.autocommit = True
-    admin.cursor().execute(f'CREATE DATABASE "{name}"')
-    engine = make_engine(f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}")
+    with scratch_pg("vangnet_marks") as url:
+        engine = make_engine(url)
+        try:
+            return _phases(engine, kind, days)
+        finally:
+            engine.dispose()
+
+
+def _phases(engine: Any, kind: str, days: list[list[dict[str, Any]]]) -> dict[str, Any]:
     out: dict[str, Any] = {"triggers": kind}
-    try:
-        cfg = Config()
-        cfg.set_main_option("script_location", str(_MIGRATIONS))
-        with engine.begin() as conn:
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "0010" if kind == "row (0009)" else "head")
-            if kind == "none":
-                for t in s.DIRTY_WATCHED:
-                    conn.execute(text(f"ALTER TABLE {t} DISABLE TRIGGER USER"))
-            ensure_creditor(conn, "c1", "C", "housing", "x")
-        out["validate_s"], out["validate_marks"] = _timed(engine, lambda c: _upsert(c, days[0]))
-        with engine.begin() as conn:  # as validate's refresh_statistics does
-            conn.execute(text("ANALYZE invoices"))
-        paid = days[0][: len(days[0]) // 5]
-        out["reconcile_s"], out["reconcile_marks"] = _timed(engine, lambda c: _pay(c, paid))
-        with engine.begin() as conn:
-            conn.execute(s.dirty_debtors.delete())  # as assess claims them
-            conn.execute(text("ANALYZE invoices"))
-        out["next_day_s"], out["next_day_marks"] = _timed(engine, lambda c: _upsert(c, days[1]))
-    finally:
-        engine.dispose()
-        admin.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0010" if kind == "row (0009)" else "head")
+        if kind == "none":
+            for t in s.DIRTY_WATCHED:
+                conn.execute(text(f"ALTER TABLE {t} DISABLE TRIGGER USER"))
+        ensure_creditor(conn, "c1", "C", "housing", "x")
+    out["validate_s"], out["validate_marks"] = _timed(engine, lambda c: _upsert(c, days[0]))
+    with engine.begin() as conn:  # as validate's refresh_statistics does
+        conn.execute(text("ANALYZE invoices"))
+    paid = days[0][: len(days[0]) // 5]
+    out["reconcile_s"], out["reconcile_marks"] = _timed(engine, lambda c: _pay(c, paid))
+    with engine.begin() as conn:
+        conn.execute(s.dirty_debtors.delete())  # as assess claims them
+        conn.execute(text("ANALYZE invoices"))
+    out["next_day_s"], out["next_day_marks"] = _timed(engine, lambda c: _upsert(c, days[1]))
     return out
 
 

@@ -22,7 +22,6 @@ import json
 import socket
 import tempfile
 import time
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from types import SimpleNamespace
@@ -32,13 +31,12 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import text
 
-from bench.cycle import machine
+from bench.cycle import machine, scratch_pg
 from bench.odbc import commit_id
 from ledger import schema as s
 from ledger.records import WriteBack, WriteResult
 from ledger.store import _MIGRATIONS, ensure_creditor, insert_ignore, make_engine, utcnow
 
-ADMIN = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "postgres"}
 REVISIONS = {"before 0012": "0011", "0012": "head"}
 
 
@@ -139,14 +137,7 @@ def main() -> None:
         print(results[-1], flush=True)
         if not _postgres():
             continue
-        import psycopg2
-
-        name = f"vangnet_wb_{uuid.uuid4().hex[:8]}"
-        admin = psycopg2.connect(**ADMIN)
-        admin.autocommit = True
-        admin.cursor().execute(f'CREATE DATABASE "{name}"')
-        try:
-            url = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
+        with scratch_pg("vangnet_wb") as url:
             results.append(
                 {
                     "ledger": "postgresql",
@@ -154,9 +145,6 @@ def main() -> None:
                     **one(url, revision, args.history, args.changes),
                 }
             )
-        finally:
-            admin.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            admin.close()
         print(results[-1], flush=True)
     out = {
         "benchmark": "write_back",
