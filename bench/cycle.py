@@ -530,6 +530,22 @@ def _runner(cfg: Path) -> str:
     return f"{sc.runner} x{sc.processes()}" if sc.runner == "processes" else sc.runner
 
 
+def save_result(benchmark: str, name: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """A benchmark's result as ``bench/results/<name>``: what ran, when, on which commit
+    and machine, then ``fields``; the whole record, as written."""
+    out = {
+        "benchmark": benchmark,
+        "date": dt.datetime.now(dt.UTC).isoformat(),
+        "commit": commit_id(),
+        "machine": machine(),
+        **fields,
+    }
+    path = Path(__file__).parent / "results"
+    path.mkdir(exist_ok=True)
+    (path / name).write_text(json.dumps(out, indent=2) + "\n")
+    return out
+
+
 #: the local PostgreSQL server's maintenance database, to make and drop scratch ones
 PG_ADMIN = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "postgres"}
 

@@ -26,15 +26,13 @@ import argparse
 import datetime as dt
 import json
 import time
-from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import func, select, text
 
-from bench.cycle import machine, scratch_pg
-from bench.odbc import commit_id
+from bench.cycle import save_result, scratch_pg
 from ledger import schema as s
 from ledger.store import (
     _MIGRATIONS,
@@ -162,17 +160,10 @@ def main() -> None:
     args = ap.parse_args()
     days = [_invoices(args.debtors, 0), _invoices(args.debtors, 1)]
     results = [one(kind, days) for kind in ("none", "row (0009)", "statement (0011)")]
-    out = {
-        "benchmark": "dirty_marks",
-        "date": dt.datetime.now(dt.UTC).isoformat(),
-        "commit": commit_id(),
-        "machine": machine(),
-        "debtors": args.debtors,
-        "results": results,
-    }
-    res = Path(__file__).parent / "results"
-    (res / f"dirty-marks-{dt.date.today().isoformat()}-{args.debtors}.json").write_text(
-        json.dumps(out, indent=2) + "\n"
+    out = save_result(
+        "dirty_marks",
+        f"dirty-marks-{dt.date.today().isoformat()}-{args.debtors}.json",
+        {"debtors": args.debtors, "results": results},
     )
     if args.json:
         print(json.dumps(out, indent=2))

@@ -31,8 +31,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import text
 
-from bench.cycle import machine, scratch_pg
-from bench.odbc import commit_id
+from bench.cycle import save_result, scratch_pg
 from ledger import schema as s
 from ledger.records import WriteBack, WriteResult
 from ledger.store import _MIGRATIONS, ensure_creditor, insert_ignore, make_engine, utcnow
@@ -146,19 +145,11 @@ def main() -> None:
                 }
             )
         print(results[-1], flush=True)
-    out = {
-        "benchmark": "write_back",
-        "date": dt.datetime.now(dt.UTC).isoformat(),
-        "commit": commit_id(),
-        "machine": machine(),
-        "changes": args.changes,
-        "history": args.history,
-        "results": results,
-    }
-    path = Path(__file__).parent / "results"
-    path.mkdir(exist_ok=True)
-    name = f"write-back-{dt.date.today().isoformat()}-{args.changes}.json"
-    (path / name).write_text(json.dumps(out, indent=2) + "\n")
+    out = save_result(
+        "write_back",
+        f"write-back-{dt.date.today().isoformat()}-{args.changes}.json",
+        {"changes": args.changes, "history": args.history, "results": results},
+    )
     if args.json:
         print(json.dumps(out))
 
