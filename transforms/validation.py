@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from schwifty import IBAN
 
@@ -646,6 +647,38 @@ PERSONAL_COLUMNS = frozenset(
 )
 
 
+def _suite_columns(suite: Any) -> list[str]:
+    """The columns a suite's expectations name, in their order, each once."""
+    out: dict[str, None] = {}
+    for exp in suite.expectations:
+        for attr in ("column", "column_A", "column_B"):
+            name = getattr(exp, attr, None)
+            if isinstance(name, str):
+                out[name] = None
+    return list(out)
+
+
+def gx_frame(prepared: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """What GX is given of a batch: only the columns its suite names, never a personal
+    one (a rule on a missing column fails to run, and says so). GX hashes every column
+    it is given into the batch's id; the whole batch cost it 0.1 s in 100,000 rows.
+    A nullable integer column (``Int64``: the amounts) goes as numpy ``int64``, or as
+    ``float64`` where it has gaps: GX checks ``Between`` value by value in Python for
+    any other dtype, a third of its time on the invoices. The float is exact up to
+    2**53 cents, and past that still on the same side of every bound, so no check
+    changes; the value quarantine shows is the record's own, never this frame's."""
+    keep = [c for c in columns if c in prepared.columns and c not in PERSONAL_COLUMNS]
+    frame = prepared[keep].copy()
+    for c in keep:
+        col = frame[c]
+        dtype = col.dtype
+        if isinstance(dtype, pd.api.extensions.ExtensionDtype) and pd.api.types.is_integer_dtype(
+            dtype
+        ):
+            frame[c] = col.astype("float64" if col.hasnans else "int64")
+    return frame
+
+
 class Validator:
     """One GX context for a run; validates DataFrames against named rule sets, one suite
     per source and entity. With ``data_docs_dir`` the run's results are written there as
@@ -683,9 +716,10 @@ class Validator:
                 suite.add_expectation(exp)
             asset = self._source.add_dataframe_asset(key)
             batch = asset.add_batch_definition_whole_dataframe(key)
-            self._definitions[key] = self._ctx.validation_definitions.add(
+            definition = self._ctx.validation_definitions.add(
                 gx.ValidationDefinition(name=key, data=batch, suite=suite)
             )
+            self._definitions[key] = (definition, _suite_columns(suite))
         return self._definitions[key]
 
     def validate(
@@ -702,9 +736,9 @@ class Validator:
             return ValidationOutcome(
                 entity, 0, df, df.iloc[0:0], {}, {r.name: 0 for r in rules}, []
             )
-        definition = self._definition(f"{source}.{entity}", rules)
-        frame = prepared.drop(columns=[c for c in prepared.columns if c in PERSONAL_COLUMNS])
-        frame["_rid"] = [f"{i}" for i in range(len(frame))]  # row ids survive null record ids
+        definition, columns = self._definition(f"{source}.{entity}", rules)
+        frame = gx_frame(prepared, columns)
+        frame["_rid"] = np.arange(len(frame))  # row ids survive null record ids
         try:
             result = definition.run(
                 batch_parameters={"dataframe": frame},

@@ -333,3 +333,32 @@ def test_gx_never_sees_a_personal_value(tmp_path) -> None:  # type: ignore[no-un
     assert "erp.debtors" in html
     for personal in ("jan.de.vries", "ller", GOOD_DEBTOR["iban"], GOOD_DEBTOR["phone"]):
         assert personal not in html
+
+
+def test_amounts_reach_gx_as_numbers_it_compares_at_once(validator: v.Validator) -> None:
+    """GX gets only the columns its suite names, and the nullable amounts as numpy
+    numbers (float where there is a gap): the checks and the values quarantine shows
+    stay the record's own, a gap and an amount past 2**53 cents included."""
+    huge = 2**53 + 1  # not a float: as one it would read 2**53
+    rows = [
+        GOOD_INVOICE,
+        {**GOOD_INVOICE, "invoice_id": "F2", "amount_cents": None, "open_cents": 0},
+        {**GOOD_INVOICE, "invoice_id": "F3", "amount_cents": huge, "open_cents": huge},
+    ]
+    df, _ = _invoices(rows)
+    # as the record has them (a frame built from rows with a gap holds floats)
+    df["amount_cents"] = pd.array([1, None, huge], dtype="Int64")
+    df["open_cents"] = pd.array([1, 0, huge], dtype="Int64")
+    prepared = v.derive_invoice_checks(df, {"R1"})
+    out = validator.validate("invoices", df, v.invoice_rules(), "invoice_id", prepared)
+    assert list(out.valid["invoice_id"]) == ["F1"]
+    assert [f["rule"] for f in out.failures["F2"]] == ["invoice.amount_present"]
+    assert {"rule": "invoice.amount_positive", "column": "amount_cents", "value": huge} in (
+        out.failures["F3"]
+    )
+
+    frame = v.gx_frame(prepared, ["amount_cents", "name", "open_cents", "no_such_column"])
+    assert list(frame.columns) == ["amount_cents", "open_cents"]
+    assert str(frame["amount_cents"].dtype) == "float64"  # it has a gap
+    assert str(frame["open_cents"].dtype) == "int64"
+    assert frame["amount_cents"].isna().tolist() == [False, True, False]
