@@ -581,21 +581,30 @@ def _allocated(
 
 # ------------------------------------------------------------------------ debt help
 # the Schuldenknooppunt exchange lives in flows/debt_help.py; holds are shared here
-def cancel_open_contacts(conn: Any, creditor_id: str, debtor_ids: str | set[str], why: str) -> int:
-    """Cancel every still-planned contact of these debtors, in one statement."""
-    ids = [debtor_ids] if isinstance(debtor_ids, str) else sorted(debtor_ids)
-    if not ids:
-        return 0
-    res = conn.execute(
-        update(s.contacts)
-        .where(
-            s.contacts.c.creditor_id == creditor_id,
-            s.contacts.c.debtor_id.in_(ids),
-            s.contacts.c.status == "planned",
-        )
-        .values(status="cancelled", last_error=why, updated_at=utcnow())
+#: one statement object for every call (debt help cancels a debtor's contacts per
+#: message: building the UPDATE each time cost several times running it)
+_CANCEL_CONTACTS = (
+    update(s.contacts)
+    .where(
+        s.contacts.c.creditor_id == bindparam("creditor"),
+        s.contacts.c.debtor_id.in_(bindparam("debtors", expanding=True)),
+        s.contacts.c.status == "planned",
     )
-    return int(res.rowcount or 0)
+    .values(status="cancelled", last_error=bindparam("why"), updated_at=bindparam("at"))
+)
+
+
+def cancel_open_contacts(conn: Any, creditor_id: str, debtor_ids: str | set[str], why: str) -> int:
+    """Cancel every still-planned contact of these debtors, in one statement each
+    ``IN_CHUNK`` of them."""
+    ids = [debtor_ids] if isinstance(debtor_ids, str) else sorted(debtor_ids)
+    now = utcnow()
+    n = 0
+    for part in chunks(ids):
+        bound = {"creditor": creditor_id, "debtors": list(part), "why": why, "at": now}
+        res = conn.execute(_CANCEL_CONTACTS, bound)
+        n += int(res.rowcount or 0)
+    return n
 
 
 def active_holds(conn: Any, creditor_id: str, today: dt.date) -> pd.DataFrame:

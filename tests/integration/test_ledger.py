@@ -366,6 +366,52 @@ def test_the_outbox_refuses_a_second_message_for_the_same_step(url: str) -> None
     engine.dispose()
 
 
+def test_a_hold_cancels_only_the_planned_contacts_of_its_debtors(url: str) -> None:
+    """``cancel_open_contacts``: one debtor, or a set of them larger than one ``IN``
+    list (``IN_CHUNK``); a contact already sent, or another debtor's, stays as it is."""
+    from flows.stages import cancel_open_contacts
+    from ledger.store import IN_CHUNK
+
+    engine = open_ledger(url)
+    n = IN_CHUNK + 2
+    rows = [
+        {
+            "creditor_id": "c1",
+            "debtor_id": f"R{i}",
+            "dossier": "F1",
+            "step": "friendly_reminder",
+            "channel": "email",
+            "message_id": f"m{i}",
+            "status": "sent" if i == 1 else "planned",
+            "segment": "on_time",
+            "send_after": utcnow(),
+            "cycle_date": dt.date(2026, 11, 23),
+            "amount_cents": 100,
+            "invoice_ids": ["F1"],
+            "reasons": [],
+            "created_at": utcnow(),
+            "updated_at": utcnow(),
+        }
+        for i in range(n + 1)  # R0 .. R<n>; R<n> is nobody's concern here
+    ]
+    with engine.begin() as conn:
+        ensure_creditor(conn, "c1", "Creditor", "housing", "x" * 64)
+        insert_ignore(conn, s.contacts, rows)
+        assert cancel_open_contacts(conn, "c1", "R0", "hold: kennisgeving") == 1
+        assert cancel_open_contacts(conn, "c1", "R0", "hold: again") == 0
+        many = {f"R{i}" for i in range(1, n)}
+        assert cancel_open_contacts(conn, "c1", many, "hold") == n - 2  # R1 was sent
+        assert cancel_open_contacts(conn, "c1", set(), "hold") == 0
+        got = dict(conn.execute(select(s.contacts.c.debtor_id, s.contacts.c.status)).all())
+        why = conn.execute(
+            select(s.contacts.c.last_error).where(s.contacts.c.debtor_id == "R0")
+        ).scalar()
+    assert got["R0"] == "cancelled" and why == "hold: kennisgeving"
+    assert got["R1"] == "sent" and got[f"R{n}"] == "planned"
+    assert {got[f"R{i}"] for i in range(2, n)} == {"cancelled"}
+    engine.dispose()
+
+
 def test_timestamps_compare_across_zones(url: str) -> None:
     """09:30 in Amsterdam is 08:30 UTC on every dialect (SQLite keeps no offset)."""
     from zoneinfo import ZoneInfo
