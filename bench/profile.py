@@ -21,7 +21,9 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
+import logging
 import pstats
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -78,6 +80,12 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="sample with pyinstrument (dev extra) instead of cProfile",
     )
+    ap.add_argument(
+        "--log",
+        action="store_true",
+        help="print what the stages log (vangnet, INFO): their own split of the time"
+        " (match: read, weighed, written; a statement file: downloaded, checked, stored)",
+    )
     ap.add_argument("--workdir", default="var/bench")
     ap.add_argument(
         "--ledger-url",
@@ -91,6 +99,11 @@ def main(argv: list[str] | None = None) -> None:
         "(for pstats' print_callers, snakeviz, ...)",
     )
     args = ap.parse_args(argv)
+    if args.log:
+        said = logging.StreamHandler(sys.stdout)
+        said.setFormatter(logging.Formatter("  log: %(message)s"))
+        logging.getLogger("vangnet").addHandler(said)
+        logging.getLogger("vangnet").setLevel(logging.INFO)
     unknown = set(args.stage) - set(STAGES)
     if unknown:
         ap.error(f"no stage {', '.join(sorted(unknown))}: the stages are {', '.join(STAGES)}")
