@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import (
     Connection,
@@ -517,26 +518,20 @@ def promote(
     # so are its open costs and interest (component by component)
     if alloc is None:
         alloc = _allocated(conn, ctx, list(v["invoice_id"]) if len(v) <= 20_000 else None)
-    zero = (0, 0, 0)
-    opens, costs, interest = [], [], []
-    for i, o, c, n in zip(
-        v["invoice_id"],
-        v["open_cents"],
-        v["costs_cents"].fillna(0),
-        v["interest_cents"].fillna(0),
-        strict=True,
-    ):
-        total, a_costs, a_interest = alloc.get(i, zero)
-        open_ = max(int(o) - int(total), 0)
-        c = min(max(int(c) - int(a_costs), 0), open_)
-        opens.append(open_)
-        costs.append(c)
-        interest.append(min(max(int(n) - int(a_interest), 0), open_ - c))
-    v["open_cents"], v["costs_cents"], v["interest_cents"] = opens, costs, interest
-    v["status"] = [
-        "paid" if o == 0 else ("partial" if o < a else "open")
-        for o, a in zip(v["open_cents"], v["amount_cents"], strict=True)
-    ]
+    # a column at a time (a Python loop over a day's million invoices took 1.6 s)
+    n = len(v)
+    a_total, a_costs, a_interest = (np.zeros(n, dtype=np.int64) for _ in range(3))
+    if alloc:
+        for k, i in enumerate(v["invoice_id"].tolist()):
+            got = alloc.get(i)
+            if got is not None:
+                a_total[k], a_costs[k], a_interest[k] = got
+    open_ = np.maximum(_int64(v["open_cents"]) - a_total, 0)
+    costs = np.minimum(np.maximum(_int64(v["costs_cents"], 0) - a_costs, 0), open_)
+    interest = np.minimum(np.maximum(_int64(v["interest_cents"], 0) - a_interest, 0), open_ - costs)
+    v["open_cents"], v["costs_cents"], v["interest_cents"] = open_, costs, interest
+    amount = _int64(v["amount_cents"])
+    v["status"] = np.where(open_ == 0, "paid", np.where(open_ < amount, "partial", "open"))
     v["bucket"] = bucket_column(v["debtor_id"])
     v["prior_reminders"] = v["prior_reminders"].fillna(0).astype(int)
     rows = _promoted_rows(v, now)
@@ -549,6 +544,12 @@ def promote(
         [*compared, "updated_at", "source"],
         only_if_changed=compared,
     )
+
+
+def _int64(col: pd.Series, gap: int | None = None) -> np.ndarray:
+    """An amount column as int64; a gap is ``gap``, or an error where the rules allow
+    none (an open amount, an amount: ``invoice.open_present``, ``amount_present``)."""
+    return (col if gap is None else col.fillna(gap)).to_numpy(dtype=np.int64)
 
 
 def _promoted_rows(v: pd.DataFrame, now: dt.datetime) -> ColumnRows:

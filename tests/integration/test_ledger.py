@@ -859,3 +859,66 @@ def test_a_table_changed_in_bulk_gets_its_statistics_on_postgres(url: str, monke
         else:
             assert done == []
     engine.dispose()
+
+
+def test_an_invoice_is_promoted_net_of_what_vangnet_allocated(url: str) -> None:
+    """``promote``: the ledger's open amount is the source's less what vangnet allocated,
+    and so are its open costs and interest, each within what stays open; the status
+    follows the open amount."""
+    import types
+
+    import pandas as pd
+
+    from flows.stages import promote
+    from ledger.records import INVOICE_COLUMNS
+
+    def inv(i: str, open_: int, costs: int = 0, interest: int | None = 0) -> dict:
+        return {
+            "invoice_id": i,
+            "debtor_id": "R1",
+            "invoice_date": dt.date(2026, 10, 1),
+            "due_date": dt.date(2026, 10, 15),
+            "amount_cents": 10_000,
+            "open_cents": open_,
+            "costs_cents": costs,
+            "interest_cents": interest,
+            "currency": "EUR",
+            "payment_reference": None,
+            "paid_date": None,
+            "prior_reminders": None,
+            "source_version": "1",
+            "_errors": None,
+        }
+
+    rows = [
+        inv("A", 14_120, 4_000, 120),  # paid 5,000: the costs first, then principal
+        inv("B", 3_000),  # paid more than is open
+        inv("C", 10_000, interest=None),  # nothing paid, no interest given
+        inv("D", 120, 50, 100),  # interest beyond what is open
+    ]
+    valid = pd.DataFrame(rows, columns=[*INVOICE_COLUMNS, "_errors"])
+    for c in ("amount_cents", "open_cents", "costs_cents", "interest_cents"):
+        valid[c] = valid[c].astype("Int64")
+    alloc = {"A": (5_000, 4_000, 0), "B": (5_000, 0, 0)}
+    engine = open_ledger(url)
+    ctx = types.SimpleNamespace(creditor_id="c1")
+    with engine.begin() as conn:
+        ensure_creditor(conn, "c1", "Creditor", "housing", "x" * 64)
+        assert promote(conn, ctx, "invoices", "erp", valid, utcnow(), alloc) == 4
+        got = {
+            r.invoice_id: (
+                r.open_cents,
+                r.costs_cents,
+                r.interest_cents,
+                r.status,
+                r.prior_reminders,
+            )
+            for r in conn.execute(select(s.invoices))
+        }
+    assert got == {
+        "A": (9_120, 0, 120, "partial", 0),
+        "B": (0, 0, 0, "paid", 0),
+        "C": (10_000, 0, 0, "open", 0),
+        "D": (120, 50, 70, "partial", 0),
+    }
+    engine.dispose()
