@@ -80,6 +80,7 @@ def pandas_masks(p: pd.DataFrame) -> pd.Series:
         | p["invoice_id"].duplicated(keep=False)
         | amount.isna()
         | ~amount.between(1, validation.MAX_PLAUSIBLE_CENTS).fillna(False)
+        | open_.isna()
         | (open_.fillna(0) < 0)
         | ~p["open_within_amount"]
         | ~p["components_within_open"]

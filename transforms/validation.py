@@ -567,6 +567,12 @@ def invoice_rules(currencies: tuple[str, ...] = ("EUR",)) -> list[Rule]:
             "amount positive and plausible",
         ),
         Rule(
+            "invoice.open_present",
+            "open_cents",
+            lambda: E.ExpectColumnValuesToNotBeNull(column="open_cents"),
+            "an open amount is present (the mapping takes the amount where a source has none)",
+        ),
+        Rule(
             "invoice.open_not_negative",
             "open_cents",
             lambda: E.ExpectColumnValuesToBeBetween(column="open_cents", min_value=0),

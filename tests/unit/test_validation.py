@@ -55,6 +55,7 @@ INVOICE_CASES = {
     "invoice.id_present": {"invoice_id": None},
     "invoice.amount_present": {"amount_cents": None, "open_cents": 0},
     "invoice.amount_positive": {"amount_cents": 0, "open_cents": 0},
+    "invoice.open_present": {"open_cents": None},
     "invoice.open_not_negative": {"open_cents": -1},
     "invoice.open_within_amount": {"open_cents": 2},
     "invoice.components_within_open": {"open_cents": 1, "costs_cents": 1, "interest_cents": 1},
