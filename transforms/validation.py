@@ -1,12 +1,12 @@
 """Validation of incoming records with Great Expectations (GX Core 1.x).
 
 Each entity has a suite of named rules. GX evaluates them on the whole batch at once;
-the failing record ids per rule come back in ``unexpected_index_list``, so every failing
-record is quarantined with *every* rule it broke and its offending value (masked where
-personal), while the rest of the batch goes on. Checks GX has no expectation for (IBAN
-check digits, E.164 numbers, payment reference check digits) are computed as boolean
-columns by the ``derive_*`` functions and then expected true by the suite, so GX stays
-the single place that decides.
+the failing rows per rule come back in ``unexpected_index_list`` (their positions in the
+batch), so every failing record is quarantined with *every* rule it broke and its
+offending value (masked where personal), while the rest of the batch goes on. Checks
+GX has no expectation for (IBAN check digits, E.164 numbers, payment reference check
+digits) are computed as boolean columns by the ``derive_*`` functions and then expected
+true by the suite, so GX stays the single place that decides.
 
 One GX context per run (``Validator``), never per batch.
 """
