@@ -339,9 +339,9 @@ def test_a_many_row_insert_with_values_the_statement_fixes_writes_them_on_every_
     engine.dispose()
 
 
-def test_the_outbox_refuses_a_second_message_for_the_same_step(url: str) -> None:
-    engine = open_ledger(url)
-    row = {
+def _contact(**values: object) -> dict[str, object]:
+    """A planned reminder of debtor R1 (contacts row), with ``values`` instead."""
+    return {
         "creditor_id": "c1",
         "debtor_id": "R1",
         "dossier": "F1",
@@ -357,7 +357,13 @@ def test_the_outbox_refuses_a_second_message_for_the_same_step(url: str) -> None
         "reasons": [],
         "created_at": utcnow(),
         "updated_at": utcnow(),
+        **values,
     }
+
+
+def test_the_outbox_refuses_a_second_message_for_the_same_step(url: str) -> None:
+    engine = open_ledger(url)
+    row = _contact()
     with engine.begin() as conn:
         ensure_creditor(conn, "c1", "Creditor", "housing", "x" * 64)
         conn.execute(insert(s.contacts).values(**row))
@@ -375,23 +381,7 @@ def test_a_hold_cancels_only_the_planned_contacts_of_its_debtors(url: str) -> No
     engine = open_ledger(url)
     n = IN_CHUNK + 2
     rows = [
-        {
-            "creditor_id": "c1",
-            "debtor_id": f"R{i}",
-            "dossier": "F1",
-            "step": "friendly_reminder",
-            "channel": "email",
-            "message_id": f"m{i}",
-            "status": "sent" if i == 1 else "planned",
-            "segment": "on_time",
-            "send_after": utcnow(),
-            "cycle_date": dt.date(2026, 11, 23),
-            "amount_cents": 100,
-            "invoice_ids": ["F1"],
-            "reasons": [],
-            "created_at": utcnow(),
-            "updated_at": utcnow(),
-        }
+        _contact(debtor_id=f"R{i}", message_id=f"m{i}", status="sent" if i == 1 else "planned")
         for i in range(n + 1)  # R0 .. R<n>; R<n> is nobody's concern here
     ]
     with engine.begin() as conn:
