@@ -11,16 +11,13 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
-import os
 import resource
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from bench.odbc import commit_id
+from bench.cycle import save_result
 from ledger.records import INVOICE_COLUMNS
 from transforms import validation
 from transforms.references import new_betalingskenmerk
@@ -122,25 +119,25 @@ def main() -> None:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
     same = set(outcome.rejected.index) == set(prepared.index[fails])
-    out = {
-        "benchmark": "validation",
-        "invoices": args.invoices,
-        "rules": len(validation.invoice_rules()),
-        "rejected": len(outcome.rejected),
-        "same_rows_rejected_as_pandas": same,
-        "derive_seconds": round(derive, 2),
-        "gx_seconds": round(gx, 2),
-        "gx_context_seconds": round(context, 2),
-        "pandas_seconds": round(bare, 2),
-        "ratio_rules_only": round(gx / bare, 1),
-        "ratio_with_derived_checks": round((gx + derive) / (bare + derive), 2),
-        "rows_per_second": round(args.invoices / (gx + derive)),
-        "peak_rss_mb": round(peak / 2**20),
-        "generate_seconds": round(gen, 1),
-        "date": dt.datetime.now(dt.UTC).isoformat(),
-        "commit": commit_id(),
-        "machine": {"cpus": os.cpu_count()},
-    }
+    out = save_result(
+        "validation",
+        f"validation-{dt.date.today().isoformat()}.json",
+        {
+            "invoices": args.invoices,
+            "rules": len(validation.invoice_rules()),
+            "rejected": len(outcome.rejected),
+            "same_rows_rejected_as_pandas": same,
+            "derive_seconds": round(derive, 2),
+            "gx_seconds": round(gx, 2),
+            "gx_context_seconds": round(context, 2),
+            "pandas_seconds": round(bare, 2),
+            "ratio_rules_only": round(gx / bare, 1),
+            "ratio_with_derived_checks": round((gx + derive) / (bare + derive), 2),
+            "rows_per_second": round(args.invoices / (gx + derive)),
+            "peak_rss_mb": round(peak / 2**20),
+            "generate_seconds": round(gen, 1),
+        },
+    )
     print(
         f"validation of {args.invoices:,} invoices, {out['rules']} rules: GX {gx:.1f} s + derived "
         f"checks {derive:.1f} s = {args.invoices / (gx + derive):,.0f} rows/s; plain pandas masks "
@@ -148,11 +145,6 @@ def main() -> None:
         f"({out['ratio_rules_only']}x on the rules alone); {len(outcome.rejected):,} rejected, "
         f"same rows as pandas: {same}; GX context {context:.1f} s once per run; "
         f"peak RSS {peak / 2**20:,.0f} MiB"
-    )
-    res = Path(__file__).with_name("results")
-    res.mkdir(exist_ok=True)
-    (res / f"validation-{dt.date.today().isoformat()}.json").write_text(
-        json.dumps(out, indent=2) + "\n"
     )
 
 
