@@ -16,7 +16,7 @@ build and drop millions of small objects (rows, tuples, the matcher's candidates
 free almost all of them by reference counting; the collector's walks over everything
 alive found next to nothing. Measured on the matcher alone (``bench.matching``, 300,000
 lines against 1,000,000 items): 21.6-23.9 s with the defaults, 18.3-19.3 s so, the
-same as with the collector off (18.5-19.4 s).
+same as with the collector off (18.4-19.4 s).
 """
 
 from __future__ import annotations

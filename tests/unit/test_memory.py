@@ -58,16 +58,15 @@ def test_a_stage_collects_less_and_the_process_gets_its_settings_back() -> None:
     seen: list[tuple[tuple[int, int, int], int]] = []
 
     @releasing_memory
-    def stage(inner: bool) -> None:
+    def stage() -> None:
         seen.append((gc.get_threshold(), gc.get_freeze_count()))
-        if inner:  # a stage that runs another: the settings hold until the outer one ends
-            with collecting_less():
-                pass
-            seen.append((gc.get_threshold(), gc.get_freeze_count()))
-            raise ValueError("broken export")
+        with collecting_less():  # a stage within: the settings hold until the outer one ends
+            pass
+        seen.append((gc.get_threshold(), gc.get_freeze_count()))
+        raise ValueError("broken export")
 
     with pytest.raises(ValueError, match="broken export"):
-        stage(True)
+        stage()
     assert seen[0][0] == (YOUNG_OBJECTS, *before[1:]) and seen[0][1] > 0
     assert seen[1] == seen[0]
     assert gc.get_threshold() == before and gc.get_freeze_count() == 0
