@@ -171,3 +171,58 @@ def test_a_send_we_never_heard_back_from_waits_before_it_goes_again(planned) -> 
     assert out["unsettled"] == 0 and out["resolved_ambiguous"] == 7
     sent_files = {f.stem for f in (ctx.cfg.path("outbox") / "email").glob("*/*.txt")}
     assert unknown <= sent_files
+
+
+def test_each_receipt_of_a_batch_is_recorded_as_the_channel_gave_it(planned) -> None:
+    """A batch's receipts, recorded at once: sent with the provider's id and time, a
+    retriable failure planned again (and sent on a later batch), a refused one failed,
+    each with its error and its event."""
+    ctx = planned
+    settings = OutboxSettings(dir=str(ctx.cfg.path("outbox")))
+    due = sorted(planned_ids(ctx, "email"))
+    assert len(due) >= 6
+    retry_once, refuse = set(due[1:3]), set(due[3:5])
+
+    class Picky(OutboxChannel):
+        def send(self, batch: Sequence[OutboundMessage]) -> Sequence[Receipt]:
+            out: list[Receipt] = []
+            for m in batch:
+                if m.message_id in retry_once:
+                    retry_once.discard(m.message_id)
+                    out.append(
+                        Receipt(m.message_id, "failed", error="429 slow down", retriable=True)
+                    )
+                elif m.message_id in refuse:
+                    out.append(Receipt(m.message_id, "failed", error="bad address"))
+                else:
+                    out.extend(super().send([m]))
+            return out
+
+    out = stages.send_channel(ctx, "email", batch_size=4, channel=Picky("email", settings))
+    assert (out["sent"], out["failed"]) == (len(due) - 2, 2)
+    c, ev = s.contacts, s.contact_events
+    with ctx.engine.connect() as conn:
+        rows = {
+            r.message_id: r
+            for r in conn.execute(
+                select(
+                    c.c.message_id, c.c.status, c.c.provider_id, c.c.sent_at, c.c.last_error
+                ).where(c.c.message_id.in_(due))
+            )
+        }
+        events = Counter(
+            (r.message_id, r.event)
+            for r in conn.execute(
+                select(ev.c.message_id, ev.c.event).where(ev.c.message_id.in_(due))
+            )
+        )
+    for mid in due:
+        r = rows[mid]
+        if mid in refuse:
+            assert (r.status, r.last_error, r.sent_at) == ("failed", "bad address", None)
+            assert events[(mid, "failed")] == 1 and events[(mid, "sent")] == 0
+        else:
+            assert r.status == "sent" and r.provider_id and r.sent_at is not None
+            assert events[(mid, "sent")] == 1
+    for mid in due[1:3]:  # failed once, planned again, then sent (its error kept)
+        assert rows[mid].last_error == "429 slow down" and events[(mid, "failed")] == 1
