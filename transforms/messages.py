@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +98,10 @@ def sms_text(step: str, lang: str, data: dict[str, Any]) -> str:
     )
 
 
+@lru_cache(maxsize=8192)
 def money(cents: int, lang: str = "nl") -> str:
+    """An amount as the language writes it (``€ 1.234,56``). Cached: Babel's formatting
+    was a third of rendering a day's messages, and a day's amounts repeat (rents)."""
     locale = "nl_NL" if lang == "nl" else "en_GB"
     return str(format_currency(Decimal(cents) / 100, "EUR", locale=locale))
 
