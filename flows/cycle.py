@@ -176,9 +176,9 @@ def ingest(ctx: Ctx) -> dict[str, Any]:
     """A task per source and entity. The sources are read side by side (other systems,
     waited on over the network); a source's entities one after the other, each whatever
     the one before it came to (``allow_failure``: all land in staging only, so none needs
-    another). Side by side in the flow's threads, a source's entities had fought over
-    the interpreter's lock: 41 s against 30.5 s one after the other for the 250k bench's
-    ERP (docs/performance.md)."""
+    another). Side by side in the flow's threads, a source's entities fought over the
+    interpreter's lock: the 250k bench's ERP took 30.8-35.6 s so, 23.5-29.4 s one after
+    the other (``bench.ingest_order``, docs/performance.md)."""
     futures: list[PrefectFuture[Any]] = []
     for src, settings in ctx.cfg.reader_sources().items():
         before: PrefectFuture[Any] | None = None
