@@ -18,15 +18,16 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from bench.cycle import NOW, fresh_copy, save_result, template
 
 
-def _read(cfg: Path, side_by_side: bool) -> float:
+def _read(cfg: Path, side_by_side: bool) -> tuple[float, int]:
+    """Seconds, and rows staged (the same both ways, or the comparison is void)."""
     from flows import stages
     from flows.context import make_ctx
 
@@ -34,19 +35,17 @@ def _read(cfg: Path, side_by_side: bool) -> float:
     ctx.engine  # noqa: B018 - migrated before the clock starts, as in the cycle
     source = "erp"
     entities = [e for e in stages.ENTITIES if e in ctx.cfg.reader_sources()[source].entities]
+
+    def read(entity: str) -> int:
+        return int(stages.ingest_entity(ctx, source, entity)["rows"])
+
     t = time.perf_counter()
     if side_by_side:
-        threads = [
-            threading.Thread(target=stages.ingest_entity, args=(ctx, source, e)) for e in entities
-        ]
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join()
+        with ThreadPoolExecutor(len(entities)) as threads:
+            rows = sum(threads.map(read, entities))  # an entity's error is raised here
     else:
-        for e in entities:
-            stages.ingest_entity(ctx, source, e)
-    return time.perf_counter() - t
+        rows = sum(read(e) for e in entities)
+    return time.perf_counter() - t, rows
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -59,16 +58,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     root = Path("var/bench")
     tpl = template(root, args.debtors, args.months, int(args.debtors * 1.2), args.partitions)
     runs: dict[str, list[float]] = {"side_by_side": [], "one_after_another": []}
+    staged: set[int] = set()
     for r in range(args.rounds):
         for way in runs:
             cfg = fresh_copy(tpl, root / "run", None)
-            took = round(_read(cfg, way == "side_by_side"), 2)
-            runs[way].append(took)
-            print(f"round {r + 1}: {way.replace('_', ' '):<18} {took:>7.2f} s", flush=True)
+            took, rows = _read(cfg, way == "side_by_side")
+            runs[way].append(round(took, 2))
+            staged.add(rows)
+            print(
+                f"round {r + 1}: {way.replace('_', ' '):<18} {took:>7.2f} s {rows} rows", flush=True
+            )
+    if len(staged) != 1:
+        raise SystemExit(f"the two ways staged different row counts: {sorted(staged)}")
     return save_result(
         "ingest_order",
         f"ingest-order-{dt.date.today().isoformat()}-{args.debtors}.json",
-        {"debtors": args.debtors, "seconds": runs},
+        {"debtors": args.debtors, "rows": staged.pop(), "seconds": runs},
     )
 
 
