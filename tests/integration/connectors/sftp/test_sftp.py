@@ -159,3 +159,20 @@ def test_checksum_files_are_checked_and_travel_along(server, tmp_path: Path) -> 
             c.download("b.xml", tmp_path / "l")
     assert (root / "processed" / "a.xml.sha256").exists()
     assert not (tmp_path / "l" / "b.xml").exists()
+
+
+def test_a_file_of_many_segments_arrives_whole_with_progress(
+    server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from connectors.sftp import client as sftp_client
+
+    srv, root, host, _ = server
+    monkeypatch.setattr(sftp_client, "SEGMENT_BYTES", 100_000)  # not a multiple of a block
+    payload = bytes(range(251)) * 4_001  # 1,004,251 bytes: eleven segments, the last short
+    (root / "incoming" / "long.xml").write_bytes(payload)
+    seen: list[tuple[int, int]] = []
+    with SftpClient(_settings(srv, host), password=SecretStr("pw")) as c:
+        got = c.download("long.xml", tmp_path / "local", progress=lambda d, t: seen.append((d, t)))
+    assert got.local_path.read_bytes() == payload and got.size == len(payload)
+    n = len(payload)
+    assert seen == [(min(start + 100_000, n), n) for start in range(0, n, 100_000)]
