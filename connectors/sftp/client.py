@@ -83,7 +83,7 @@ def _join_prefetch_threads(timeout: float = 5.0) -> None:
 
 
 SEGMENT_BYTES = 8 << 20  # what one pipelined read asks for (``SftpClient._fetch``)
-_BLOCK = 32768  # paramiko's largest read request
+_BLOCK = paramiko.SFTPFile.MAX_REQUEST_SIZE  # 32 KiB: one read request
 
 
 class SftpClient:
@@ -222,6 +222,8 @@ class SftpClient:
         with self.sftp.open(remote, "rb") as src, open(tmp, "wb") as out:
             for start in range(0, size, SEGMENT_BYTES):
                 end = min(start + SEGMENT_BYTES, size)
+                # one block a request: given the segment as one chunk, readv assembles an
+                # 8 MiB read from its buffers, which took 10.4-11.1 s for the 430 MB file
                 blocks = [(o, min(_BLOCK, end - o)) for o in range(start, end, _BLOCK)]
                 for data in src.readv(blocks):
                     out.write(data)
