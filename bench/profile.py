@@ -14,6 +14,7 @@ trust for wall time, cProfile's for call counts.
     python -m bench.profile --stage validate --save /tmp/p   # then pstats on the file
     python -m bench.profile --stage ingest --sampler          # wall time as sampled
     python -m bench.profile --stage validate --sampler --ledger-url postgresql+psycopg2://…
+    python -m bench.profile --debtors 250000 --stage reconcile --plain --log  # no profiler
 """
 
 from __future__ import annotations
@@ -81,6 +82,12 @@ def main(argv: list[str] | None = None) -> None:
         help="sample with pyinstrument (dev extra) instead of cProfile",
     )
     ap.add_argument(
+        "--plain",
+        action="store_true",
+        help="no profiler: time the stages up to the last one named, as they run (for a"
+        " before and after of a change; with --log, the stages' own split)",
+    )
+    ap.add_argument(
         "--log",
         action="store_true",
         help="print what the stages log (vangnet, INFO): their own split of the time"
@@ -124,6 +131,7 @@ def main(argv: list[str] | None = None) -> None:
                 if run == runs[-1] and i > stop_after:
                     return  # the stages after it tell nothing
                 profiled = name in args.stage and (run == "again") == args.again
+                profiled = profiled and not args.plain
                 t = time.perf_counter()
                 if not profiled:
                     fn()
