@@ -15,7 +15,7 @@ import mmap
 import os
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -958,15 +958,19 @@ def match_new_payments(ctx: Ctx) -> dict[str, Any]:
                 for r in tuples(result.payments)
             ],
         )
-        amounts = dict(
-            frame_in(
+        # one read of what the status write-backs need too (the version each is written
+        # under): they are planned from the rows written here, not read back after
+        ledger_side = {
+            r[0]: (r[1], r[2])
+            for r in frame_in(
                 conn,
-                lambda ids: select(inv_t.c.invoice_id, inv_t.c.amount_cents).where(
-                    inv_t.c.creditor_id == ctx.creditor_id, inv_t.c.invoice_id.in_(ids)
-                ),
+                lambda ids: select(
+                    inv_t.c.invoice_id, inv_t.c.amount_cents, inv_t.c.source_version
+                ).where(inv_t.c.creditor_id == ctx.creditor_id, inv_t.c.invoice_id.in_(ids)),
                 result.invoices["invoice_id"],
             ).itertuples(index=False, name=None)
-        )
+        }
+        amounts = {k: v[0] for k, v in ledger_side.items()}
         changed = []
         for r in tuples(result.invoices):
             open_ = int(r.open_cents)
@@ -987,7 +991,17 @@ def match_new_payments(ctx: Ctx) -> dict[str, Any]:
                 }
             )
         update_many(conn, inv_t, {"creditor_id": ctx.creditor_id}, ["invoice_id"], changed)
-        planned = _plan_status_write_backs(conn, ctx, list(result.invoices["invoice_id"]))
+        # an invoice the ledger does not hold (allocated, since deleted) is not written
+        # back, as the read after the update would not have found it either
+        planned = _status_write_backs(
+            conn,
+            ctx,
+            [
+                (c["invoice_id"], c, ledger_side[c["invoice_id"]][1])
+                for c in changed
+                if c["invoice_id"] in ledger_side
+            ],
+        )
         refresh_statistics(conn, {al: len(result.allocations), s.write_backs: planned})
         # in the same transaction: the mark names exactly the ledger these writes leave
         # (no time in it: the cursor row's updated_at says when)
@@ -1159,23 +1173,39 @@ def _plan_status_write_backs(conn: Any, ctx: Ctx, invoice_ids: list[str]) -> int
         ).where(s.invoices.c.creditor_id == ctx.creditor_id, s.invoices.c.invoice_id.in_(ids)),
         invoice_ids,
     )
+    return _status_write_backs(
+        conn,
+        ctx,
+        [(r.invoice_id, r._asdict(), r.source_version) for r in tuples(inv)],
+    )
+
+
+def _status_write_backs(
+    conn: Any, ctx: Ctx, invoices: Sequence[tuple[str, Mapping[str, Any], str | None]]
+) -> int:
+    """Plan the status write-backs of these invoices: (id, its ledger row as now written
+    (status, open_cents, costs_cents, interest_cents), the source version it is written
+    under); the number newly planned."""
+    wb = ctx.cfg.write_back
+    if wb is None or not invoices:
+        return 0
     now = utcnow()
     rows = [
         _write_back_row(
             ctx,
             wb.target,
             "invoices",
-            r.invoice_id,
+            invoice_id,
             {
-                "status": STATUS_NL.get(r.status, r.status),
-                "open_amount": f"{int(r.open_cents) / 100:.2f}",
-                "open_costs": f"{int(r.costs_cents) / 100:.2f}",
-                "open_interest": f"{int(r.interest_cents) / 100:.2f}",
+                "status": STATUS_NL.get(r["status"], r["status"]),
+                "open_amount": f"{int(r['open_cents']) / 100:.2f}",
+                "open_costs": f"{int(r['costs_cents']) / 100:.2f}",
+                "open_interest": f"{int(r['interest_cents']) / 100:.2f}",
             },
-            r.source_version,
+            version,
             now,
         )
-        for r in tuples(inv)
+        for invoice_id, r, version in invoices
     ]
     return insert_ignore(conn, s.write_backs, rows)
 

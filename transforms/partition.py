@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 
+import numpy as np
 import pandas as pd
 
 BUCKETS = 1024
@@ -26,9 +27,13 @@ def partition_buckets(p: int, n: int) -> list[int]:
 
 def bucket_column(ids: pd.Series) -> pd.Series:
     """``bucket_of`` each id, hashed once per distinct id (a debtor's invoices share
-    it: a day's million invoices hash a quarter of a million ids)."""
-    text = ids.astype(str)
-    return text.map({i: bucket_of(i) for i in text.unique()}).astype("int64")
+    it: a day's million invoices hash a quarter of a million ids), and spread by the
+    codes ``factorize`` gives (a ``map`` through a dict of them took three times as
+    long on a million invoices)."""
+    # as Python strings: pandas' own str column factorized and iterated took 2.5x as long
+    codes, uniques = pd.factorize(ids.astype(str).to_numpy(dtype=object), use_na_sentinel=False)
+    buckets = np.fromiter(map(bucket_of, uniques.tolist()), dtype=np.int64, count=len(uniques))
+    return pd.Series(buckets[codes], index=ids.index, dtype="int64")
 
 
 __all__ = ["BUCKETS", "bucket_column", "bucket_of", "partition_buckets"]

@@ -118,3 +118,54 @@ def test_a_wrong_allocation_order_is_refused_with_the_fix(tmp_path: Path) -> Non
     cfg.write_text(yaml.safe_dump(doc, sort_keys=False))
     with pytest.raises(ConfigError, match="allocation_order"):
         load(cfg)
+
+
+def test_status_write_backs_say_what_the_ledger_holds_after_matching(tmp_path: Path) -> None:
+    """The matcher plans each changed invoice's write-back from the rows it writes: the
+    values are the ledger's own afterwards (status, open amount, costs, interest), under
+    the version the ledger holds, and only for the invoices it changed."""
+    ctx = _ctx(tmp_path)
+    with ctx.engine.connect() as conn:
+        items = conn.execute(
+            select(s.invoices)
+            .where(s.invoices.c.open_cents > 0, s.invoices.c.payment_reference.is_not(None))
+            .order_by(s.invoices.c.invoice_id)
+            .limit(3)
+        ).all()
+    assert len(items) == 3
+    paid_in_full, partly, with_costs = items
+    _pay(ctx, "p-full", paid_in_full.open_cents, paid_in_full.payment_reference)
+    _pay(ctx, "p-part", 1000, partly.payment_reference)
+    _pay(ctx, "p-costs", with_costs.open_cents - 1, with_costs.payment_reference)
+    with ctx.engine.connect() as conn:
+        before = set(conn.execute(select(s.write_backs.c.id)).scalars())
+    stages.match_new_payments(ctx)
+    with ctx.engine.connect() as conn:
+        new = conn.execute(
+            select(
+                s.write_backs.c.id,
+                s.write_backs.c.record_id,
+                s.write_backs.c["values"],
+                s.write_backs.c.expected_version,
+            )
+        ).all()
+        ledger = {
+            r.invoice_id: r
+            for r in conn.execute(
+                select(s.invoices).where(s.invoices.c.invoice_id.in_([i.invoice_id for i in items]))
+            )
+        }
+    planned = {w.record_id: w for w in new if w.id not in before}
+    assert set(planned) == {i.invoice_id for i in items}
+    for invoice_id, w in planned.items():
+        inv = ledger[invoice_id]
+        assert w.values == {
+            "status": stages.STATUS_NL[inv.status],
+            "open_amount": f"{inv.open_cents / 100:.2f}",
+            "open_costs": f"{inv.costs_cents / 100:.2f}",
+            "open_interest": f"{inv.interest_cents / 100:.2f}",
+        }, invoice_id
+        assert w.expected_version == inv.source_version
+    assert ledger[paid_in_full.invoice_id].status == "paid"
+    assert ledger[partly.invoice_id].open_cents == partly.open_cents - 1000
+    assert ledger[with_costs.invoice_id].open_cents == 1

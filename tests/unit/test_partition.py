@@ -20,6 +20,9 @@ def test_bucket_column_is_bucket_of_each_id_in_order(ids: list[object]) -> None:
     assert list(got) == [bucket_of(str(i)) for i in repeated]
     assert list(got.index) == list(range(7, 7 + len(repeated)))
     assert str(got.dtype) == "int64"
+    # the same from pandas' own text column, as a frame of staged payloads holds ids
+    text = [str(i) for i in repeated]
+    assert list(bucket_column(pd.Series(text, dtype="str"))) == [bucket_of(i) for i in text]
 
 
 def test_bucket_is_the_first_eight_bytes_of_blake2b_modulo_1024() -> None:
