@@ -932,6 +932,15 @@ def match_new_payments(ctx: Ctx) -> dict[str, Any]:
     t2 = time.perf_counter()
     after = inputs.after(result, retry_from, since)
     now = utcnow()
+    split: dict[str, float] = {}  # the written part's own split, for the log
+    lap = time.perf_counter()
+
+    def took(part: str) -> None:
+        nonlocal lap
+        split[part] = split.get(part, 0.0) + time.perf_counter() - lap
+        lap = time.perf_counter()
+
+    took("inputs' mark")
     with ctx.engine.begin() as conn:
         if len(result.allocations):
             insert_ignore(
@@ -942,6 +951,7 @@ def match_new_payments(ctx: Ctx) -> dict[str, Any]:
                     for r in json_records(result.allocations)
                 ],
             )
+        took("allocations")
         update_many(
             conn,
             pay_t,
@@ -958,6 +968,7 @@ def match_new_payments(ctx: Ctx) -> dict[str, Any]:
                 for r in tuples(result.payments)
             ],
         )
+        took("payments")
         # one read of what the status write-backs need too (the version each is written
         # under): they are planned from the rows written here, not read back after
         ledger_side = {
@@ -991,6 +1002,7 @@ def match_new_payments(ctx: Ctx) -> dict[str, Any]:
                 }
             )
         update_many(conn, inv_t, {"creditor_id": ctx.creditor_id}, ["invoice_id"], changed)
+        took("invoices")
         # an invoice the ledger does not hold (allocated, since deleted) is not written
         # back, as the read after the update would not have found it either
         planned = _status_write_backs(
@@ -1002,6 +1014,7 @@ def match_new_payments(ctx: Ctx) -> dict[str, Any]:
                 if c["invoice_id"] in ledger_side
             ],
         )
+        took("write-backs")
         refresh_statistics(conn, {al: len(result.allocations), s.write_backs: planned})
         # in the same transaction: the mark names exactly the ledger these writes leave
         # (no time in it: the cursor row's updated_at says when)
@@ -1011,9 +1024,11 @@ def match_new_payments(ctx: Ctx) -> dict[str, Any]:
             *MATCH_MARK,
             {"mark": after.mark(policy) if after is not None else None},
         )
+        took("inputs' mark")
+    took("commit")
     log.info(
         "match: %d lines against %d open items: read %.1f s, weighed %.1f s (%d again in %d"
-        " passes), written %.1f s",
+        " passes), written %.1f s (%s)",
         len(pay),
         len(items),
         t1 - t0,
@@ -1021,6 +1036,7 @@ def match_new_payments(ctx: Ctx) -> dict[str, Any]:
         result.weighed_again,
         result.passes,
         time.perf_counter() - t2,
+        ", ".join(f"{k} {v:.1f} s" for k, v in split.items()),
     )
     return _matched_summary(pay, result, planned)
 
