@@ -898,6 +898,10 @@ def match_inputs(conn: Connection, ctx: Ctx) -> MatchInputs:
     return MatchInputs(pay, items, debtors, history)
 
 
+#: the parts of the match's writing its log line names: those that took this long (s)
+SPLIT_SHOWN_FROM = 0.05
+
+
 @releasing_memory
 def match_new_payments(ctx: Ctx) -> dict[str, Any]:
     """Allocate new payments to open items (or undo the payments they reverse); plan the
@@ -981,15 +985,11 @@ def match_new_payments(ctx: Ctx) -> dict[str, Any]:
                 result.invoices["invoice_id"],
             ).itertuples(index=False, name=None)
         }
-        amounts = {k: v[0] for k, v in ledger_side.items()}
         changed = []
         for r in tuples(result.invoices):
             open_ = int(r.open_cents)
-            status = (
-                "paid"
-                if open_ == 0
-                else ("open" if open_ >= amounts.get(r.invoice_id, open_ + 1) else "partial")
-            )
+            amount = ledger_side[r.invoice_id][0] if r.invoice_id in ledger_side else open_ + 1
+            status = "paid" if open_ == 0 else ("open" if open_ >= amount else "partial")
             changed.append(
                 {
                     "invoice_id": r.invoice_id,
@@ -1016,6 +1016,7 @@ def match_new_payments(ctx: Ctx) -> dict[str, Any]:
         )
         took("write-backs")
         refresh_statistics(conn, {al: len(result.allocations), s.write_backs: planned})
+        took("statistics")
         # in the same transaction: the mark names exactly the ledger these writes leave
         # (no time in it: the cursor row's updated_at says when)
         set_cursor(
@@ -1026,9 +1027,10 @@ def match_new_payments(ctx: Ctx) -> dict[str, Any]:
         )
         took("inputs' mark")
     took("commit")
+    shown = [f"{k} {v:.1f} s" for k, v in split.items() if v >= SPLIT_SHOWN_FROM]
     log.info(
         "match: %d lines against %d open items: read %.1f s, weighed %.1f s (%d again in %d"
-        " passes), written %.1f s (%s)",
+        " passes), written %.1f s%s",
         len(pay),
         len(items),
         t1 - t0,
@@ -1036,7 +1038,7 @@ def match_new_payments(ctx: Ctx) -> dict[str, Any]:
         result.weighed_again,
         result.passes,
         time.perf_counter() - t2,
-        ", ".join(f"{k} {v:.1f} s" for k, v in split.items()),
+        f" ({', '.join(shown)})" if shown else "",
     )
     return _matched_summary(pay, result, planned)
 

@@ -6,6 +6,8 @@ reversal all agree."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import re
 from pathlib import Path
 
 import pytest
@@ -120,7 +122,9 @@ def test_a_wrong_allocation_order_is_refused_with_the_fix(tmp_path: Path) -> Non
         load(cfg)
 
 
-def test_status_write_backs_say_what_the_ledger_holds_after_matching(tmp_path: Path) -> None:
+def test_status_write_backs_say_what_the_ledger_holds_after_matching(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The matcher plans each changed invoice's write-back from the rows it writes: the
     values are the ledger's own afterwards (status, open amount, costs, interest), under
     the version the ledger holds, and only for the invoices it changed."""
@@ -139,7 +143,16 @@ def test_status_write_backs_say_what_the_ledger_holds_after_matching(tmp_path: P
     _pay(ctx, "p-costs", with_costs.open_cents - 1, with_costs.payment_reference)
     with ctx.engine.connect() as conn:
         before = set(conn.execute(select(s.write_backs.c.id)).scalars())
-    stages.match_new_payments(ctx)
+    monkeypatch.setattr(stages, "SPLIT_SHOWN_FROM", 0.0)  # every part named, however short
+    with caplog.at_level(logging.INFO, logger="vangnet"):
+        stages.match_new_payments(ctx)
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("match: ")]
+    assert len(said) == 1, said
+    parts = "inputs' mark, allocations, payments, invoices, write-backs, statistics, commit"
+    assert re.search(
+        r"written \d+\.\d s \(" + ", ".join(rf"{p} \d+\.\d s" for p in parts.split(", ")) + r"\)$",
+        said[0],
+    ), said
     with ctx.engine.connect() as conn:
         new = conn.execute(
             select(
