@@ -1009,7 +1009,7 @@ def match_new_payments(ctx: Ctx) -> dict[str, Any]:
             conn,
             ctx,
             [
-                (c["invoice_id"], c, ledger_side[c["invoice_id"]][1])
+                (c, ledger_side[c["invoice_id"]][1])
                 for c in changed
                 if c["invoice_id"] in ledger_side
             ],
@@ -1194,16 +1194,16 @@ def _plan_status_write_backs(conn: Any, ctx: Ctx, invoice_ids: list[str]) -> int
     return _status_write_backs(
         conn,
         ctx,
-        [(r.invoice_id, r._asdict(), r.source_version) for r in tuples(inv)],
+        [(r._asdict(), r.source_version) for r in tuples(inv)],
     )
 
 
 def _status_write_backs(
-    conn: Any, ctx: Ctx, invoices: Sequence[tuple[str, Mapping[str, Any], str | None]]
+    conn: Any, ctx: Ctx, invoices: Sequence[tuple[Mapping[str, Any], str | None]]
 ) -> int:
-    """Plan the status write-backs of these invoices: (id, its ledger row as now written
-    (status, open_cents, costs_cents, interest_cents), the source version it is written
-    under); the number newly planned."""
+    """Plan the status write-backs of these invoices: (its ledger row as now written
+    (invoice_id, status, open_cents, costs_cents, interest_cents), the source version it
+    is written under); the number newly planned."""
     wb = ctx.cfg.write_back
     if wb is None or not invoices:
         return 0
@@ -1213,7 +1213,7 @@ def _status_write_backs(
             ctx,
             wb.target,
             "invoices",
-            invoice_id,
+            r["invoice_id"],
             {
                 "status": STATUS_NL.get(r["status"], r["status"]),
                 "open_amount": f"{int(r['open_cents']) / 100:.2f}",
@@ -1223,7 +1223,7 @@ def _status_write_backs(
             version,
             now,
         )
-        for invoice_id, r, version in invoices
+        for r, version in invoices
     ]
     return insert_ignore(conn, s.write_backs, rows)
 
