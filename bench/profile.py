@@ -130,8 +130,7 @@ def main(argv: list[str] | None = None) -> None:
             for i, (name, fn) in enumerate(_stages(ctx, srv.port)):
                 if run == runs[-1] and i > stop_after:
                     return  # the stages after it tell nothing
-                profiled = name in args.stage and (run == "again") == args.again
-                profiled = profiled and not args.plain
+                profiled = name in args.stage and (run == "again") == args.again and not args.plain
                 t = time.perf_counter()
                 if not profiled:
                     fn()
