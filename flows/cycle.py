@@ -22,7 +22,11 @@ from prefect.artifacts import (
 )
 from prefect.events import emit_event
 from prefect.futures import PrefectFuture, as_completed
-from prefect.settings import PREFECT_API_URL, temporary_settings
+from prefect.settings import (
+    PREFECT_API_URL,
+    PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+    temporary_settings,
+)
 from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner
 from sqlalchemy.exc import DBAPIError
 
@@ -515,6 +519,17 @@ def creditor_tags(creditor_id: str) -> Any:
     return tags("vangnet", f"creditor:{creditor_id}")
 
 
+def subflows_without_heartbeats() -> Any:
+    """The stages' subflow runs send no heartbeats of their own; the run they belong to
+    keeps its own. Prefect (3.8) gives every flow run a heartbeat thread (every 180 s by
+    default) that sleeps in steps of a second, and a run that ends waits for it to see
+    so: up to a second per subflow, 4-6 s of a cycle with its nine (docs/performance.md).
+    The subflows run in their parent's process, so the parent's heartbeat already says
+    whether they live: zombie detection marks the parent ``CRASHED`` when it stops
+    (docs/reliability.md)."""
+    return temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None})
+
+
 def _scaled(stage: Any, ctx: Ctx) -> Any:
     """A partitioned stage on the creditor's task runner."""
     return stage.with_options(task_runner=task_runner(ctx))
@@ -544,7 +559,7 @@ def daily_cycle(
     look) -> send -> write back; the bank's statements are fetched beside ingest and
     validate (``bank_lane``), on another core."""
     ctx = make_ctx(creditor_file, now)
-    with creditor_tags(ctx.creditor_id):
+    with creditor_tags(ctx.creditor_id), subflows_without_heartbeats():
         return _daily_cycle(ctx, sftp_port)
 
 
@@ -600,7 +615,7 @@ def intraday_reconcile(
     """During the day: today's new statement files matched, and the statuses written back,
     so a debtor who paid this morning is not reminded this afternoon."""
     ctx = make_ctx(creditor_file, now)
-    with creditor_tags(ctx.creditor_id):
+    with creditor_tags(ctx.creditor_id), subflows_without_heartbeats():
         return {"reconcile": reconcile(ctx, sftp_port), "write_back": write_back_stage(ctx)}
 
 
@@ -609,7 +624,7 @@ def debt_help_daily(creditor_file: str, now: str | None = None) -> dict[str, Any
     """The Schuldenknooppunt round on its own (the hub wants a daily fetch even on a day
     the cycle does not run), with what is due."""
     ctx = make_ctx(creditor_file, now)
-    with creditor_tags(ctx.creditor_id):
+    with creditor_tags(ctx.creditor_id), subflows_without_heartbeats():
         return debt_help(ctx)
 
 
@@ -649,7 +664,11 @@ def demo_cycle(
     moment = clock(now)
     wd = Path(workdir).resolve()
     cfg = seed(wd, debtors, moment.astimezone(AMS).date())
-    with sftp_server(wd) as server, creditor_tags(make_ctx(str(cfg), moment).creditor_id):
+    with (
+        sftp_server(wd) as server,
+        creditor_tags(make_ctx(str(cfg), moment).creditor_id),
+        subflows_without_heartbeats(),
+    ):
         return daily_cycle(str(cfg), moment.isoformat(), server.port)
 
 

@@ -44,7 +44,19 @@ async def _runs(name: str, tag: str) -> list[Any]:
         )
 
 
-def test_a_cycle_leaves_named_runs_and_artifacts(demo_dir: Path) -> None:
+def test_a_cycle_leaves_named_runs_and_artifacts(
+    demo_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from prefect.flow_engine import FlowRunEngine
+
+    beating: list[str] = []  # the flow runs that sent a heartbeat
+    send = FlowRunEngine._emit_flow_run_heartbeat
+
+    def heartbeat(engine: Any, *args: Any, **kwargs: Any) -> None:
+        beating.append(engine.flow_run.name)
+        send(engine, *args, **kwargs)
+
+    monkeypatch.setattr(FlowRunEngine, "_emit_flow_run_heartbeat", heartbeat)
     mine = f"test-{uuid.uuid4().hex[:8]}"  # other tests run the same creditor and day
     with tags(mine):
         result = run(demo_dir, MORNING)
@@ -52,6 +64,9 @@ def test_a_cycle_leaves_named_runs_and_artifacts(demo_dir: Path) -> None:
 
     runs = asyncio.run(_runs(f"daily-cycle-{creditor}-2026-11-24", mine))
     assert len(runs) == 1 and runs[0].state.is_completed()
+    # the cycle's own run sends heartbeats (zombie detection), its stages' subflows not:
+    # each would wait up to a second for its heartbeat thread (subflows_without_heartbeats)
+    assert set(beating) == {runs[0].name}
     # every stage carries the creditor's tags (a deployment's tags reach only its top run)
     for stage in ("ingest", "validate", "assess", "plan", "send", "write-back"):
         (sub,) = asyncio.run(_runs(f"{stage}-{creditor}", mine))
