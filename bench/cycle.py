@@ -381,10 +381,14 @@ def run_stages(cfg: Path, sftp_port: int, rss: PeakRss, bare: bool) -> dict[str,
         stage("reconcile", lambda: _match(ctx))
         stage("assess", lambda: sum(pool.map(_assess_part, *_parts(cfg, n))))
         stage("plan", lambda: _plan(ctx, pool, cfg, n))
-    stage("last_look", lambda: int(debt_help.exchange_messages(ctx).get("fetched", 0)))
-    stage("send", lambda: sum(stages.send_channel(ctx, ch)["sent"] for ch in ctx.cfg.channels))
-    stage("write_back", lambda: int(stages.write_back(ctx).get("applied", 0)))
-    stage("retention", lambda: sum(purge(ctx).values()))
+        # as the flow closes its pool (``CyclePool.close_soon``): beside the rest
+        closing = threading.Thread(target=pool.shutdown, name="pool-close", daemon=True)
+        closing.start()
+        stage("last_look", lambda: int(debt_help.exchange_messages(ctx).get("fetched", 0)))
+        stage("send", lambda: sum(stages.send_channel(ctx, ch)["sent"] for ch in ctx.cfg.channels))
+        stage("write_back", lambda: int(stages.write_back(ctx).get("applied", 0)))
+        stage("retention", lambda: sum(purge(ctx).values()))
+        closing.join()
     out["fetch"]["peak_mib"] = max(out[k]["peak_mib"] for k in ("ingest", "validate", "debt_help"))
     wall = round(time.perf_counter() - started, 2)
 

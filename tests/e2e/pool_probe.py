@@ -30,14 +30,26 @@ def outer() -> dict[str, Any]:
         mine = [pool.submit(probe, {"i": i}) for i in range(4)]
         first = [f.result() for f in mine]
         borrowed = inner()
+        pool.close_soon()  # as the cycle does after plan
+        beside = inner()  # the pool is closing: the subflow starts one of its own
     alone = inner()  # no pool running: the subflow starts one of its own
     return {
         "pid": os.getpid(),
         "api": _api_url(),
         "first": first,
         "borrowed": borrowed,
+        "beside": beside,
         "alone": alone,
+        "closed": [not _alive(r["pid"]) for r in first],
     }
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 if __name__ == "__main__":  # ``python -m tests.e2e.pool_probe``: in Prefect's ephemeral mode

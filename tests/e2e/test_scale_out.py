@@ -121,7 +121,8 @@ def test_workers_report_to_the_ephemeral_server_of_the_flow(tmp_path: Path) -> N
     without an API URL Prefect runs a temporary server for the flow, and the pool's
     workers report to it instead of starting one each. Tasks run in worker processes; a
     subflow's pool borrows the running one's workers (no second pool); with no pool
-    running, a subflow starts one of its own (``tests/e2e/pool_probe.py``)."""
+    running, or the cycle's closing (``CyclePool.close_soon``), a subflow starts one of
+    its own; leaving the cycle's pool waits for its closing (``tests/e2e/pool_probe.py``)."""
     import json
     import os
     import subprocess
@@ -145,8 +146,11 @@ def test_workers_report_to_the_ephemeral_server_of_the_flow(tmp_path: Path) -> N
     assert out["pid"] not in first | borrowed | alone
     assert len(first) == 2 and borrowed <= first  # the same two workers
     assert alone.isdisjoint(first)  # a pool of its own, once the cycle's was closed
+    beside = {r["pid"] for r in out["beside"]}
+    assert beside.isdisjoint(first)  # a pool of its own while the cycle's closes
+    assert out["closed"] == [True] * 4  # leaving the block waited for the closing
     assert out["api"] and out["api"].startswith("http://127.0.0.1:")
-    seen = {r["api"] for r in out["first"] + out["borrowed"] + out["alone"]}
+    seen = {r["api"] for r in out["first"] + out["borrowed"] + out["beside"] + out["alone"]}
     assert seen == {out["api"]}
     assert (done.stdout + done.stderr).count("Starting temporary server") == 1
 
