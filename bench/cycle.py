@@ -599,8 +599,88 @@ def _through_prefect(tpl: Path, to: Path, ledger_url: str | None, rss: PeakRss) 
     print("the whole cycle through Prefect", flush=True)
     row: dict[str, Any] = {}
     with sftp_peer(to, rss) as srv, _timed(rss, row):
-        daily_cycle(str(cfg), NOW, srv.port)
+        state = daily_cycle(str(cfg), NOW, srv.port, return_state=True)
+    state.result()  # a failed cycle fails the bench, as it did without the state
+    row["within_run"] = within_run(state.state_details.flow_run_id, row["seconds"])
     return row
+
+
+#: the bank lane's tasks: beside the stages, not on the cycle's path (``bank_lane``)
+BESIDE = ("fetch-statements",)
+
+
+def _covered(spans: list[tuple[float, float]]) -> float:
+    """The seconds that at least one of ``spans`` (start, end) covers."""
+    total, end = 0.0, float("-inf")
+    for a, b in sorted(spans):
+        if b > end:
+            total += b - max(a, end)
+            end = b
+    return total
+
+
+def within_run(flow_run_id: Any, wall: float) -> dict[str, Any]:
+    """Prefect's share read from the run itself: the cycle's wall time that no task run
+    was running in (between a task's Running state and its end), stage by stage. Unlike
+    the difference of two cycles, an hour's drift does not enter it; what it misses is
+    Prefect slowing the work inside a task (its server's CPU, say), which that difference
+    holds. The bank lane's tasks are left out: they run beside the stages, so time they
+    cover on the cycle's path would hide orchestration there."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterId,
+        FlowRunFilterParentFlowRunId,
+    )
+
+    with get_client(sync_client=True) as client:
+        top = client.read_flow_run(flow_run_id)
+        subflows = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[flow_run_id])
+            )
+        )
+        runs = [top, *subflows]
+        tasks: list[Any] = []
+        while True:  # the API's pages hold at most 200
+            page = client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[r.id for r in runs])),
+                limit=200,
+                offset=len(tasks),
+            )
+            tasks += page
+            if len(page) < 200:
+                break
+    wrappers = {r.parent_task_run_id for r in subflows}  # a subflow's stand-in task run
+
+    def span(run: Any) -> tuple[float, float] | None:
+        if run.start_time is None or run.end_time is None:
+            return None
+        return run.start_time.timestamp(), run.end_time.timestamp()
+
+    work: dict[Any, list[tuple[float, float]]] = {r.id: [] for r in runs}
+    for t in tasks:
+        sp = span(t)
+        if t.id in wrappers or sp is None or t.name.startswith(BESIDE):
+            continue
+        work[t.flow_run_id].append(sp)
+    stages: dict[str, dict[str, float]] = {}
+    timed = [(sp, r) for r in subflows if (sp := span(r)) is not None]
+    for sp, r in sorted(timed, key=lambda x: x[0]):
+        covered = _covered(work[r.id])
+        stages[r.name] = {
+            "seconds": round(sp[1] - sp[0], 2),
+            "in_tasks": round(covered, 2),
+            "outside_tasks": round(sp[1] - sp[0] - covered, 2),
+        }
+    in_tasks = _covered([sp for spans in work.values() for sp in spans])
+    return {
+        "in_tasks_seconds": round(in_tasks, 2),
+        "outside_tasks_seconds": round(wall - in_tasks, 2),
+        "share": round((wall - in_tasks) / wall, 3),
+        "task_runs": sum(len(v) for v in work.values()),
+        "stages": stages,
+    }
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -677,7 +757,18 @@ def render(out: dict[str, Any]) -> str:
             p = r["prefect"]
             lines.append(
                 f"through Prefect {p['seconds']} s: orchestration {p['orchestration_share']:.0%}"
+                " against the cycle without it"
             )
+            w = p.get("within_run")
+            if w:
+                lines.append(
+                    f"within that run: {w['outside_tasks_seconds']} s outside its"
+                    f" {w['task_runs']} task runs ({w['share']:.1%})"
+                )
+                lines += [
+                    f"  {name:<28} {x['seconds']:>7.2f} s, {x['outside_tasks']:>5.2f} s outside tasks"
+                    for name, x in w["stages"].items()
+                ]
     if "growth" in out:
         lines.append(f"\n2x the portfolio: {out['growth']}x the time")
     return "\n".join(lines)
