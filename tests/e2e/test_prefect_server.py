@@ -229,11 +229,11 @@ def test_alerts_for_a_failed_run_and_a_stopped_creditor(deployed: Server, tmp_pa
         out = deployed.run(
             str(BIN / "vangnet"), "automations", "install", "--notify", "custom-webhook/ops-alerts"
         )
-        assert out.count("created") == 3
+        assert out.count("created") == 4
         again = deployed.run(
             str(BIN / "vangnet"), "automations", "install", "--notify", "custom-webhook/ops-alerts"
         )
-        assert again.count("replaced") == 3  # idempotent: one automation per name
+        assert again.count("replaced") == 4  # idempotent: one automation per name
 
         # a broken export: every invoice in an unknown currency, so contact stops
         broken = tmp_path / "broken"
