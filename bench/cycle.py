@@ -518,7 +518,9 @@ def one_size(args: argparse.Namespace, debtors: int, rss: PeakRss) -> dict[str, 
     }
     result["second_run_share"] = round(result["second_run_seconds"] / result["cycle_seconds"], 3)
     if args.prefect:
-        result["prefect"] = _through_prefect(tpl, root / "run-prefect", args.ledger_url, rss)
+        result["prefect"] = _through_prefect(
+            tpl, root / "run-prefect", args.ledger_url, rss, args.prefect_server
+        )
         result["prefect"]["orchestration_share"] = round(
             max(result["prefect"]["seconds"] - result["cycle_seconds"], 0)
             / result["prefect"]["seconds"],
@@ -583,7 +585,31 @@ def _empty_pg(url: str) -> None:
     forget_engines(url)
 
 
-def _through_prefect(tpl: Path, to: Path, ledger_url: str | None, rss: PeakRss) -> dict[str, Any]:
+@contextmanager
+def prefect_api(server: str, workdir: Path) -> Iterator[str]:
+    """Where the Prefect leg reports. ``ephemeral``: the temporary server Prefect starts
+    for a process with no API URL (``vangnet demo``), on SQLite. ``postgresql``: a
+    ``prefect server start`` on a scratch database of the local PostgreSQL, as
+    docs/deployment.md §2 sets production up. Yields what it was."""
+    if server == "ephemeral":
+        yield "ephemeral (SQLite)"
+        return
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from tests.e2e.prefect_server import prefect_server
+
+    with scratch_pg("bench_prefect") as url:
+        db = url.replace("postgresql+psycopg2://", "postgresql+asyncpg://")
+        with (
+            prefect_server(workdir / "prefect-server", db) as (port, _env),
+            temporary_settings({PREFECT_API_URL: f"http://127.0.0.1:{port}/api"}),
+        ):
+            yield "prefect server start (PostgreSQL)"
+
+
+def _through_prefect(
+    tpl: Path, to: Path, ledger_url: str | None, rss: PeakRss, server: str = "ephemeral"
+) -> dict[str, Any]:
     from prefect import flow
 
     from flows.cycle import daily_cycle
@@ -592,16 +618,17 @@ def _through_prefect(tpl: Path, to: Path, ledger_url: str | None, rss: PeakRss) 
     def warm_up() -> None:
         """Starts Prefect's local ephemeral server, which a deployment's run never pays."""
 
-    warm_up()
-    cfg = fresh_copy(tpl, to, ledger_url)
-    if ledger_url:
-        _empty_pg(ledger_url)
-    print("the whole cycle through Prefect", flush=True)
     row: dict[str, Any] = {}
-    with sftp_peer(to, rss) as srv, _timed(rss, row):
-        state = daily_cycle(str(cfg), NOW, srv.port, return_state=True)
-    state.result()  # a failed cycle fails the bench, as it did without the state
-    row["within_run"] = within_run(state.state_details.flow_run_id, row["seconds"])
+    with prefect_api(server, to.parent) as row["server"]:
+        warm_up()
+        cfg = fresh_copy(tpl, to, ledger_url)
+        if ledger_url:
+            _empty_pg(ledger_url)
+        print(f"the whole cycle through Prefect, {row['server']}", flush=True)
+        with sftp_peer(to, rss) as srv, _timed(rss, row):
+            state = daily_cycle(str(cfg), NOW, srv.port, return_state=True)
+        state.result()  # a failed cycle fails the bench, as it did without the state
+        row["within_run"] = within_run(state.state_details.flow_run_id, row["seconds"])
     return row
 
 
@@ -674,12 +701,24 @@ def within_run(flow_run_id: Any, wall: float) -> dict[str, Any]:
             "outside_tasks": round(sp[1] - sp[0] - covered, 2),
         }
     in_tasks = _covered([sp for spans in work.values() for sp in spans])
+    # a task run created but not running for over a second, with nothing upstream to wait
+    # for: an API call the server refused (503) and the client tried again 2 s later
+    slow = {
+        t.name: round(t.start_time.timestamp() - t.created.timestamp(), 2)
+        for t in tasks
+        if t.id not in wrappers
+        and t.start_time is not None
+        and t.created is not None
+        and not t.task_inputs.get("wait_for")
+        and t.start_time.timestamp() - t.created.timestamp() > 1.0
+    }
     return {
         "in_tasks_seconds": round(in_tasks, 2),
         "outside_tasks_seconds": round(wall - in_tasks, 2),
         "share": round((wall - in_tasks) / wall, 3),
         "task_runs": sum(len(v) for v in work.values()),
         "stages": stages,
+        "slow_starts": slow,
     }
 
 
@@ -692,6 +731,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--scaling", action="store_true", help="also run half the portfolio")
     ap.add_argument("--prefect", action="store_true", help="also the whole cycle via Prefect")
     ap.add_argument("--ledger-url", default=None, help="e.g. postgresql+psycopg2://…/bench")
+    ap.add_argument(
+        "--prefect-server",
+        choices=("ephemeral", "postgresql"),
+        default="ephemeral",
+        help="with --prefect: Prefect's temporary server (SQLite), or a server on the"
+        " local PostgreSQL, as in production",
+    )
     ap.add_argument("--workdir", default="var/bench")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
@@ -769,6 +815,11 @@ def render(out: dict[str, Any]) -> str:
                     f"  {name:<28} {x['seconds']:>7.2f} s, {x['outside_tasks']:>5.2f} s outside tasks"
                     for name, x in w["stages"].items()
                 ]
+                if w.get("slow_starts"):
+                    lines.append(
+                        "  task runs that waited over a second to start: "
+                        + ", ".join(f"{k} {v} s" for k, v in w["slow_starts"].items())
+                    )
     if "growth" in out:
         lines.append(f"\n2x the portfolio: {out['growth']}x the time")
     return "\n".join(lines)
