@@ -600,11 +600,17 @@ def prefect_api(server: str, workdir: Path) -> Iterator[str]:
 
     with scratch_pg("bench_prefect") as url:
         db = url.replace("postgresql+psycopg2://", "postgresql+asyncpg://")
-        with (
-            prefect_server(workdir / "prefect-server", db) as (port, _env),
-            temporary_settings({PREFECT_API_URL: f"http://127.0.0.1:{port}/api"}),
-        ):
-            yield "prefect server start (PostgreSQL)"
+        with prefect_server(workdir / "prefect-server", db) as (port, _env):
+            api = f"http://127.0.0.1:{port}/api"
+            # in the environment too, as a worker's is (deployments/worker.env.example):
+            # the pool's workers import Prefect before they get the flow's settings, and
+            # with no API URL in their environment one started a temporary server
+            os.environ["PREFECT_API_URL"] = api
+            try:
+                with temporary_settings({PREFECT_API_URL: api}):
+                    yield "prefect server start (PostgreSQL)"
+            finally:
+                del os.environ["PREFECT_API_URL"]
 
 
 def _through_prefect(

@@ -452,7 +452,7 @@ class CyclePool(ProcessPoolTaskRunner):
     def close_soon(self) -> None:
         """Start closing the pool on a thread of its own, for a cycle whose next stages
         run in the flow's process: the workers' exit (Prefect flushes what they logged,
-        then each interpreter ends; 1.7 s at 250k debtors) then overlaps those stages
+        then each interpreter ends; 1.4-1.7 s at 250k debtors) then overlaps those stages
         instead of coming before them. ``__exit__`` waits for it. A borrowed pool is the
         owner's to close: nothing happens."""
         if self._borrowed or self._closing is not None or self._executor is None:
@@ -551,7 +551,8 @@ def subflows_without_heartbeats() -> Any:
     """The stages' subflow runs send no heartbeats of their own; the run they belong to
     keeps its own. Prefect (3.8) gives every flow run a heartbeat thread (every 180 s by
     default) that sleeps in steps of a second, and a run that ends waits for it to see
-    so: up to a second per subflow, 4-6 s of a cycle with its nine (docs/performance.md).
+    so: up to a second per subflow, about 6 s of the cycle's nine at 250k debtors
+    (docs/performance.md).
     The subflows run in their parent's process, so the parent's heartbeat already says
     whether they live: zombie detection marks the parent ``CRASHED`` when it stops
     (docs/reliability.md)."""
