@@ -594,6 +594,7 @@ def prefect_api(server: str, workdir: Path) -> Iterator[str]:
     if server == "ephemeral":
         yield "ephemeral (SQLite)"
         return
+    from prefect.context import refresh_global_settings_context
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from tests.e2e.prefect_server import prefect_server
@@ -602,15 +603,18 @@ def prefect_api(server: str, workdir: Path) -> Iterator[str]:
         db = url.replace("postgresql+psycopg2://", "postgresql+asyncpg://")
         with prefect_server(workdir / "prefect-server", db) as (port, _env):
             api = f"http://127.0.0.1:{port}/api"
-            # in the environment too, as a worker's is (deployments/worker.env.example):
-            # the pool's workers import Prefect before they get the flow's settings, and
-            # with no API URL in their environment one started a temporary server
+            # in the environment, as a worker machine has it (deployments/worker.env.example),
+            # and so in Prefect's process-wide settings: a thread that does not carry the
+            # flow's settings (the pool's message forwarder, which hands on its workers'
+            # events) read those, found no API URL, and started a temporary server
             os.environ["PREFECT_API_URL"] = api
+            refresh_global_settings_context()
             try:
                 with temporary_settings({PREFECT_API_URL: api}):
                     yield "prefect server start (PostgreSQL)"
             finally:
                 del os.environ["PREFECT_API_URL"]
+                refresh_global_settings_context()
 
 
 def _through_prefect(
