@@ -595,6 +595,8 @@ def prefect_api(server: str, workdir: Path) -> Iterator[str]:
         yield "ephemeral (SQLite)"
         return
     from prefect.context import refresh_global_settings_context
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from tests.e2e.prefect_server import prefect_server
@@ -612,6 +614,9 @@ def prefect_api(server: str, workdir: Path) -> Iterator[str]:
             try:
                 with temporary_settings({PREFECT_API_URL: api}):
                     yield "prefect server start (PostgreSQL)"
+                    # what the run logged, sent while its server still listens
+                    APILogWorker.drain_all(timeout=10)
+                    EventsWorker.drain_all(timeout=10)
             finally:
                 del os.environ["PREFECT_API_URL"]
                 refresh_global_settings_context()
