@@ -599,7 +599,7 @@ def prefect_api(server: str, workdir: Path) -> Iterator[str]:
     from prefect.logging.handlers import APILogWorker
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from tests.e2e.prefect_server import prefect_server
+    from bench.prefect_server import prefect_server
 
     with scratch_pg("bench_prefect") as url:
         db = url.replace("postgresql+psycopg2://", "postgresql+asyncpg://")

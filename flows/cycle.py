@@ -552,10 +552,9 @@ def subflows_without_heartbeats() -> Any:
     keeps its own. Prefect (3.8) gives every flow run a heartbeat thread (every 180 s by
     default) that sleeps in steps of a second, and a run that ends waits for it to see
     so: up to a second per subflow, about 6 s of the cycle's nine at 250k debtors
-    (docs/performance.md).
-    The subflows run in their parent's process, so the parent's heartbeat already says
-    whether they live: zombie detection marks the parent ``CRASHED`` when it stops
-    (docs/reliability.md)."""
+    (docs/performance.md). The subflows run in their parent's process, so the parent's
+    heartbeat already says whether they live: zombie detection marks the parent
+    ``CRASHED`` when it stops (``vangnet-run-unresponsive``, docs/reliability.md)."""
     return temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None})
 
 

@@ -475,7 +475,7 @@ def main(argv: list[str] | None = None) -> int:
         root = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         env: dict[str, str] = {}
         if args.engine == "prefect":
-            from tests.e2e.prefect_server import prefect_server
+            from bench.prefect_server import prefect_server
 
             db = f"sqlite+aiosqlite:///{root / 'prefect.db'}"
             _, server_env = stack.enter_context(prefect_server(root / "prefect", db))

@@ -216,7 +216,7 @@ def test_the_cycle_survives_sigkill_under_the_prefect_engine(
     which also land in Prefect's own calls to its API. Each killed run stays behind on
     the server as it was; the next run of the day starts a new one. The day ends as the
     uninterrupted reference day: each message once, the ledger row for row."""
-    from tests.e2e.prefect_server import prefect_server
+    from bench.prefect_server import prefect_server
 
     db = f"sqlite+aiosqlite:///{tmp_path / 'prefect.db'}"
     with prefect_server(tmp_path / "prefect", db) as (port, env):  # noqa: SIM117 - in turn

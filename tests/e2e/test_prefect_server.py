@@ -21,9 +21,9 @@ from typing import Any
 import httpx
 import pytest
 
+from bench.prefect_server import BIN, prefect_server
 from flows.demo import seed
 from tests.conftest import PG_HOST, PG_PORT, _fresh_pg_database, _listening
-from tests.e2e.prefect_server import BIN, prefect_server
 
 ROOT = Path(__file__).parents[2]
 CHROMIUM = "/usr/bin/chromium"

@@ -1,5 +1,7 @@
-"""`prefect server start` on a free loopback port, for the tests that need the real API
-server (the production path, kills under the Prefect engine)."""
+"""`prefect server start` on a free loopback port: for the tests that need the real API
+server (the production path, kills under the Prefect engine), and for the bench's
+Prefect leg on a PostgreSQL-backed server (``bench.cycle --prefect-server postgresql``).
+Here, not under tests/, so that ``vangnet bench`` finds it wherever it runs."""
 
 from __future__ import annotations
 
