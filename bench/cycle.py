@@ -631,7 +631,8 @@ def _through_prefect(
 
     @flow(name="bench-warm-up")
     def warm_up() -> None:
-        """Starts Prefect's local ephemeral server, which a deployment's run never pays."""
+        """Starts Prefect's local ephemeral server (or opens the first connection to the
+        PostgreSQL-backed one), which a deployment's run never pays."""
 
     row: dict[str, Any] = {}
     with prefect_api(server, to.parent) as row["server"]:
