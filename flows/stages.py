@@ -937,12 +937,13 @@ def match_new_payments(ctx: Ctx) -> dict[str, Any]:
     after = inputs.after(result, retry_from, since)
     now = utcnow()
     split: dict[str, float] = {}  # the written part's own split, for the log
-    lap = time.perf_counter()
+    lap = t2  # the parts add up to the written part, from the next mark's inputs on
 
     def took(part: str) -> None:
         nonlocal lap
-        split[part] = split.get(part, 0.0) + time.perf_counter() - lap
-        lap = time.perf_counter()
+        at = time.perf_counter()
+        split[part] = split.get(part, 0.0) + at - lap
+        lap = at
 
     took("inputs' mark")
     with ctx.engine.begin() as conn:
