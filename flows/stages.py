@@ -197,9 +197,12 @@ def _get_cursor(ctx: Ctx, source: str, entity: str) -> dict[str, Any]:
 def validate_staged(ctx: Ctx, validator: validation.Validator | None = None) -> dict[str, Any]:
     """Promote staged records to the ledger or quarantine them; stop contact for a
     creditor whose export is clearly broken."""
+    stage = Split()
     validator = validator or validation.Validator(data_docs_dir(ctx))
+    stage.took("GX context")
     out: dict[str, Any] = {"entities": {}, "stopped": None, "data_docs": None}
     for entity in ENTITIES:
+        read = Split()
         with ctx.engine.connect() as conn:
             staged = frame(
                 conn,
@@ -216,6 +219,7 @@ def validate_staged(ctx: Ctx, validator: validation.Validator | None = None) -> 
                 .where(s.staging.c.creditor_id == ctx.creditor_id, s.staging.c.entity == entity)
                 .order_by(s.staging.c.id),
             )
+        read.took("read")
         if staged.empty:
             out["entities"][entity] = {
                 "checked": 0,
@@ -226,10 +230,13 @@ def validate_staged(ctx: Ctx, validator: validation.Validator | None = None) -> 
             }
             continue
         for source, part in staged.groupby("source", sort=True):
-            summary, stop = _validate_part(ctx, validator, entity, str(source), part)
+            split = Split()  # the entity's read, by each source's share of its rows
+            split.parts["read"] = read.parts["read"] * len(part) / len(staged)
+            summary, stop = _validate_part(ctx, validator, entity, str(source), part, split)
             prev = out["entities"].get(entity)
             out["entities"][entity] = summary if prev is None else _merge(prev, summary)
             out["stopped"] = out["stopped"] or stop
+    stage.took("batches")
     with ctx.engine.begin() as conn:  # the next stages read what was promoted
         refresh_statistics(
             conn,
@@ -251,7 +258,10 @@ def validate_staged(ctx: Ctx, validator: validation.Validator | None = None) -> 
                 {"reason": out["stopped"], "cycle_date": ctx.today.isoformat()},
             )
         log.error("creditor %s stopped: %s", ctx.creditor_id, out["stopped"])
+    stage.took("statistics")
     out["data_docs"] = validator.build_docs()
+    stage.took("data docs")
+    log.info("validate: %s", stage.shown() or "nothing of note")
     return out
 
 
@@ -428,12 +438,20 @@ def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
 
 
 def _validate_part(
-    ctx: Ctx, validator: validation.Validator, entity: str, source: str, part: pd.DataFrame
+    ctx: Ctx,
+    validator: validation.Validator,
+    entity: str,
+    source: str,
+    part: pd.DataFrame,
+    split: Split | None = None,
 ) -> tuple[dict[str, Any], str | None]:
     """One source's staged records of an entity, validated and promoted a chunk at a
     time (``validation_chunks``), each chunk with its staging rows in one transaction:
     a million invoices in one frame (and the rules' copies of it) were 3 GB of the
-    stage's peak. The batch-level checks weigh the whole batch (``_BatchChecks``)."""
+    stage's peak. The batch-level checks weigh the whole batch (``_BatchChecks``).
+    ``split``: where the time went, part by part, for the stage's log line."""
+    split = split or Split()
+    took = split.took
     texts = part["payload"].tolist()
     staged_ids = part["id"].tolist()
     known = _known_debtors(ctx) if entity != "debtors" else None
@@ -442,24 +460,33 @@ def _validate_part(
     if entity == "invoices" and len(positions) > 1:  # one read for every chunk
         with ctx.engine.connect() as conn:
             alloc = _allocated(conn, ctx, None)
+    took("debtors and allocations read")
     checks = _BatchChecks(ctx, entity)
     summary: dict[str, Any] | None = None
     for chunk in positions:
         # read into dicts only here, for the frame: a day's million dicts held beside it
         # (and beside the rules' work on it) were 1.5 GB of the stage's peak
         df = payload_frame(entity, [json_loads_staged(texts[i]) for i in chunk])
+        took("parsed")
         prepared, rules, id_col = prepare_for_rules(ctx, entity, df, known)
+        took("derived checks")
         outcome = validator.validate(entity, df, rules, id_col, prepared, source)
         del df, prepared
+        took("GX")
         now = utcnow()
         with ctx.engine.begin() as conn:
             checks.add(conn, outcome)
+            took("batch checks")
             changed = promote(conn, ctx, entity, source, outcome.valid, now, alloc)
+            took("promoted")
             new_q = insert_ignore(
                 conn, s.quarantine, quarantine_rows(ctx, source, entity, outcome, now)
             )
+            took("quarantined")
             for ids in chunks([int(staged_ids[i]) for i in chunk]):
                 conn.execute(delete(s.staging).where(s.staging.c.id.in_(ids)))
+            took("staging cleared")
+        took("committed")
         one = {
             "checked": outcome.checked,
             "passed": len(outcome.valid),
@@ -470,7 +497,19 @@ def _validate_part(
         }
         summary = one if summary is None else _merge(summary, one)
     assert summary is not None  # a part has a row: it came from a groupby
-    return summary, checks.stop()
+    stop = checks.stop()
+    took("batch checks")
+    log.info(
+        "validate: %d %s from %s, %d passed, %d quarantined, in %d chunks: %s",
+        summary["checked"],
+        entity,
+        source,
+        summary["passed"],
+        summary["quarantined"],
+        len(positions),
+        split.shown() or "nothing of note",
+    )
+    return summary, stop
 
 
 def promote(
@@ -898,8 +937,27 @@ def match_inputs(conn: Connection, ctx: Ctx) -> MatchInputs:
     return MatchInputs(pay, items, debtors, history)
 
 
-#: the parts of the match's writing its log line names: those that took this long (s)
+#: the parts of a stage's split its log line names (``Split``): those that took this long (s)
 SPLIT_SHOWN_FROM = 0.05
+
+
+class Split:
+    """Where a stage's time goes, part by part, for its log line: ``took(part)`` adds the
+    time since the last lap (or since ``start``) to that part; a part named again adds
+    up. ``shown()`` is the parts of at least ``SPLIT_SHOWN_FROM`` seconds, in the order
+    they first came, as ``"name 1.2 s, other 0.3 s"``."""
+
+    def __init__(self, start: float | None = None) -> None:
+        self.parts: dict[str, float] = {}
+        self.lap = time.perf_counter() if start is None else start
+
+    def took(self, part: str) -> None:
+        at = time.perf_counter()
+        self.parts[part] = self.parts.get(part, 0.0) + at - self.lap
+        self.lap = at
+
+    def shown(self) -> str:
+        return ", ".join(f"{k} {v:.1f} s" for k, v in self.parts.items() if v >= SPLIT_SHOWN_FROM)
 
 
 @releasing_memory
@@ -936,15 +994,8 @@ def match_new_payments(ctx: Ctx) -> dict[str, Any]:
     t2 = time.perf_counter()
     after = inputs.after(result, retry_from, since)
     now = utcnow()
-    split: dict[str, float] = {}  # the written part's own split, for the log
-    lap = t2  # the parts add up to the written part, from the next mark's inputs on
-
-    def took(part: str) -> None:
-        nonlocal lap
-        at = time.perf_counter()
-        split[part] = split.get(part, 0.0) + at - lap
-        lap = at
-
+    split = Split(t2)  # the written part's own split, from the next mark's inputs on
+    took = split.took
     took("inputs' mark")
     with ctx.engine.begin() as conn:
         if len(result.allocations):
@@ -1028,7 +1079,7 @@ def match_new_payments(ctx: Ctx) -> dict[str, Any]:
         )
         took("inputs' mark")
     took("commit")
-    shown = [f"{k} {v:.1f} s" for k, v in split.items() if v >= SPLIT_SHOWN_FROM]
+    shown = split.shown()
     log.info(
         "match: %d lines against %d open items: read %.1f s, weighed %.1f s (%d again in %d"
         " passes), written %.1f s%s",
@@ -1039,7 +1090,7 @@ def match_new_payments(ctx: Ctx) -> dict[str, Any]:
         result.weighed_again,
         result.passes,
         time.perf_counter() - t2,
-        f" ({', '.join(shown)})" if shown else "",
+        f" ({shown})" if shown else "",
     )
     return _matched_summary(pay, result, planned)
 

@@ -8,6 +8,8 @@ whole batch."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import re
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -100,6 +102,37 @@ def test_chunks_decide_what_one_batch_decides(tmp_path: Path) -> None:
     # the two copies are one record in quarantine (the same payload), not in the ledger
     dup = [q[1] for q in got["quarantine"] if "invoice.id_unique" in q[2]]
     assert len(dup) == 1 and dup[0] not in {i.invoice_id for i in got["invoices"]}
+
+
+def test_the_log_says_where_each_batchs_time_went(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One line per entity and source with its counts and chunks and every part of its
+    time, in the order the parts come; one line for the stage's own parts."""
+    ctx = _ingested(tmp_path, 40)
+    monkeypatch.setattr(stages, "SPLIT_SHOWN_FROM", 0.0)  # every part named, however short
+    with caplog.at_level(logging.INFO, logger="vangnet"):
+        out = stages.validate_staged(ctx)
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("validate: ")]
+    inv = out["entities"]["invoices"]
+    parts = (
+        "read, debtors and allocations read, parsed, derived checks, GX,"
+        " batch checks, promoted, quarantined, staging cleared, committed"
+    ).split(", ")
+    line = (
+        rf"validate: {inv['checked']} invoices from erp, {inv['passed']} passed,"
+        rf" {inv['quarantined']} quarantined, in (\d+) chunks: "
+        + ", ".join(rf"{p} \d+\.\d s" for p in parts)
+    )
+    found = [m for m in map(re.compile(line).fullmatch, said) if m]
+    assert len(found) == 1, said
+    assert int(found[0][1]) == -(-inv["checked"] // 40)  # no copy of an id: chunks of 40
+    assert re.fullmatch(
+        r"validate: GX context \d+\.\d s, batches \d+\.\d s, statistics \d+\.\d s,"
+        r" data docs \d+\.\d s",
+        said[-1],
+    ), said
+    assert len(said) == 3  # debtors, invoices (the demo's ERP stages no payments), the stage
 
 
 @pytest.mark.parametrize("chunk_rows", [100_000, 40])
