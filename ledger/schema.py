@@ -132,7 +132,6 @@ invoices = Table(
     Column("updated_at", TS, nullable=False),
     ForeignKeyConstraint(["creditor_id"], ["creditors.creditor_id"]),
     Index("ix_invoices_debtor", "creditor_id", "debtor_id"),
-    Index("ix_invoices_reference", "creditor_id", "payment_reference"),
     Index("ix_invoices_bucket", "creditor_id", "bucket"),
 )
 
