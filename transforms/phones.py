@@ -14,6 +14,7 @@ over every four-digit prefix and over random numbers in every shape.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -62,10 +63,23 @@ def _matches(nsn: str, desc: tuple[frozenset[int], re.Pattern[str]]) -> bool:
     return (not lengths or len(nsn) in lengths) and pattern.fullmatch(nsn) is not None
 
 
+@functools.cache
+def _any_kind(length: int) -> re.Pattern[str] | None:
+    """The patterns of the kinds that allow ``length`` digits, as one alternation: one
+    call into ``re`` a number instead of one a kind, up to ten for a mobile number
+    (tried last). ``fullmatch`` of the alternation is a full match of any one of them.
+    None when no kind allows the length."""
+    found = [p.pattern for lengths, p in _KINDS if not lengths or length in lengths]
+    return re.compile("|".join(f"(?:{p})" for p in found)) if found else None
+
+
 def _valid_nsn(nsn: str) -> bool:
     """libphonenumber's ``_number_type_helper(nsn, NL) != UNKNOWN``: the general pattern,
     then any one kind (fixed line, mobile, toll free, ...)."""
-    return _matches(nsn, _GENERAL) and any(_matches(nsn, d) for d in _KINDS)
+    if not _matches(nsn, _GENERAL):
+        return False
+    kinds = _any_kind(len(nsn))
+    return kinds is not None and kinds.fullmatch(nsn) is not None
 
 
 def normal_phone(value: Any) -> str:
