@@ -1,4 +1,5 @@
 import datetime as dt
+import re
 
 import pandas as pd
 import pytest
@@ -497,3 +498,20 @@ def test_name_alike_is_the_comparison_it_keeps_and_forgets_it_when_a_name_is_add
     index["R-last"] = names[-1]
     for payer in payers:
         assert index.alike(payer) == direct(payer)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.text(alphabet=st.characters(codec="utf-8"), max_size=20)
+    | st.from_regex(r"[A-Za-z0-9 ./|-]{0,16}", fullmatch=True)
+)
+def test_an_ocr_key_is_the_upper_cased_letters_and_digits_with_confusions_read_as_digits(
+    token: str,
+) -> None:
+    """The ASCII path (one ``bytes.translate``) gives what the two steps give: keep only
+    0-9 and A-Z of the upper-cased token, then read O, Q, D as 0, I, L as 1, S as 5, B as
+    8, Z as 2; so does the path for any other text."""
+    from transforms.matching import _OCR, _ocr_key
+
+    assert _ocr_key(token) == re.sub(r"[^0-9A-Z]", "", token.upper()).translate(_OCR)
+    assert _ocr_key("f2026-0000OIS") == "F20260000015" == _ocr_key("F2026 0000 01S")
