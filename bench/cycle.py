@@ -286,23 +286,39 @@ def _fetch_lane(cfg: str, port: int) -> dict[str, Any]:
     from flows.context import make_ctx
 
     ctx = make_ctx(cfg, NOW)
-    said: list[str] = []  # the stage's own account of where its time went
-    handler = logging.Handler(logging.INFO)
-    handler.emit = lambda record: said.append(record.getMessage())  # type: ignore[method-assign]
-    log = logging.getLogger("vangnet")
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)
     t = time.perf_counter()
-    try:
+    with stage_said("statement ") as said:
         sources = ctx.cfg.sftp_sources()
         rows = sum(stages.fetch_statements(ctx, src, port)["entries"] for src in sources)
+    return {"seconds": round(time.perf_counter() - t, 2), "rows": rows, "log": said}
+
+
+#: the log lines in which a stage gives its own split of its time (``flows.stages.Split``)
+SAID = ("statement ", "validate: ", "match: ")
+
+
+@contextmanager
+def stage_said(*starts: str) -> Iterator[list[str]]:
+    """What the stages log (``vangnet``, INFO) within the block, in the block's thread
+    (the bank lane may run on a thread beside), the lines that start with one of
+    ``starts`` (default ``SAID``): the stages' own account of where their time went,
+    kept with the run's figures."""
+    said: list[str] = []
+    handler = logging.Handler(logging.INFO)
+    here = threading.get_ident()
+    handler.emit = lambda record: (  # type: ignore[method-assign]
+        said.append(record.getMessage()) if record.thread == here else None
+    )
+    log = logging.getLogger("vangnet")
+    # left at INFO for the bench's process: a level put back at the end of a block
+    # would silence another thread's block still open (the bank lane's, beside)
+    log.setLevel(min(log.getEffectiveLevel(), logging.INFO))
+    log.addHandler(handler)
+    try:
+        yield said
     finally:
         log.removeHandler(handler)
-    return {
-        "seconds": round(time.perf_counter() - t, 2),
-        "rows": rows,
-        "log": [m for m in said if m.startswith("statement ")],
-    }
+        said[:] = [m for m in said if m.startswith(starts or SAID)]
 
 
 def _assess_part(cfg: str, p: int, n: int) -> int:
@@ -337,11 +353,17 @@ def run_stages(cfg: Path, sftp_port: int, rss: PeakRss, bare: bool) -> dict[str,
 
     def stage(name: str, fn: Callable[[], int]) -> None:
         row: dict[str, Any] = {}
-        with _timed(rss, row):
+        with stage_said() as said, _timed(rss, row):
             row["rows"] = fn()
         row["rows_per_second"] = round(row["rows"] / row["seconds"]) if row["seconds"] else None
+        if said:
+            row["log"] = said
         out[name] = row
-        print(f"  {name:<11} {row['seconds']:>7.2f} s {row['rows']:>9} rows", flush=True)
+        print(
+            f"  {name:<11} {row['seconds']:>7.2f} s {row['rows']:>9} rows",
+            *(f"\n      {line}" for line in said),
+            flush=True,
+        )
 
     started = time.perf_counter()
     ctx.engine  # noqa: B018 - migrated before any worker opens it, as the flow does
