@@ -28,15 +28,13 @@ from types import SimpleNamespace
 from typing import Any
 
 import pandas as pd
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import func, select
 
 from bench.cycle import save_result, scratch_pg
 from bench.validation import invoices
-from bench.write_back import _postgres
+from bench.write_back import _postgres, ledger_at
 from ledger import schema as s
-from ledger.store import _MIGRATIONS, ensure_creditor, make_engine, utcnow
+from ledger.store import utcnow
 
 REVISIONS = {"before 0013": "0012", "0013": "head"}
 
@@ -45,14 +43,8 @@ def one(url: str, revision: str, day: pd.DataFrame, chunk_rows: int) -> dict[str
     """Promote ``day`` into a fresh ledger at ``revision``, a chunk a transaction."""
     from flows import stages
 
-    engine = make_engine(url)
+    engine = ledger_at(url, revision)
     try:
-        cfg = Config()
-        cfg.set_main_option("script_location", str(_MIGRATIONS))
-        with engine.begin() as conn:
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, revision)
-            ensure_creditor(conn, "c1", "C", "housing", "x")
         ctx = SimpleNamespace(creditor_id="c1", engine=engine)
         t = time.perf_counter()
         with engine.connect() as conn:  # as the stage reads them: once for every chunk

@@ -29,7 +29,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 
 from bench.cycle import save_result, scratch_pg
 from ledger import schema as s
@@ -74,15 +74,22 @@ def _rows(n: int, status: str, day: int) -> list[dict[str, Any]]:
     ]
 
 
-def one(url: str, revision: str, history: int, changes: int) -> dict[str, Any]:
+def ledger_at(url: str, revision: str) -> Engine:
+    """An engine on the fresh ledger at ``url``, migrated to ``revision`` only, with the
+    creditor ``c1``."""
     engine = make_engine(url)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+        ensure_creditor(conn, "c1", "C", "housing", "x")
+    return engine
+
+
+def one(url: str, revision: str, history: int, changes: int) -> dict[str, Any]:
+    engine = ledger_at(url, revision)
     try:
-        cfg = Config()
-        cfg.set_main_option("script_location", str(_MIGRATIONS))
-        with engine.begin() as conn:
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, revision)
-            ensure_creditor(conn, "c1", "C", "housing", "x")
         for day in range(history // max(changes, 1)):
             with engine.begin() as conn:
                 insert_ignore(conn, s.write_backs, _rows(changes, "applied", day))
