@@ -202,7 +202,7 @@ def validate_staged(ctx: Ctx, validator: validation.Validator | None = None) -> 
     stage.took("GX context")
     out: dict[str, Any] = {"entities": {}, "stopped": None, "data_docs": None}
     for entity in ENTITIES:
-        read = Split()
+        read_from = time.perf_counter()
         with ctx.engine.connect() as conn:
             staged = frame(
                 conn,
@@ -219,7 +219,7 @@ def validate_staged(ctx: Ctx, validator: validation.Validator | None = None) -> 
                 .where(s.staging.c.creditor_id == ctx.creditor_id, s.staging.c.entity == entity)
                 .order_by(s.staging.c.id),
             )
-        read.took("read")
+        read = time.perf_counter() - read_from
         if staged.empty:
             out["entities"][entity] = {
                 "checked": 0,
@@ -231,7 +231,7 @@ def validate_staged(ctx: Ctx, validator: validation.Validator | None = None) -> 
             continue
         for source, part in staged.groupby("source", sort=True):
             split = Split()  # the entity's read, by each source's share of its rows
-            split.parts["read"] = read.parts["read"] * len(part) / len(staged)
+            split.add("read", read * len(part) / len(staged))
             summary, stop = _validate_part(ctx, validator, entity, str(source), part, split)
             prev = out["entities"].get(entity)
             out["entities"][entity] = summary if prev is None else _merge(prev, summary)
@@ -443,14 +443,13 @@ def _validate_part(
     entity: str,
     source: str,
     part: pd.DataFrame,
-    split: Split | None = None,
+    split: Split,
 ) -> tuple[dict[str, Any], str | None]:
     """One source's staged records of an entity, validated and promoted a chunk at a
     time (``validation_chunks``), each chunk with its staging rows in one transaction:
     a million invoices in one frame (and the rules' copies of it) were 3 GB of the
     stage's peak. The batch-level checks weigh the whole batch (``_BatchChecks``).
-    ``split``: where the time went, part by part, for the stage's log line."""
-    split = split or Split()
+    ``split``: where the time goes, part by part, for the batch's log line."""
     took = split.took
     texts = part["payload"].tolist()
     staged_ids = part["id"].tolist()
@@ -951,9 +950,12 @@ class Split:
         self.parts: dict[str, float] = {}
         self.lap = time.perf_counter() if start is None else start
 
+    def add(self, part: str, seconds: float) -> None:
+        self.parts[part] = self.parts.get(part, 0.0) + seconds
+
     def took(self, part: str) -> None:
         at = time.perf_counter()
-        self.parts[part] = self.parts.get(part, 0.0) + at - self.lap
+        self.add(part, at - self.lap)
         self.lap = at
 
     def shown(self) -> str:
