@@ -222,7 +222,7 @@ def match_payments(
     by_ref.update(
         (compact(ref), inv_id)
         for inv_id, ref in zip(ids, refs, strict=True)
-        if ref.__class__ is str and ref and open_cents[inv_id] > 0
+        if _str(ref) and open_cents[inv_id] > 0
     )
     by_number.update((i.upper(), i) for i in indexed)
     # an item's OCR key: a tuple of the items that share it (nearly always one: a
