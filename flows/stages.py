@@ -59,6 +59,7 @@ from ledger.records import (
     OutboundMessage,
     WriteBack,
     WriteResult,
+    json_column,
     json_records,
     ledger_column,
     tuples,
@@ -1000,15 +1001,10 @@ def match_new_payments(ctx: Ctx) -> dict[str, Any]:
     took = split.took
     took("inputs' mark")
     with ctx.engine.begin() as conn:
-        if len(result.allocations):
-            insert_ignore(
-                conn,
-                al,
-                [
-                    {**r, "creditor_id": ctx.creditor_id, "created_at": now}
-                    for r in json_records(result.allocations)
-                ],
-            )
+        if n := len(result.allocations):  # a column at a time, as promote's rows
+            cols = {str(c): json_column(v) for c, v in result.allocations.items()}
+            cols.update(creditor_id=[ctx.creditor_id] * n, created_at=[now] * n)
+            insert_ignore(conn, al, ColumnRows(cols))
         took("allocations")
         update_many(
             conn,
