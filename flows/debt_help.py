@@ -1013,9 +1013,17 @@ def wgs_signals(ctx: Ctx) -> dict[str, Any]:
     folder = ctx.cfg.path(w.export_dir)
     folder.mkdir(parents=True, exist_ok=True)
     name = f"wgs-signalen-{ctx.creditor_id}-{ctx.today:%Y%m%d}"
+    # the people in the candidates' order, a column at a time (a row lookup each took
+    # a second or two over thousands of signals)
+    rows = people.loc[cand["debtor_id"]]
+    who = zip(
+        *(rows[c].tolist() for c in ("name", "street", "postcode", "city", "phone", "email")),
+        strict=True,
+    )
     records = []
-    for r in cand.itertuples(index=False):
-        p = people.loc[r.debtor_id]
+    for r, (name_, street, postcode, city, phone, email) in zip(
+        cand.itertuples(index=False), who, strict=True
+    ):
         sid = hashlib.sha256(f"{ctx.creditor_id}|{r.debtor_id}|{ctx.today}".encode()).hexdigest()[
             :20
         ]
@@ -1024,12 +1032,12 @@ def wgs_signals(ctx: Ctx) -> dict[str, Any]:
                 "signaal_id": sid,
                 "schuldeiser": ctx.cfg.creditor.name,
                 "klantnummer": r.debtor_id,
-                "naam": p.get("name"),
-                "straat": p.get("street"),
-                "postcode": p.get("postcode"),
-                "plaats": p.get("city"),
-                "telefoon": p.get("phone"),
-                "email": p.get("email"),
+                "naam": name_,
+                "straat": street,
+                "postcode": postcode,
+                "plaats": city,
+                "telefoon": phone,
+                "email": email,
                 "soort_schuld": ctx.cfg.debt_help.debt_type,
                 "bedrag_achterstand": f"{Decimal(int(r.arrears_cents)) / 100:.2f}",
                 "datum_ontstaan": r.arisen_on.isoformat(),

@@ -288,62 +288,74 @@ def wgs_candidates(
     cols = ["debtor_id", "arrears_cents", "arisen_on", "days_late", "preconditions"]
     if items.empty:
         return pd.DataFrame(columns=cols)
-    due = pd.to_datetime(items["due_date"]).dt.date
-    overdue = items[(due < today) & (items["open_cents"] > 0)].assign(due=due)
-    if overdue.empty:
+    # whole columns at a time: at 250k debtors / 1M open items a row-by-row walk over
+    # the debtors in arrears took 7-12 s; only the survivors are built one by one
+    day = pd.Timestamp(today)
+    due = pd.to_datetime(items["due_date"])
+    late = ((due < day) & (items["open_cents"] > 0)).to_numpy()
+    if not late.any():
         return pd.DataFrame(columns=cols)
-    per = overdue.groupby("debtor_id").agg(
-        arrears_cents=("open_cents", "sum"), arisen_on=("due", "min")
+    per = (
+        pd.DataFrame(
+            {
+                "debtor_id": items["debtor_id"].to_numpy()[late],
+                "open_cents": items["open_cents"].to_numpy()[late],
+                "due": due.to_numpy()[late],
+            }
+        )
+        .groupby("debtor_id")
+        .agg(arrears_cents=("open_cents", "sum"), arisen=("due", "min"))
     )
-    per["days_late"] = [(today - d).days for d in per["arisen_on"]]
+    per["days_late"] = (day - per["arisen"]).dt.days
     per = per[
         (per["days_late"] >= policy.min_days_late)
         & (per["arrears_cents"] >= policy.min_arrears_cents)
     ]
     sent = contacts[contacts["status"] == "sent"] if len(contacts) else contacts
-    personal = (
-        set(sent[sent["channel"].isin(policy.personal_channels)]["debtor_id"])
-        if len(sent)
-        else set()
+    if not len(sent):
+        return pd.DataFrame(columns=cols)  # no contact tried: no precondition holds
+
+    def reached(channels: tuple[str, ...] | None) -> list[Any]:
+        rows = sent if channels is None else sent[sent["channel"].isin(channels)]
+        return list(set(rows["debtor_id"]))
+
+    ids = per.index
+    keep = (
+        ~ids.isin(list(held))  # already in debt assistance: the municipality knows
+        & ids.isin(reached(policy.personal_channels))
+        & ids.isin(reached(policy.written_channels))
+        & (ids.isin(reached(None)) if policy.messages_point_to_help else False)
+        & ~ids.isin(list(refused))
     )
-    written = (
-        set(sent[sent["channel"].isin(policy.written_channels)]["debtor_id"])
-        if len(sent)
-        else set()
+    per = per[keep]
+    if len(earlier) and len(per):
+        last = earlier.sort_values("signal_date").groupby("debtor_id").last()
+        last = last[last.index.isin(per.index)]
+        repeated = [
+            debtor
+            for debtor, signalled, arrears in zip(
+                last.index, last["signal_date"], last["arrears_cents"], strict=True
+            )
+            if (today - signalled).days < policy.repeat_after_days
+            and int(per.at[debtor, "arrears_cents"]) <= int(arrears)
+        ]  # a repeated signal without new arrears
+        per = per[~per.index.isin(repeated)]
+    pre = {
+        "personal_contact_tried": True,
+        "help_pointed_to": True,
+        "written_reminder_sent": True,
+        "sharing_not_refused": True,
+    }
+    return pd.DataFrame(
+        {
+            "debtor_id": per.index.to_list(),
+            "arrears_cents": [int(v) for v in per["arrears_cents"]],
+            "arisen_on": [t.date() for t in per["arisen"]],
+            "days_late": [int(v) for v in per["days_late"]],
+            "preconditions": [dict(pre) for _ in range(len(per))],
+        },
+        columns=cols,
     )
-    pointed = set(sent["debtor_id"]) if len(sent) and policy.messages_point_to_help else set()
-    last = (
-        earlier.sort_values("signal_date").groupby("debtor_id").last()
-        if len(earlier)
-        else pd.DataFrame(columns=["signal_date", "arrears_cents"])
-    )
-    rows = []
-    for debtor, r in per.iterrows():
-        if debtor in held:
-            continue  # already in debt assistance: the municipality knows
-        pre = {
-            "personal_contact_tried": debtor in personal,
-            "help_pointed_to": debtor in pointed,
-            "written_reminder_sent": debtor in written,
-            "sharing_not_refused": debtor not in refused,
-        }
-        if not all(pre.values()):
-            continue
-        if debtor in last.index:
-            prev = last.loc[debtor]
-            recent = (today - prev["signal_date"]).days < policy.repeat_after_days
-            if recent and int(r["arrears_cents"]) <= int(prev["arrears_cents"]):
-                continue  # a repeated signal without new arrears
-        rows.append(
-            {
-                "debtor_id": debtor,
-                "arrears_cents": int(r["arrears_cents"]),
-                "arisen_on": r["arisen_on"],
-                "days_late": int(r["days_late"]),
-                "preconditions": pre,
-            }
-        )
-    return pd.DataFrame(rows, columns=cols)
 
 
 __all__ = [

@@ -178,6 +178,17 @@ def test_review_answers_due_list_and_wgs_round_trip(tmp_path: Path) -> None:
         and int(sig["dagen_achterstand"]) >= 40
         and sig["soort_schuld"] == "huur"
     )
+    with ctx.engine.connect() as conn:
+        person = conn.execute(
+            select(s.debtors).where(
+                s.debtors.c.creditor_id == ctx.creditor_id, s.debtors.c.debtor_id == target
+            )
+        ).one()
+    assert (sig["naam"], sig["postcode"], sig["plaats"]) == (
+        person.name,
+        person.postcode,
+        person.city,
+    )  # the signal carries the debtor's own record
     assert (
         json.loads(files[0].with_suffix(".json").read_text())["signalen"][0]["klantnummer"]
         == target

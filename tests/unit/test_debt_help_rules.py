@@ -2,6 +2,8 @@ import datetime as dt
 
 import pandas as pd
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from connectors.schuldenknooppunt import InMessage, MessageError, Proposal, canonical_type
 from connectors.schuldenknooppunt import soap_schema as schema
@@ -186,6 +188,92 @@ def test_wgs_needs_the_threshold_and_all_four_preconditions() -> None:
     out = rules.wgs_candidates(D, items, contacts, {"D"}, {"E"}, earlier, rules.WgsPolicy())
     assert list(out["debtor_id"]) == ["A"]  # F: same arrears signalled 20 days ago
     assert out.iloc[0]["days_late"] == 45 and all(out.iloc[0]["preconditions"].values())
+
+
+def _wgs_one_by_one(today, items, contacts, held, refused, earlier, policy):  # type: ignore[no-untyped-def]
+    """The rule as first written, a debtor at a time (slow at scale; the reference)."""
+    if items.empty:
+        return []
+    due = pd.to_datetime(items["due_date"]).dt.date
+    overdue = items[(due < today) & (items["open_cents"] > 0)].assign(due=due)
+    if overdue.empty:
+        return []
+    per = overdue.groupby("debtor_id").agg(arrears=("open_cents", "sum"), arisen=("due", "min"))
+    sent = contacts[contacts["status"] == "sent"]
+    personal = set(sent[sent["channel"].isin(policy.personal_channels)]["debtor_id"])
+    written = set(sent[sent["channel"].isin(policy.written_channels)]["debtor_id"])
+    pointed = set(sent["debtor_id"]) if policy.messages_point_to_help else set()
+    last = earlier.sort_values("signal_date").groupby("debtor_id").last()
+    out = []
+    for debtor, r in per.iterrows():
+        days = (today - r["arisen"]).days
+        if days < policy.min_days_late or r["arrears"] < policy.min_arrears_cents:
+            continue
+        if debtor in held or debtor in refused:
+            continue
+        if not (debtor in personal and debtor in pointed and debtor in written):
+            continue
+        if debtor in last.index:
+            prev = last.loc[debtor]
+            if (today - prev["signal_date"]).days < policy.repeat_after_days and int(
+                r["arrears"]
+            ) <= int(prev["arrears_cents"]):
+                continue
+        out.append((debtor, int(r["arrears"]), r["arisen"], days))
+    return out
+
+
+_who = st.sampled_from(["A", "B", "C", "D"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    items=st.lists(
+        st.tuples(
+            _who, st.sampled_from([-1, 0, 1, 29, 30, 31, 95]), st.sampled_from([0, 1, 500, 1_000])
+        ),
+        min_size=1,
+        max_size=8,
+    ),
+    contacts=st.lists(
+        st.tuples(
+            _who,
+            st.sampled_from(["sms", "email", "letter", "phone", "portal"]),
+            st.sampled_from(["sent", "sent", "failed"]),
+        ),
+        max_size=10,
+    ),
+    held=st.sets(_who, max_size=1),
+    refused=st.sets(_who, max_size=1),
+    earlier=st.lists(
+        st.tuples(
+            _who, st.sampled_from([0, 89, 90, 91]), st.sampled_from([0, 1_000, 1_500, 3_000])
+        ),
+        max_size=6,
+    ),
+    point=st.booleans(),
+)
+# the edges: signalled exactly repeat_after_days ago; an item due today is not late yet
+@example([("A", 31, 1_000)], [("A", "email", "sent")], set(), set(), [("A", 90, 1_000)], True)
+@example([("A", 31, 1_000), ("A", 0, 500)], [("A", "email", "sent")], set(), set(), [], True)
+def test_wgs_selection_a_column_at_a_time_is_the_rule_a_debtor_at_a_time(
+    items, contacts, held, refused, earlier, point
+) -> None:  # type: ignore[no-untyped-def]
+    items_f = pd.DataFrame(
+        [(d, D - dt.timedelta(days=n), c) for d, n, c in items],
+        columns=["debtor_id", "due_date", "open_cents"],
+    )
+    contacts_f = pd.DataFrame(contacts, columns=["debtor_id", "channel", "status"])
+    earlier_f = pd.DataFrame(
+        [(d, D - dt.timedelta(days=n), c) for d, n, c in earlier],
+        columns=["debtor_id", "signal_date", "arrears_cents"],
+    )
+    policy = rules.WgsPolicy(messages_point_to_help=point)
+    got = rules.wgs_candidates(D, items_f, contacts_f, held, refused, earlier_f, policy)
+    assert [
+        (r.debtor_id, r.arrears_cents, r.arisen_on, r.days_late) for r in got.itertuples()
+    ] == _wgs_one_by_one(D, items_f, contacts_f, held, refused, earlier_f, policy)
+    assert all(all(p.values()) for p in got["preconditions"])
 
 
 # ----------------------------------------------------------------- wire safety
