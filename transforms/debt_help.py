@@ -66,8 +66,18 @@ class DebtorLookup:
     def __init__(self, debtors: pd.DataFrame) -> None:
         self.frame = debtors.reset_index(drop=True)
         self.ids = frozenset(self.frame["debtor_id"].astype(str))
-        postcodes = self.frame["postcode"].map(_norm)
-        self.by_postcode: dict[str, Any] = postcodes.groupby(postcodes).indices
+        self._by_postcode: dict[str, list[int]] | None = None
+
+    @property
+    def by_postcode(self) -> dict[str, list[int]]:
+        """The rows at each normalised postcode, built when a message first needs it:
+        most carry a client number (at 250k debtors the index took 2-3 s a round)."""
+        if self._by_postcode is None:
+            index: dict[str, list[int]] = {}
+            for row, postcode in enumerate(map(_norm, self.frame["postcode"].tolist())):
+                index.setdefault(postcode, []).append(row)
+            self._by_postcode = index
+        return self._by_postcode
 
     def at_postcode(self, postcode: str) -> pd.DataFrame:
         rows = self.by_postcode.get(_norm(postcode))

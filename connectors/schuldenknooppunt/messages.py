@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import unicodedata
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 #: canonical type -> how the hub and portal spell it
@@ -115,14 +115,19 @@ class InMessage:
     in_reply_to: str | None = None
 
     def to_json(self, keep_bsn: bool = False) -> dict[str, Any]:
-        d = asdict(self)
+        # field by field: ``dataclasses.asdict`` deep-copies every value, and took 1 s
+        # of a round of 7,000 messages
+        d = _fields_of(self)
+        d["invoice_numbers"] = list(self.invoice_numbers)
         if not keep_bsn:
             d["bsn"] = None
         for k in ("sent_on", "birth_date"):
             if d[k] is not None:
                 d[k] = d[k].isoformat()
-        if d["proposal"] and d["proposal"]["first_payment"] is not None:
-            d["proposal"]["first_payment"] = d["proposal"]["first_payment"].isoformat()
+        if self.proposal is not None:
+            d["proposal"] = p = _fields_of(self.proposal)
+            if p["first_payment"] is not None:
+                p["first_payment"] = p["first_payment"].isoformat()
         return d
 
     @classmethod
@@ -171,7 +176,8 @@ class Reply:
     created_on: dt.date | None = None
 
     def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
+        d = _fields_of(self)
+        d["claims"] = [_fields_of(c) for c in self.claims]
         for c in d["claims"]:
             c["arisen_on"] = c["arisen_on"].isoformat()
         if d["created_on"] is not None:
@@ -188,6 +194,11 @@ class Reply:
         if d.get("created_on"):
             d["created_on"] = dt.date.fromisoformat(d["created_on"])
         return cls(**d)
+
+
+def _fields_of(obj: Any) -> dict[str, Any]:
+    """A dataclass's fields as a dict, values as they are (not copied)."""
+    return {f.name: getattr(obj, f.name) for f in fields(obj)}
 
 
 def reply_id(creditor_code: str, in_reply_to: str | None, kind: str, extra: str = "") -> str:

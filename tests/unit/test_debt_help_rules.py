@@ -1,4 +1,5 @@
 import datetime as dt
+import json
 
 import pandas as pd
 import pytest
@@ -7,7 +8,7 @@ from hypothesis import strategies as st
 
 from connectors.schuldenknooppunt import InMessage, MessageError, Proposal, canonical_type
 from connectors.schuldenknooppunt import soap_schema as schema
-from connectors.schuldenknooppunt.messages import Reply, Unreadable
+from connectors.schuldenknooppunt.messages import ClaimLine, Reply, Unreadable
 from connectors.schuldenknooppunt.portal import row_to_message
 from transforms import debt_help as rules
 from transforms.spreadsheet import safe_cell
@@ -79,6 +80,16 @@ def test_the_debtor_is_found_by_number_then_address_never_guessed() -> None:
         _msg(postcode="1234 AB", house_number="5", name="Anna de Vries"), DEBTORS
     )
     assert named.debtor_id == "R2"
+
+
+def test_one_lookup_serves_a_round_and_indexes_postcodes_only_when_asked() -> None:
+    lookup = rules.DebtorLookup(DEBTORS)
+    assert rules.resolve_debtor(_msg(client_number="R1"), lookup).debtor_id == "R1"
+    assert lookup._by_postcode is None  # a client number needs no address index
+    for postcode in ("9999 ZZ", "9999zz", " 9999-ZZ "):  # normalised on both sides
+        found = rules.resolve_debtor(_msg(postcode=postcode, house_number="12"), lookup)
+        assert (found.debtor_id, found.how) == ("R3", "address")
+    assert rules.resolve_debtor(_msg(postcode="1111 AA", house_number="1"), lookup).how == "unknown"
 
 
 ITEMS = pd.DataFrame(
@@ -404,3 +415,41 @@ def test_a_statusbericht_needs_no_client_and_duplicates_are_caught() -> None:
         "skn_messages", df, v.message_rules(), "message_id", v.derive_message_checks(df, D)
     )
     assert {f["rule"] for fs in out.failures.values() for f in fs} == {"skn.id_unique"}
+
+
+def test_messages_and_replies_are_stored_as_json_of_every_field_and_read_back() -> None:
+    msg = InMessage(
+        message_id="BV-1",
+        type="betaalvoorstel",
+        sent_on=D,
+        client_number="R1",
+        birth_date=dt.date(1980, 2, 29),
+        bsn="111222333",
+        invoice_numbers=["F1", "F2"],
+        proposal=Proposal(35.0, 120_00, 18, dt.date(2027, 1, 1)),
+    )
+    stored = msg.to_json(keep_bsn=True)
+    assert json.loads(json.dumps(stored)) == stored  # plain JSON throughout
+    assert stored["proposal"] == {
+        "percentage": 35.0,
+        "amount_cents": 12000,
+        "term_months": 18,
+        "first_payment": "2027-01-01",
+    }
+    assert (stored["birth_date"], stored["sent_on"]) == ("1980-02-29", "2026-11-24")
+    assert set(stored) == set(msg.__dict__)  # every field, none more
+    assert InMessage.from_json(stored) == msg
+    stored["invoice_numbers"].append("F3")  # the stored form is a copy
+    assert msg.invoice_numbers == ["F1", "F2"]
+    reply = Reply(
+        reply_id="r1",
+        type="saldoverzoek_antwoord",
+        in_reply_to="S-1",
+        creditor_code="WOONCORP",
+        claims=[ClaimLine("R1", "F1", "huur", dt.date(2026, 9, 1), 70_000, 65_000, 4_000, 500)],
+        created_on=D,
+    )
+    out = reply.to_json()
+    assert json.loads(json.dumps(out)) == out
+    assert out["claims"][0]["arisen_on"] == "2026-09-01" and out["created_on"] == "2026-11-24"
+    assert Reply.from_json(out) == reply
