@@ -432,11 +432,11 @@ def match_payments(
         for inv, comp in slots:
             if left == 0:
                 break
-            avail = parts[inv][comp] if inv in parts else 0
-            take = min(left, avail)
+            comps = parts.of(inv)
+            take = min(left, comps[comp]) if comps is not None else 0
             if take <= 0:
                 continue
-            parts[inv][comp] -= take
+            comps[comp] -= take  # type: ignore[index]
             open_cents[inv] -= take
             left -= take
             a = per_item.setdefault(inv, _alloc(pid, inv, rule))
@@ -595,7 +595,10 @@ def _candidates(
     cands: dict[str, _Cand] = {}
 
     def cand(debtor: str) -> _Cand:
-        return cands.setdefault(debtor, _Cand(debtor))
+        got = cands.get(debtor)
+        if got is None:  # not setdefault: that builds a _Cand each time
+            got = cands[debtor] = _Cand(debtor)
+        return got
 
     def live(inv: str | None) -> str | None:
         return inv if inv is not None and open_cents[inv] > 0 else None
@@ -822,10 +825,20 @@ class _Parts(dict[str, dict[str, int]]):
         return dict.__contains__(self, inv) or self.start.get(inv, 0) > 0  # type: ignore[call-overload]
 
     def __missing__(self, inv: str) -> dict[str, int]:
-        open_ = self.start.get(inv, 0)
-        if open_ <= 0:
+        got = self.of(inv)
+        if got is None:
             raise KeyError(inv)
-        got = self[inv] = _split(open_, self._costs.get(inv, 0), self._interest.get(inv, 0))
+        return got
+
+    def of(self, inv: str) -> dict[str, int] | None:
+        """The item's components, or None where it has none: ``in`` and ``[]`` in one
+        call (an allocation asks for each component of each item it takes from)."""
+        got = dict.get(self, inv)
+        if got is None:
+            open_ = self.start.get(inv, 0)
+            if open_ <= 0:
+                return None
+            got = self[inv] = _split(open_, self._costs.get(inv, 0), self._interest.get(inv, 0))
         return got
 
 
