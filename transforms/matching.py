@@ -530,9 +530,7 @@ class Lookups(NamedTuple):
     e2e: tuple[str, str] | None  # its end-to-end id as an invoice number, as a reference
     structured: str | None  # the structured reference, compacted
     text_refs: list[str]  # valid references written in the remittance
-    #: the remittance's words, upper-cased, with their OCR key ("" when under 5
-    #: characters: too short to look up)
-    tokens: list[tuple[str, str]]
+    tokens: list[tuple[str, str]]  # the remittance's words, upper-cased, with their OCR key
 
 
 def lookups(p: Any) -> Lookups:
@@ -540,17 +538,9 @@ def lookups(p: Any) -> Lookups:
     e2e = _str(p.end_to_end_id)
     sref = _str(p.structured_reference)
     tokens = []
-    if text.isascii():  # nearly always: upper-cased once, the same tokens
-        for up in _TOKEN.findall(text.upper()):
-            up = up.strip(".,/")
-            # a key is never longer than its token: a short token's is not worked out
-            key = up.encode().translate(_OCR_BYTES, _NOT_OCR_BYTES).decode() if len(up) >= 5 else ""
-            tokens.append((up, key if len(key) >= 5 else ""))
-    else:
-        for tok in _TOKEN.findall(text):
-            up = tok.upper().strip(".,/")
-            key = _ocr_key(up)
-            tokens.append((up, key if len(key) >= 5 else ""))
+    for tok in _TOKEN.findall(text):
+        up = tok.upper().strip(".,/")
+        tokens.append((up, _ocr_key(up)))
     return Lookups(
         (e2e.upper(), compact(e2e)) if e2e else None,
         compact(sref) if sref else None,

@@ -515,26 +515,3 @@ def test_an_ocr_key_is_the_upper_cased_letters_and_digits_with_confusions_read_a
 
     assert _ocr_key(token) == re.sub(r"[^0-9A-Z]", "", token.upper()).translate(_OCR)
     assert _ocr_key("f2026-0000OIS") == "F20260000015" == _ocr_key("F2026 0000 01S")
-
-
-@settings(max_examples=300, deadline=None)
-@given(
-    st.one_of(
-        st.text(),
-        st.text(alphabet="abcdefABCDEFoqdilsbz0123456789 -/.,", max_size=60),
-    )
-)
-def test_a_remittance_gives_the_tokens_and_keys_read_a_word_at_a_time(text: str) -> None:
-    """``lookups`` upper-cases an ASCII text once and works out only the keys long enough
-    to look up; the tokens and keys are those of each word taken on its own."""
-    from types import SimpleNamespace
-
-    from transforms.matching import _TOKEN, _ocr_key, lookups
-
-    want = []
-    for tok in _TOKEN.findall(text):
-        up = tok.upper().strip(".,/")
-        key = _ocr_key(up)
-        want.append((up, key if len(key) >= 5 else ""))
-    p = SimpleNamespace(remittance=text, end_to_end_id=None, structured_reference=None)
-    assert lookups(p).tokens == want
