@@ -952,8 +952,9 @@ class MatchInputs:
         keys, which this run did not)."""
         items = self.items
         inv = result.invoices.set_index("invoice_id")
-        known = set(items.loc[items["open_cents"] > 0, "invoice_id"].astype(str))
-        if not set(inv.index.astype(str)) <= known:
+        # ids as lists: iterating a column of pandas' strings boxes each (1 s of 2)
+        known = set(map(str, items.loc[items["open_cents"] > 0, "invoice_id"].tolist()))
+        if not set(map(str, inv.index.tolist())) <= known:
             return None
         if len(inv):
             items = items.copy()
@@ -969,23 +970,30 @@ class MatchInputs:
         new = result.allocations[result.allocations["amount_cents"] > 0]
         history = self.history
         if len(new):
-            pay = self.payments.set_index("payment_id")
-            booked = new["payment_id"].map(pay["booking_date"])
-            new = new[booked >= history_from]
-            owner = dict(zip(self.items["invoice_id"], self.items["debtor_id"], strict=True))
+            # each allocation's payment found once, its columns taken by position
+            pay = self.payments
+            at = pd.Index(pay["payment_id"]).get_indexer(new["payment_id"])
+            booked = pd.Series(pay["booking_date"].to_numpy(dtype=object)[at], dtype=object)
+            keep = (at >= 0) & (booked >= history_from).to_numpy(dtype=bool)
+            new, at = new[keep], at[keep]
+            owner = dict(
+                zip(
+                    self.items["invoice_id"].tolist(), self.items["debtor_id"].tolist(), strict=True
+                )
+            )
             rows = pd.DataFrame(
                 {
                     "payment_id": new["payment_id"].tolist(),
                     "invoice_id": new["invoice_id"].tolist(),
-                    "debtor_id": new["invoice_id"].map(owner).tolist(),
+                    "debtor_id": [owner.get(i) for i in new["invoice_id"].tolist()],
                     "amount_cents": new["amount_cents"].astype("int64").tolist(),
                     "costs_cents": new["costs_cents"].astype("int64").tolist(),
                     "interest_cents": new["interest_cents"].astype("int64").tolist(),
                     **{
-                        c: new["payment_id"].map(pay[c]).tolist()
+                        c: pay[c].to_numpy(dtype=object)[at].tolist()
                         for c in ("end_to_end_id", "bank_reference", "counterparty_iban")
                     },
-                    "payment_amount_cents": new["payment_id"].map(pay["amount_cents"]).tolist(),
+                    "payment_amount_cents": pay["amount_cents"].to_numpy(dtype=object)[at].tolist(),
                 }
             )
             history = pd.concat([history[list(MARKED_COLUMNS["history"])], rows], ignore_index=True)
