@@ -217,7 +217,7 @@ def handle_new(ctx: Ctx) -> dict[str, int]:
         if any(not (payload or {}).get("client_number") for _, payload in todo):
             # one without a client number is found by its address (and name)
             cols += [d.c.name, d.c.postcode, d.c.street]
-        # else the ids are enough: at 250k debtors 0.3 s to read, against 1 s for all four
+        # else the ids are enough: at 250k debtors 0.3 s to read, against 1.4 s for all four
         debtors = rules.DebtorLookup(
             frame(conn, select(*cols).where(d.c.creditor_id == ctx.creditor_id))
         )

@@ -71,7 +71,7 @@ class DebtorLookup:
     @property
     def by_postcode(self) -> dict[str, list[int]]:
         """The rows at each normalised postcode, built when a message first needs it:
-        most carry a client number (at 250k debtors the index took 2-3 s a round)."""
+        most carry a client number (at 250k debtors, building it took 0.6 s a round)."""
         if self._by_postcode is None:
             index: dict[str, list[int]] = {}
             for row, postcode in enumerate(map(_norm, self.frame["postcode"].tolist())):
