@@ -132,15 +132,19 @@ class MessageBirdChannel:
             params: dict[str, Any] = {
                 "reference": m.message_id,
                 "datacoding": "plain" if is_gsm7(text) else "unicode",
+                "originator": self.s.originator,
+                "body": text,
+                "recipients": m.to.lstrip("+"),
             }
             try:
-                sent = self.client.message_create(
-                    self.s.originator, [m.to.lstrip("+")], text, params
-                )
+                # what ``message_create`` posts, without its ``Message.load`` of the
+                # answer: only the id is kept, and parsing the rest (its dates through
+                # dateutil) was a fifth of the time a message took against the fake
+                sent = self.client.request("messages", "POST", params)
             except messagebird.client.ErrorException as exc:  # 422: this message only
                 receipts.append(Receipt(m.message_id, "failed", error=str(exc)[:300]))
                 continue
-            receipts.append(Receipt(m.message_id, "sent", provider_id=str(sent.id)))
+            receipts.append(Receipt(m.message_id, "sent", provider_id=str((sent or {}).get("id"))))
         return receipts
 
     def lookup(self, message_ids: Sequence[str]) -> Mapping[str, Receipt]:

@@ -71,6 +71,10 @@ def test_sms_goes_out_with_our_reference_in_gsm7(fake: MessageBirdServer, ca: CA
     ch = channel(fake, ca)
     receipts = ch.send([sms(1, body="Beste Şule, € 12,50 staat open…"), sms(2)])
     assert [r.status for r in receipts] == ["sent", "sent"]
+    # the provider's id of each message, as its answer gave it
+    assert [r.provider_id for r in receipts] == [
+        str(fake.centre.sent[k]["id"]) for k in ("s-00001", "s-00002")
+    ]
     got = fake.centre.sent["s-00001"]
     assert got["body"] == "Beste Sule, € 12,50 staat open..." and got["datacoding"] == "plain"
     assert got["recipients"]["items"][0]["recipient"] == 31612345678
