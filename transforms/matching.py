@@ -52,9 +52,19 @@ from transforms.references import compact, is_valid_reference
 _DIGIT_RUN = re.compile(r"(?<!\d)(\d[\d .]{6,22}\d)(?!\d)")
 _RF = re.compile(r"\bRF\d{2}[0-9A-Z]{1,21}\b", re.IGNORECASE)
 _TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-/.]{3,}")
-_OCR = str.maketrans(
-    {"O": "0", "Q": "0", "D": "0", "I": "1", "L": "1", "|": "1", "S": "5", "B": "8", "Z": "2"}
-)
+#: the characters OCR confuses with digits, read as those digits
+_CONFUSED = {
+    "O": "0",
+    "Q": "0",
+    "D": "0",
+    "I": "1",
+    "L": "1",
+    "|": "1",
+    "S": "5",
+    "B": "8",
+    "Z": "2",
+}
+_OCR = str.maketrans(_CONFUSED)
 
 
 Component = Literal["costs", "interest", "principal"]
@@ -151,7 +161,9 @@ _NOT_OCR = re.compile(r"[^0-9A-Z]")
 #: the same two steps on ASCII bytes, in one C call: what is not 0-9 or A-Z deleted,
 #: then the OCR confusions mapped
 _NOT_OCR_BYTES = bytes(c for c in range(256) if not (48 <= c <= 57 or 65 <= c <= 90))
-_OCR_BYTES = bytes.maketrans(b"OQDILSBZ", b"00011582")
+_OCR_BYTES = bytes.maketrans(
+    "".join(_CONFUSED).encode(), "".join(_CONFUSED.values()).encode()
+)  # "|" too, though deleted first: the same table as _OCR
 
 
 def _ocr_key(token: str) -> str:
