@@ -445,10 +445,12 @@ def match_payments(
             if left == 0:
                 break
             comps = parts.of(inv)
-            take = min(left, comps[comp]) if comps is not None else 0
+            if comps is None:
+                continue  # settled before the run: nothing to take
+            take = min(left, comps[comp])
             if take <= 0:
                 continue
-            comps[comp] -= take  # type: ignore[index]
+            comps[comp] -= take
             open_cents[inv] -= take
             left -= take
             a = per_item.setdefault(inv, _alloc(pid, inv, rule))
