@@ -16,7 +16,6 @@ import os
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -451,14 +450,7 @@ def _validate_part(
     time (``validation_chunks``), each chunk with its staging rows in one transaction:
     a million invoices in one frame (and the rules' copies of it) were 3 GB of the
     stage's peak. The batch-level checks weigh the whole batch (``_BatchChecks``).
-    ``split``: where the time goes, part by part, for the batch's log line.
-
-    A chunk is checked (parsed, its derived checks, GX) on a thread of its own while the
-    one before it is written: the checks read nothing the writes change (the known
-    debtors and the allocations are read once, before the first chunk), and the ledger's
-    work frees the interpreter for them. One chunk ahead at most, so two chunks' frames
-    are held at a time, not more. The checking thread's parts are its own time; the
-    writer's wait for it is ``waited for checks``."""
+    ``split``: where the time goes, part by part, for the batch's log line."""
     took = split.took
     texts = part["payload"].tolist()
     staged_ids = part["id"].tolist()
@@ -469,60 +461,46 @@ def _validate_part(
         with ctx.engine.connect() as conn:
             alloc = _allocated(conn, ctx, None)
     took("debtors and allocations read")
-
-    def check(chunk: list[int]) -> tuple[validation.ValidationOutcome, dict[str, float]]:
-        lap = Split()
+    checks = _BatchChecks(ctx, entity)
+    summary: dict[str, Any] | None = None
+    for chunk in positions:
         # read into dicts only here, for the frame: a day's million dicts held beside it
         # (and beside the rules' work on it) were 1.5 GB of the stage's peak
         df = payload_frame(entity, [json_loads_staged(texts[i]) for i in chunk])
-        lap.took("parsed")
+        took("parsed")
         prepared, rules, id_col = prepare_for_rules(ctx, entity, df, known)
-        lap.took("derived checks")
+        took("derived checks")
         outcome = validator.validate(entity, df, rules, id_col, prepared, source)
-        lap.took("GX")
-        return outcome, lap.parts
-
-    checks = _BatchChecks(ctx, entity)
-    summary: dict[str, Any] | None = None
-    with ThreadPoolExecutor(1, thread_name_prefix="validate-checks") as ahead:
-        checked = ahead.submit(check, positions[0])
-        for at, chunk in enumerate(positions):
-            outcome, parts = checked.result()
-            took("waited for checks")
-            for name, seconds in parts.items():
-                split.add(name, seconds)
-            if at + 1 < len(positions):
-                checked = ahead.submit(check, positions[at + 1])
-            now = utcnow()
-            with ctx.engine.begin() as conn:
-                checks.add(conn, outcome)
-                took("batch checks")
-                changed = promote(conn, ctx, entity, source, outcome.valid, now, alloc)
-                took("promoted")
-                new_q = insert_ignore(
-                    conn, s.quarantine, quarantine_rows(ctx, source, entity, outcome, now)
-                )
-                took("quarantined")
-                for ids in chunks([int(staged_ids[i]) for i in chunk]):
-                    conn.execute(delete(s.staging).where(s.staging.c.id.in_(ids)))
-                took("staging cleared")
-            took("committed")
-            one = {
-                "checked": outcome.checked,
-                "passed": len(outcome.valid),
-                "quarantined": len(outcome.rejected),
-                "new_in_quarantine": new_q,
-                "changed": changed,
-                "rules": {k: v for k, v in outcome.per_rule.items() if v},
-            }
-            del outcome
-            summary = one if summary is None else _merge(summary, one)
+        del df, prepared
+        took("GX")
+        now = utcnow()
+        with ctx.engine.begin() as conn:
+            checks.add(conn, outcome)
+            took("batch checks")
+            changed = promote(conn, ctx, entity, source, outcome.valid, now, alloc)
+            took("promoted")
+            new_q = insert_ignore(
+                conn, s.quarantine, quarantine_rows(ctx, source, entity, outcome, now)
+            )
+            took("quarantined")
+            for ids in chunks([int(staged_ids[i]) for i in chunk]):
+                conn.execute(delete(s.staging).where(s.staging.c.id.in_(ids)))
+            took("staging cleared")
+        took("committed")
+        one = {
+            "checked": outcome.checked,
+            "passed": len(outcome.valid),
+            "quarantined": len(outcome.rejected),
+            "new_in_quarantine": new_q,
+            "changed": changed,
+            "rules": {k: v for k, v in outcome.per_rule.items() if v},
+        }
+        summary = one if summary is None else _merge(summary, one)
     assert summary is not None  # a part has a row: it came from a groupby
     stop = checks.stop()
     took("batch checks")
     log.info(
-        "validate: %d %s from %s, %d passed, %d quarantined, in %d chunks: %s"
-        " (parsed, derived checks and GX on the checking thread, beside the rest)",
+        "validate: %d %s from %s, %d passed, %d quarantined, in %d chunks: %s",
         summary["checked"],
         entity,
         source,

@@ -11,7 +11,6 @@ import datetime as dt
 import logging
 import re
 import sqlite3
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -119,7 +118,6 @@ def test_the_log_says_where_each_batchs_time_went(
     parts = [
         "read",
         "debtors and allocations read",
-        "waited for checks",
         "parsed",
         "derived checks",
         "GX",
@@ -133,7 +131,6 @@ def test_the_log_says_where_each_batchs_time_went(
         rf"validate: {inv['checked']} invoices from erp, {inv['passed']} passed,"
         rf" {inv['quarantined']} quarantined, in (\d+) chunks: "
         + ", ".join(rf"{p} \d+\.\d s" for p in parts)
-        + r" \(parsed, derived checks and GX on the checking thread, beside the rest\)"
     )
     found = [m for m in map(re.compile(line).fullmatch, said) if m]
     assert len(found) == 1, said
@@ -166,46 +163,11 @@ def test_an_open_total_jump_is_the_whole_batch(tmp_path: Path, chunk_rows: int) 
         assert conn.execute(select(s.creditors.c.stopped_reason)).scalar() == out["stopped"]
 
 
-def test_the_next_chunk_is_checked_while_one_is_written(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The first chunk's promotion waits until the second chunk's check has begun, on
-    another thread: written one after the other, it would wait in vain."""
-    ctx = _ingested(tmp_path, 40)
-    begun = threading.Event()
-    checked_on: list[str] = []
-    invoices: list[str] = []
-    real_frame, real_promote = stages.payload_frame, stages.promote
-
-    def frame(entity: str, payloads: list[dict[str, Any]]) -> Any:
-        checked_on.append(threading.current_thread().name)
-        if entity == "invoices":
-            invoices.append(entity)
-            if len(invoices) == 2:  # the second chunk of invoices
-                begun.set()
-        return real_frame(entity, payloads)
-
-    waited: list[bool] = []
-
-    def promote(conn: Any, ctx: Ctx, entity: str, *args: Any) -> int:
-        if entity == "invoices" and not waited:
-            waited.append(begun.wait(timeout=30))
-        return real_promote(conn, ctx, entity, *args)
-
-    monkeypatch.setattr(stages, "payload_frame", frame)
-    monkeypatch.setattr(stages, "promote", promote)
-    out = stages.validate_staged(ctx)
-    assert waited == [True]
-    assert checked_on and all(n.startswith("validate-checks") for n in checked_on)
-    assert out["entities"]["invoices"]["checked"] > 40
-    assert _ledger(ctx)["staged"] == []
-
-
 def test_a_check_that_fails_leaves_the_chunks_before_it_written_and_the_rest_staged(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """An error while the checking thread works on a chunk reaches the stage after the
-    chunk before it was committed; that chunk's records are in the ledger and out of
+    """An error while a chunk is checked stops the stage after the chunk before it was
+    committed: that chunk's records are in the ledger (or quarantine) and out of
     staging, and every record from the failing chunk on is still staged."""
     ctx = _ingested(tmp_path, 40)
     with ctx.engine.connect() as conn:
