@@ -152,6 +152,36 @@ _VALUES = st.one_of(
 def test_a_page_reads_each_value_as_its_own_reading_does(records: list[dict[str, object]]) -> None:
     """Read a column at a time, each row still gets what its values give one by one,
     and its errors in the order of its columns."""
+    _reads_as_one_by_one(records)
+
+
+#: an export's column: text of one kind (and gaps), read a distinct value at a time
+_TEXTS = st.one_of(
+    st.none(),
+    st.just(""),
+    st.just("  "),
+    st.sampled_from(["2026-01-31", "31-01-2026", "31-13-2026", "12.50", "1.234,56", "abc", "7"]),
+    st.text(max_size=6),
+)
+
+
+@given(
+    st.lists(
+        st.fixed_dictionaries({k: _TEXTS for k in ("b", "o", "d", "v", "p", "n")}),
+        min_size=1,
+        max_size=40,
+    )
+)
+@example(
+    [{k: v for k in ("b", "o", "d", "v", "p", "n")} for v in ("12.50", None, "x", "12.50", " ")]
+)
+def test_a_page_of_text_columns_reads_as_one_by_one(records: list[dict[str, object]]) -> None:
+    """Columns of one kind of value, as exports give them, are read a distinct value at
+    a time: each row still gets its own reading and its errors, repeats and all."""
+    _reads_as_one_by_one(records)
+
+
+def _reads_as_one_by_one(records: list[dict[str, object]]) -> None:
     cols = {**COLS, "prior_reminders": "n"}
     df = to_canonical("invoices", records, cols)
     fields = [
