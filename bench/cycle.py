@@ -280,15 +280,13 @@ def _bare_statements(ctx: Any, before: Path) -> tuple[float, int]:
     touched)."""
     from sqlalchemy import select
 
-    from connectors.odbc.client import OdbcWriter, named_to_qmark
-    from flows import stages
+    from connectors.odbc.client import named_to_qmark
     from ledger import schema as s
 
     w = s.write_backs
     assert ctx.cfg.write_back is not None
-    writer = stages.writer_for(ctx, ctx.cfg.write_back.target)
-    assert isinstance(writer, OdbcWriter)  # the bench's creditor writes over ODBC
-    statements = writer.settings.write_back
+    # the bench's creditor writes back over ODBC, to the source it reads (as _bare_ingest)
+    statements = ctx.cfg.odbc_sources()[ctx.cfg.write_back.target].write_back
     with ctx.engine.connect() as conn:
         applied = conn.execute(
             select(w.c.entity, w.c.record_id, w.c["values"], w.c.expected_version)
