@@ -6,7 +6,8 @@ Order of work in ``exchange_messages``:
 1. fetch every waiting message; commit each to ``skp_messages`` (unreadable ones too,
    marked, with their reason); only **then** confirm them to the hub, so a crash between
    fetch and commit fetches them again instead of losing one;
-2. handle each new message in its own transaction: holds (and cancelled contacts) for a
+2. handle the new messages in order, ``HANDLE_GROUP`` to a transaction (its writes sent
+   a statement per table, see ``_Later``): holds (and cancelled contacts) for a
    Kennisgeving, bewindvoering, Wsnp or moratorium; a Saldoverzoek antwoord from the
    ledger; a decision on a Betaalvoorstel; an arrangement for Schuldregeling akkoord;
    lifting the hold for Schuldregeling beëindigd. Whatever a person must look at goes
@@ -48,7 +49,16 @@ from flows.memory import releasing_memory
 from flows.stages import ACTOR, _write_back_row, cancel_open_contacts, sftp_client
 from ledger import schema as s
 from ledger.ports import DebtHelpExchange
-from ledger.store import audit, chunks, frame, frame_in, insert_ignore, update_many, utcnow
+from ledger.store import (
+    audit,
+    audit_many,
+    chunks,
+    frame,
+    frame_in,
+    insert_ignore,
+    update_many,
+    utcnow,
+)
 from transforms import debt_help as rules
 from transforms.spreadsheet import safe_cell
 
@@ -241,21 +251,117 @@ def handle_new(ctx: Ctx) -> dict[str, int]:
 HANDLE_GROUP = 500
 
 
-#: a message's outcome; one statement object, bound per message: building the UPDATE for
-#: each of a day's messages cost SQLAlchemy about six times what running it did
-_HANDLED = (
-    update(s.skp_messages)
-    .where(
-        s.skp_messages.c.creditor_id == bindparam("creditor"),
-        s.skp_messages.c.message_id == bindparam("message"),
-    )
-    .values(
-        status=bindparam("new_status"),
-        note=bindparam("new_note"),
-        debtor_id=bindparam("debtor"),
-        handled_at=bindparam("at"),
-    )
-)
+class _Later:
+    """The writes of a group of messages, kept in the order they were made and sent a
+    statement per table when the group ends: each message's outcome and audit rows, the
+    holds and the answers it planned, the contacts it cancelled and the holds' write-
+    backs (their debtors' versions read in one go). A message still sees what those
+    before it wrote: ``flush`` comes first where a message reads what the group writes
+    (the holds it lifts, the Betaalvoorstel an akkoord follows), and whether a message's
+    hold is new is known from the one read of the group's ``held`` at its start. Seven
+    statements a message had cost about 2 ms on PostgreSQL (a round trip each). The
+    audit rows, and the write-backs (applied in the order of their ids), keep their
+    order; no key runs between the tables."""
+
+    def __init__(self, ctx: Ctx, held: set[str]) -> None:
+        self.ctx = ctx
+        self.held = held  # ids of the group's messages whose hold is in the ledger already
+        self.holds: list[dict[str, Any]] = []
+        self.cancels: dict[str, str] = {}  # debtor -> why, the first message's
+        self.replies: list[dict[str, Any]] = []
+        self.hold_write_backs: list[tuple[str, dict[str, Any]]] = []
+        self.outcomes: list[dict[str, Any]] = []
+        self.audits: list[dict[str, Any]] = []
+        self.cancelled = 0  # contacts cancelled by what was flushed
+
+    @classmethod
+    def of(cls, conn: Any, ctx: Ctx, group: Sequence[Any]) -> _Later:
+        h = s.holds
+        ids = [mid for mid, _ in group]
+        held = conn.execute(
+            select(h.c.source_message_id).where(
+                h.c.creditor_id == ctx.creditor_id, h.c.source_message_id.in_(ids)
+            )
+        )
+        return cls(ctx, set(held.scalars()))
+
+    def hold(self, row: dict[str, Any]) -> int:
+        """1 when the hold is new (as ``insert_ignore`` would count it), else 0."""
+        mid = row["source_message_id"]
+        if mid in self.held:
+            return 0
+        self.held.add(mid)
+        self.holds.append(row)
+        return 1
+
+    def audit(self, actor: str, action: str, subject: str, detail: dict[str, Any]) -> None:
+        self.audits.append(
+            {
+                "creditor_id": self.ctx.creditor_id,
+                "at": utcnow(),
+                "actor": actor,
+                "action": action,
+                "subject": subject,
+                "detail": detail,
+            }
+        )
+
+    def flush(self, conn: Any) -> None:
+        creditor = self.ctx.creditor_id
+        if insert_ignore(conn, s.holds, self.holds) != len(self.holds):
+            # another writer added one since the group began: the group rolls back and
+            # its messages are handled again one at a time
+            raise RuntimeError("a hold of this group was added by another writer meanwhile")
+        self.holds.clear()
+        by_why: dict[str, set[str]] = {}
+        for debtor, why in self.cancels.items():
+            by_why.setdefault(why, set()).add(debtor)
+        for why, debtors in by_why.items():
+            self.cancelled += cancel_open_contacts(conn, creditor, debtors, why)
+        self.cancels.clear()
+        insert_ignore(conn, s.skp_replies, self.replies)
+        self.replies.clear()
+        insert_ignore(conn, s.write_backs, self._write_backs(conn))
+        self.hold_write_backs.clear()
+        update_many(conn, s.skp_messages, {"creditor_id": creditor}, ["message_id"], self.outcomes)
+        self.outcomes.clear()
+        audit_many(conn, self.audits)
+        self.audits.clear()
+
+    def _write_backs(self, conn: Any) -> list[dict[str, Any]]:
+        if not self.hold_write_backs:
+            return []
+        d = s.debtors
+        versions: dict[str, Any] = {}
+        for part in chunks(sorted({debtor for debtor, _ in self.hold_write_backs})):
+            versions.update(
+                conn.execute(
+                    select(d.c.debtor_id, d.c.source_version).where(
+                        d.c.creditor_id == self.ctx.creditor_id, d.c.debtor_id.in_(part)
+                    )
+                ).all()
+            )
+        wb = self.ctx.cfg.write_back
+        assert wb is not None  # planned only when the creditor writes holds back
+        return [
+            _write_back_row(self.ctx, wb.target, "holds", debtor, values, versions.get(debtor))
+            for debtor, values in self.hold_write_backs
+        ]
+
+
+def _audit(
+    conn: Any,
+    later: _Later | None,
+    creditor_id: str,
+    actor: str,
+    action: str,
+    subject: str,
+    detail: dict[str, Any],
+) -> None:
+    if later is None:
+        audit(conn, creditor_id, actor, action, subject, detail)
+    else:
+        later.audit(actor, action, subject, detail)
 
 
 def _handle_group(ctx: Ctx, group: Sequence[Any], debtors: rules.DebtorLookup) -> dict[str, int]:
@@ -263,55 +369,75 @@ def _handle_group(ctx: Ctx, group: Sequence[Any], debtors: rules.DebtorLookup) -
     transaction; what they did, counted."""
     out = dict.fromkeys(_COUNTS, 0)
     with ctx.engine.begin() as conn:
+        later = _Later.of(conn, ctx, group)
         for mid, payload in group:
             msg = InMessage.from_json(payload)
-            status, note, debtor = _handle(conn, ctx, msg, debtors, out)
-            conn.execute(
-                _HANDLED,
+            status, note, debtor = _handle(conn, ctx, msg, debtors, out, later)
+            later.outcomes.append(
                 {
-                    "creditor": ctx.creditor_id,
-                    "message": mid,
-                    "new_status": status,
-                    "new_note": note,
-                    "debtor": debtor,
-                    "at": utcnow(),
-                },
+                    "message_id": mid,
+                    "status": status,
+                    "note": note,
+                    "debtor_id": debtor,
+                    "handled_at": utcnow(),
+                }
             )
-            audit(
-                conn,
-                ctx.creditor_id,
-                ACTOR,
-                f"skp.{msg.type}",
-                debtor or "-",
-                {"message_id": mid, "status": status},
+            later.audit(
+                ACTOR, f"skp.{msg.type}", debtor or "-", {"message_id": mid, "status": status}
             )
             out["handled"] += 1
             out["review"] += int(status == "review")
+        later.flush(conn)
+    out["cancelled_contacts"] += later.cancelled
     return out
 
 
 def _handle(
-    conn: Any, ctx: Ctx, msg: InMessage, debtors: rules.DebtorLookup, out: dict[str, int]
+    conn: Any,
+    ctx: Ctx,
+    msg: InMessage,
+    debtors: rules.DebtorLookup,
+    out: dict[str, int],
+    later: _Later | None = None,
 ) -> tuple[str, str | None, str | None]:
-    """(status, note, debtor_id) of one message, its effects written on ``conn``."""
+    """(status, note, debtor_id) of one message, its effects written on ``conn`` (those
+    no later message reads, with ``later`` when given)."""
     who = rules.resolve_debtor(msg, debtors)
     if who.how == "ambiguous":
         return "review", who.note, None
     debtor = who.debtor_id
     if debtor is None:
         if msg.type in ("kennisgeving", "kennisgeving_publiek", "saldoverzoek"):
-            _plan(conn, ctx, msg, "geen_medewerking", None, reason="Klant onbekend bij schuldeiser")
+            _plan(
+                conn,
+                ctx,
+                msg,
+                "geen_medewerking",
+                None,
+                reason="Klant onbekend bij schuldeiser",
+                later=later,
+            )
             out["answers_planned"] += 1
             return "answered", who.note, None
         return "review", who.note, None
 
     if msg.type in HOLD_KINDS:
-        out["holds"] += _hold(conn, ctx, debtor, msg)
-        out["cancelled_contacts"] += cancel_open_contacts(
-            conn, ctx.creditor_id, debtor, f"hold: {IN_TYPES[msg.type]}"
-        )
+        out["holds"] += _hold(conn, ctx, debtor, msg, later)
+        why = f"hold: {IN_TYPES[msg.type]}"
+        if later is None:
+            out["cancelled_contacts"] += cancel_open_contacts(conn, ctx.creditor_id, debtor, why)
+        else:
+            later.cancels.setdefault(debtor, why)
         if msg.type in ("kennisgeving", "kennisgeving_publiek"):
-            _plan(conn, ctx, msg, "kennisgeving_antwoord", debtor, reason="Incasso opgeschort")
+            _plan(
+                conn,
+                ctx,
+                msg,
+                "kennisgeving_antwoord",
+                debtor,
+                reason="Incasso opgeschort",
+                later=later,
+            )
             out["answers_planned"] += 1
             return "answered", None, debtor
         return "done", None, debtor
@@ -325,7 +451,16 @@ def _handle(
                 f"invoice number(s) {', '.join(ans.ambiguous)} fit more than one claim",
                 debtor,
             )
-        _plan(conn, ctx, msg, "saldoverzoek_antwoord", debtor, claims=ans.claims, reason=ans.note)
+        _plan(
+            conn,
+            ctx,
+            msg,
+            "saldoverzoek_antwoord",
+            debtor,
+            claims=ans.claims,
+            reason=ans.note,
+            later=later,
+        )
         out["answers_planned"] += 1
         return "answered", ans.note, debtor
 
@@ -340,11 +475,22 @@ def _handle(
         accept, why = rules.decide_proposal(msg.proposal, total, policy)
         if accept is None:
             return "review", why, debtor
-        _plan(conn, ctx, msg, "betaalvoorstel_antwoord", debtor, accepted=True, reason=why)
+        _plan(
+            conn,
+            ctx,
+            msg,
+            "betaalvoorstel_antwoord",
+            debtor,
+            accepted=True,
+            reason=why,
+            later=later,
+        )
         out["answers_planned"] += 1
         return "answered", why, debtor
 
     if msg.type == "schuldregeling_akkoord":
+        if msg.proposal is None and later is not None:
+            later.flush(conn)  # the Betaalvoorstel may be an earlier message of this group
         proposal = msg.proposal or _last_proposal(conn, ctx, debtor)
         if proposal is None:
             return "review", "akkoord without a known Betaalvoorstel", debtor
@@ -374,7 +520,12 @@ def _handle(
 
     if msg.type == "schuldregeling_beeindigd":
         out["holds_lifted"] += lift_holds(
-            conn, ctx, debtor, "schuldenknooppunt", f"Schuldregeling beëindigd ({msg.message_id})"
+            conn,
+            ctx,
+            debtor,
+            "schuldenknooppunt",
+            f"Schuldregeling beëindigd ({msg.message_id})",
+            later,
         )
         a = s.arrangements
         conn.execute(
@@ -421,38 +572,39 @@ def _last_proposal(conn: Any, ctx: Ctx, debtor: str) -> Any:
     return InMessage.from_json(row[0]).proposal if row else None
 
 
-def _hold(conn: Any, ctx: Ctx, debtor: str, msg: InMessage) -> int:
+def _hold(conn: Any, ctx: Ctx, debtor: str, msg: InMessage, later: _Later | None) -> int:
     kind = HOLD_KINDS[msg.type]
-    added = insert_ignore(
-        conn,
-        s.holds,
-        [
-            {
-                "creditor_id": ctx.creditor_id,
-                "debtor_id": debtor,
-                "kind": kind,
-                "reason": f"{IN_TYPES[msg.type]} Schuldenknooppunt",
-                "source_message_id": msg.message_id,
-                "starts_on": msg.sent_on,
-                "created_at": utcnow(),
-            }
-        ],
-    )
+    row = {
+        "creditor_id": ctx.creditor_id,
+        "debtor_id": debtor,
+        "kind": kind,
+        "reason": f"{IN_TYPES[msg.type]} Schuldenknooppunt",
+        "source_message_id": msg.message_id,
+        "starts_on": msg.sent_on,
+        "created_at": utcnow(),
+    }
+    added = insert_ignore(conn, s.holds, [row]) if later is None else later.hold(row)
     if added:
-        audit(
+        _audit(
             conn,
+            later,
             ctx.creditor_id,
             ACTOR,
             "hold.added",
             debtor,
             {"message_id": msg.message_id, "kind": kind},
         )
-        plan_hold_write_back(conn, ctx, debtor, kind, msg.sent_on)
+        plan_hold_write_back(conn, ctx, debtor, kind, msg.sent_on, later)
     return added
 
 
-def lift_holds(conn: Any, ctx: Ctx, debtor: str, by: str, why: str) -> int:
-    """Lift every active hold of a debtor (audited) and tell the creditor's system."""
+def lift_holds(
+    conn: Any, ctx: Ctx, debtor: str, by: str, why: str, later: _Later | None = None
+) -> int:
+    """Lift every active hold of a debtor (audited) and tell the creditor's system (the
+    audit row and the write-back with ``later`` when given)."""
+    if later is not None:
+        later.flush(conn)  # a hold of this group's is lifted too
     h = s.holds
     res = conn.execute(
         update(h)
@@ -461,8 +613,8 @@ def lift_holds(conn: Any, ctx: Ctx, debtor: str, by: str, why: str) -> int:
     )
     n = int(res.rowcount or 0)
     if n:
-        audit(conn, ctx.creditor_id, by, "hold.lifted", debtor, {"reason": why, "holds": n})
-        plan_hold_write_back(conn, ctx, debtor, None, ctx.today)
+        _audit(conn, later, ctx.creditor_id, by, "hold.lifted", debtor, {"reason": why, "holds": n})
+        plan_hold_write_back(conn, ctx, debtor, None, ctx.today, later)
     return n
 
 
@@ -473,14 +625,23 @@ _VERSION = select(s.debtors.c.source_version).where(
 
 
 def plan_hold_write_back(
-    conn: Any, ctx: Ctx, debtor: str, kind: str | None, since: dt.date
+    conn: Any,
+    ctx: Ctx,
+    debtor: str,
+    kind: str | None,
+    since: dt.date,
+    later: _Later | None = None,
 ) -> None:
-    """A hold (or its lifting) goes back to the source when the target maps ``holds``."""
+    """A hold (or its lifting) goes back to the source when the target maps ``holds``
+    (planned with ``later`` when given)."""
     wb = ctx.cfg.write_back
     if wb is None or "holds" not in ctx.cfg.write_back_entities():
         return
-    version = conn.execute(_VERSION, {"creditor": ctx.creditor_id, "debtor": debtor}).scalar()
     values = {"hold": kind or "", "hold_since": since.isoformat() if kind else ""}
+    if later is not None:
+        later.hold_write_backs.append((debtor, values))
+        return
+    version = conn.execute(_VERSION, {"creditor": ctx.creditor_id, "debtor": debtor}).scalar()
     insert_ignore(
         conn, s.write_backs, [_write_back_row(ctx, wb.target, "holds", debtor, values, version)]
     )
@@ -497,7 +658,9 @@ def _plan(
     accepted: bool | None = None,
     reason: str | None = None,
     extra: str = "",
+    later: _Later | None = None,
 ) -> None:
+    """An answer planned (now, or with the group's ``later``)."""
     code = _code(ctx)
     reply = Reply(
         reply_id=reply_id(code, msg.message_id if msg else None, kind, extra or (debtor or "")),
@@ -511,22 +674,20 @@ def _plan(
         reason=reason,
         created_on=ctx.today,
     )
-    insert_ignore(
-        conn,
-        s.skp_replies,
-        [
-            {
-                "creditor_id": ctx.creditor_id,
-                "reply_id": reply.reply_id,
-                "in_reply_to": reply.in_reply_to,
-                "type": kind,
-                "debtor_id": debtor,
-                "payload": reply.to_json(),
-                "status": "planned",
-                "created_at": utcnow(),
-            }
-        ],
-    )
+    row = {
+        "creditor_id": ctx.creditor_id,
+        "reply_id": reply.reply_id,
+        "in_reply_to": reply.in_reply_to,
+        "type": kind,
+        "debtor_id": debtor,
+        "payload": reply.to_json(),
+        "status": "planned",
+        "created_at": utcnow(),
+    }
+    if later is None:
+        insert_ignore(conn, s.skp_replies, [row])
+    else:
+        later.replies.append(row)
 
 
 def plan_status_requests(ctx: Ctx) -> int:

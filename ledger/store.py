@@ -886,6 +886,12 @@ def audit(
     )
 
 
+def audit_many(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Append many rows to the audit log, in their order: each with the columns ``audit``
+    gives one (``creditor_id``, ``at``, ``actor``, ``action``, ``subject``, ``detail``)."""
+    execute_many(conn, _AUDIT, rows, "audit")
+
+
 def ensure_creditor(
     conn: Connection, creditor_id: str, name: str, sector: str, config_sha256: str
 ) -> None:

@@ -18,8 +18,9 @@ from flows.cli import app
 from flows.context import make_ctx
 from flows.demo import seed
 from ledger import schema as s
+from ledger import store
 from ledger.store import utcnow
-from tests.cycle_steps import ingest_and_validate
+from tests.cycle_steps import ingest_and_validate, seeded, up_to_plan
 from transforms.contact_window import AMS
 
 NOW = dt.datetime(2026, 11, 24, 10, 0, tzinfo=AMS)
@@ -290,12 +291,12 @@ def test_messages_are_handled_in_groups_and_one_that_fails_keeps_those_before_it
     monkeypatch.setattr(debt_help, "HANDLE_GROUP", 3)
     handle, seen = debt_help._handle, []
 
-    def failing_fifth(conn, ctx, msg, debtors, out):  # type: ignore[no-untyped-def]
+    def failing_fifth(conn, ctx, msg, debtors, out, later):  # type: ignore[no-untyped-def]
         if msg.message_id not in seen:
             seen.append(msg.message_id)
         if len(seen) > 4 and msg.message_id == seen[4]:
             raise RuntimeError("the fifth message cannot be handled")
-        return handle(conn, ctx, msg, debtors, out)
+        return handle(conn, ctx, msg, debtors, out, later)
 
     monkeypatch.setattr(debt_help, "_handle", failing_fifth)
     with pytest.raises(RuntimeError, match="fifth"):
@@ -308,6 +309,115 @@ def test_messages_are_handled_in_groups_and_one_that_fails_keeps_those_before_it
     monkeypatch.setattr(debt_help, "_handle", handle)
     debt_help.exchange_messages(ctx)
     assert _after_handling(ctx) == expected
+
+
+HEADER = "BerichtId;BerichtType;Datum;KlantnummerSE;KlantnummerSHV;Percentage;Looptijd;Ingangsdatum"
+
+
+def _handled_in_groups_of(folder: Path, ledger_url: str | None, monkeypatch, size: int) -> tuple:  # type: ignore[no-untyped-def]
+    """The demo's messages and a day of messages about the same two debtors, each later
+    one acting on what an earlier one did, handled ``size`` to a transaction; what the
+    ledger holds afterwards, without the clock's stamps."""
+    monkeypatch.setattr(debt_help, "HANDLE_GROUP", size)
+    cfg = seeded(folder, 150, NOW.date(), ledger_url)
+    ctx = make_ctx(str(cfg), NOW)
+    up_to_plan(ctx)
+    c = s.contacts.c
+    with ctx.engine.connect() as conn:
+        a, b, c3 = conn.execute(
+            select(c.debtor_id)
+            .where(c.status == "planned")
+            .distinct()
+            .order_by(c.debtor_id)
+            .limit(3)
+        ).scalars()
+    (cfg.parent / "debt-help-inbox" / "dag.csv").write_text(
+        f"{HEADER}\n"
+        f"D1-KG;Kennisgeving;2026-11-17;{a};SHV-A;;;\n"
+        f"D2-BV;Betaalvoorstel;2026-11-18;{a};SHV-A;40;18;2027-01-01\n"
+        f"D3-AK;Schuldregeling akkoord;2026-11-19;{a};SHV-A;;;\n"  # the proposal: D2's
+        f"D4-END;Schuldregeling beëindigd;2026-11-20;{a};SHV-A;;;\n"  # lifts D1's hold
+        f"D5-BW;Bewindvoering;2026-11-20;{b};SHV-B;;;\n"
+        f"D6-KG;Kennisgeving;2026-11-21;{b};SHV-B;;;\n"
+        f"D7-SV;Saldoverzoek;2026-11-21;{b};SHV-B;;;\n"
+        f"D8-KG;Kennisgeving;2026-11-21;ONBEKEND-1;SHV-X;;;\n"
+        f"D9-KG;Kennisgeving;2026-11-22;{c3};SHV-C;;;\n"
+        f"E1-END;Schuldregeling beëindigd;2026-11-22;{c3};SHV-C;;;\n"  # lifts D9's hold
+    )
+    with ctx.engine.begin() as conn:  # D6's hold is there already: not added, not audited
+        conn.execute(
+            insert(s.holds).values(
+                creditor_id=ctx.creditor_id,
+                debtor_id=b,
+                kind="debt_assistance",
+                reason="by hand",
+                source_message_id="D6-KG",
+                starts_on=NOW.date(),
+                created_at=utcnow(),
+            )
+        )
+    debt_help.exchange_messages(ctx)
+    m, h, ar = s.skp_messages.c, s.holds.c, s.arrangements.c
+    r, w, au = s.skp_replies.c, s.write_backs.c, s.audit_log.c
+    with ctx.engine.connect() as conn:
+        return (
+            sorted(conn.execute(select(m.message_id, m.status, m.note, m.debtor_id)).all()),
+            sorted(
+                conn.execute(select(h.debtor_id, h.kind, h.source_message_id, h.lifted_by)).all()
+            ),
+            sorted(
+                conn.execute(
+                    select(ar.arrangement_id, ar.debtor_id, ar.total_cents, ar.status)
+                ).all()
+            ),
+            sorted(conn.execute(select(r.reply_id, r.type, r.debtor_id, r.payload)).all()),
+            conn.execute(
+                select(w.entity, w.record_id, w["values"], w.change_id).order_by(w.id)
+            ).all(),
+            conn.execute(select(au.actor, au.action, au.subject, au.detail).order_by(au.id)).all(),
+            sorted(conn.execute(select(c.debtor_id, c.message_id, c.status, c.last_error)).all()),
+            (a, b, c3),
+        )
+
+
+@pytest.mark.parametrize("ledger", ["sqlite", "postgresql"])
+def test_a_group_of_messages_leaves_what_they_leave_one_at_a_time(
+    tmp_path: Path, monkeypatch, request, ledger: str
+) -> None:  # type: ignore[no-untyped-def]
+    """A group writes its holds, cancelled contacts, answers, outcomes, audit rows and
+    write-backs when it ends, not as each message is handled. Yet a later message acts
+    on an earlier one in the same group (an akkoord on the Betaalvoorstel before it, an
+    end lifting the hold before it), a hold that is there already is not added again,
+    and the ledger ends as it does with every message on its own: the same statuses,
+    holds, arrangements, answers and cancelled contacts, and the audit rows and
+    write-backs in the same order. The group's writes take the many-row paths here (a
+    temporary table on SQLite, COPY on PostgreSQL), as a day's 500 would."""
+    urls = (None, None)
+    if ledger == "postgresql":
+        urls = (request.getfixturevalue("pg_url"), request.getfixturevalue("pg_url_b"))
+    alone = _handled_in_groups_of(tmp_path / "alone", urls[0], monkeypatch, 1)
+    monkeypatch.setattr(store, "SQLITE_BULK_FROM", 2)
+    monkeypatch.setattr(store, "PG_COPY_FROM", 2)
+    grouped = _handled_in_groups_of(tmp_path / "grouped", urls[1], monkeypatch, 500)
+    assert grouped == alone
+    statuses, holds, arrangements, _, write_backs, audited, contacts, (a, b, c3) = grouped
+    by_id = {mid: (status, note) for mid, status, note, _ in statuses}
+    assert by_id["D3-AK"] == ("done", None)
+    assert arrangements == [("skp-D3-AK", a, arrangements[0].total_cents, "ended")]
+    actions = [(action, subject) for _, action, subject, _ in audited]
+    assert (a, "debt_assistance", "D1-KG", "schuldenknooppunt") in holds
+    assert (c3, "debt_assistance", "D9-KG", "schuldenknooppunt") in holds
+    assert [v["hold"] for e, rec, v, _ in write_backs if rec == c3] == ["debt_assistance", ""]
+    assert [v["hold"] for e, rec, v, _ in write_backs if rec == a] == ["debt_assistance", ""]
+    assert [v["hold"] for e, rec, v, _ in write_backs if rec == b] == ["administration"]
+    assert ("hold.added", b) in actions and actions.count(("hold.added", b)) == 1
+    assert actions.index(("skp.kennisgeving", a)) < actions.index(("hold.lifted", a))
+    assert by_id["D8-KG"][0] == "answered"  # an unknown client: Geen medewerking
+    # each debtor's planned contacts cancelled, with the reason of its first hold
+    assert {(d, st, why) for d, _, st, why in contacts if d in (a, b)} == {
+        (a, "cancelled", "hold: Kennisgeving"),
+        (b, "cancelled", "hold: Bewindvoering"),
+    }
 
 
 def test_a_statusbericht_goes_out_when_a_reported_balance_changed(tmp_path: Path) -> None:
