@@ -2,11 +2,12 @@
 
 import datetime as dt
 import uuid
+from decimal import Decimal
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, insert, inspect, select
 from sqlalchemy.exc import IntegrityError
@@ -586,6 +587,47 @@ def test_a_bind_processor_runs_once_a_distinct_value_and_by_type() -> None:
     ]
     assert sorted(map(repr, calls)) == ["1", "1.0", "None", "True"]
     assert _processed(p, [{"a": 1}, {"a": 1}]) == ["{'a': 1}", "{'a': 1}"]  # unhashable
+
+
+_AMS_TEN = dt.datetime(2026, 1, 1, 10, tzinfo=dt.timezone(dt.timedelta(hours=1)))
+_COPY_VALUES = {
+    "text": st.text(alphabet=st.sampled_from("ab \\\t\n\rNé"), max_size=4),
+    "plain text": st.text(alphabet="abcé ", max_size=4),
+    "int": st.integers(-3, 3),
+    "bool": st.booleans(),
+    "float": st.floats(allow_infinity=False) | st.just(float("nan")),
+    "date": st.dates(dt.date(2026, 1, 1), dt.date(2026, 1, 4)),
+    "stamp": st.datetimes(dt.datetime(2026, 1, 1), dt.datetime(2026, 1, 2)),
+    "decimal": st.decimals(-2, 2, places=1),
+    "dict": st.dictionaries(st.just("a"), st.integers(0, 1), max_size=1),
+}
+
+
+@given(
+    st.lists(st.sampled_from(sorted(_COPY_VALUES)), min_size=1, max_size=3, unique=True).flatmap(
+        lambda kinds: st.lists(st.one_of(st.none(), *(_COPY_VALUES[k] for k in kinds)), max_size=40)
+    )
+)
+@example([0.0, -0.0, 0.0, -0.0])
+@example([Decimal("1.0"), Decimal("1.00"), Decimal("1.0")])
+@example([_AMS_TEN, _AMS_TEN.astimezone(dt.timezone.utc), _AMS_TEN, None])
+@settings(max_examples=300, deadline=None)
+def test_a_column_in_copy_text_is_each_value_in_copy_text(values: list[object]) -> None:
+    """A column written for COPY a column at a time (one kind and gaps without a call per
+    value) reads as each value written alone: repeats, gaps, text that needs escaping,
+    1 beside True and 1.0, NaN, equal values that read differently (-0.0, Decimal 1.00,
+    one instant in two zones); a value with no COPY text fails it alike."""
+    from ledger.store import _copy_text, copy_column
+
+    try:
+        alone: list[str] | type[TypeError] = [_copy_text(v) for v in values]
+    except TypeError:
+        alone = TypeError
+    if alone is TypeError:
+        with pytest.raises(TypeError):
+            copy_column(values)
+    else:
+        assert copy_column(values) == alone
 
 
 def test_a_kept_statement_serves_each_shape_of_call_as_its_own(url: str) -> None:

@@ -5,7 +5,7 @@ indexed column changes then, so PostgreSQL can keep the row's new version on its
 without a new entry in any of the table's three indexes (a heap-only tuple), but only
 when the page has room. With full pages none had: 200,000 random invoices of a million
 took 4.6-4.9 s with 0.2% heap-only; with fillfactor 85, 2.0-2.1 s with 81%, for 12% more
-space (docs/performance.md, "Session of 2026-12-06 (afternoon)"). SQLite has no such
+space (docs/performance.md, "Second session of 2026-12-06"). SQLite has no such
 setting.
 
 The setting governs pages written from now on; a ledger's existing pages get the room
