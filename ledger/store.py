@@ -306,11 +306,15 @@ def _pg_update_from_values(
     ]
     cur = conn.connection.cursor()
     try:
-        where = [f"t.{quote(k)} = v.x{i}" for i, k in enumerate(keys)]
-        where += [
+        fixed_where = [
             cur.mogrify(f"t.{quote(k)} = %s::{t.compile(dialect=dialect)}", (v,)).decode()
             for k, t, v in zip(fixed, fixed_types, fixed_values, strict=True)
         ]
+        if len(rows) >= PG_COPY_FROM:
+            copied = _pg_update_from_copy(conn, cur, table, keys, cols, procs, rows, fixed_where)
+            if copied is not None:
+                return copied
+        where = [f"t.{quote(k)} = v.x{i}" for i, k in enumerate(keys)] + fixed_where
         head = (
             f"UPDATE {dialect.identifier_preparer.format_table(table)} AS t SET "
             + ", ".join(f"{quote(c)} = v.x{len(keys) + i}" for i, c in enumerate(cols))
@@ -336,6 +340,49 @@ def _pg_update_from_values(
         return total
     finally:
         cur.close()
+
+
+def _pg_update_from_copy(
+    conn: Connection,
+    cur: Any,
+    table: Table,
+    keys: Sequence[str],
+    cols: Sequence[str],
+    procs: Sequence[Any],
+    rows: Sequence[Mapping[str, Any]],
+    fixed_where: Sequence[str],
+) -> int | None:
+    """Many rows of ``_pg_update_from_values``: COPY into a temporary table of the
+    table's own column types, then one ``UPDATE … FROM`` it; the rows changed. Quoting
+    every value into VALUES lists was about a third of an update of 200,000 invoices:
+    6.5–8.3 s against 5.9–6.1 s this way. None when a value has no COPY text (the caller
+    sends VALUES)."""
+    names = [*keys, *cols]
+    try:
+        texts = [
+            copy_column(_processed(p, col) if p else col)
+            for p, col in zip(procs, ([r[n] for r in rows] for n in names), strict=True)
+        ]
+    except TypeError:
+        return None
+    preparer = conn.dialect.identifier_preparer
+    quote = preparer.quote
+    target = preparer.format_table(table)
+    listed = ", ".join(quote(n) for n in names)
+    cur.execute(
+        f"CREATE TEMPORARY TABLE vangnet_bulk_update ON COMMIT DROP AS"
+        f" SELECT {listed} FROM {target} WITH NO DATA"
+    )
+    data = io.StringIO("\n".join(map("\t".join, zip(*texts, strict=True))) + "\n")
+    cur.copy_expert(f"COPY vangnet_bulk_update ({listed}) FROM STDIN", data)
+    sets = ", ".join(f"{quote(c)} = v.{quote(c)}" for c in cols)
+    where = [f"t.{quote(k)} = v.{quote(k)}" for k in keys] + list(fixed_where)
+    cur.execute(
+        f"UPDATE {target} AS t SET {sets} FROM vangnet_bulk_update AS v WHERE {' AND '.join(where)}"
+    )
+    total = max(cur.rowcount, 0)
+    cur.execute("DROP TABLE vangnet_bulk_update")
+    return total
 
 
 def _sqlite_update_from_temp(

@@ -174,7 +174,7 @@ def test_update_many_sets_each_rows_values_by_key_within_the_fixed_columns(url: 
     """More rows than a batch, of every kind of value a stage writes (text with quotes
     and percent signs, JSON, NULLs, dates, timestamps): each row gets its own values,
     a key named twice its last row's, and another creditor's rows stay as they were (on
-    PostgreSQL this runs as UPDATE … FROM VALUES, not row by row)."""
+    PostgreSQL this runs as one UPDATE … FROM a table COPY filled, not row by row)."""
     engine = open_ledger(url)
     with engine.begin() as conn:
         for c in ("c1", "c2"):
@@ -191,6 +191,7 @@ def test_update_many_sets_each_rows_values_by_key_within_the_fixed_columns(url: 
         for i in range(4200)
     ]
     rows.append({**rows[10], "allocated_cents": 999, "suggestions": {"last": True}})
+    rows[6]["unmatched_reason"] = "tab\there\nline \\N \\ back\r"  # COPY escapes these
     with engine.begin() as conn:
         assert update_many(conn, s.payments, {"creditor_id": "c1"}, ["payment_id"], rows) == 4200
     with engine.connect() as conn:
@@ -212,6 +213,7 @@ def test_update_many_sets_each_rows_values_by_key_within_the_fixed_columns(url: 
     assert got[("c1", "P3")].suggestions == [{"debtor_id": "R3", "score": 0.5}]
     assert got[("c1", "P4")].unmatched_reason == "geen kenmerk 100% 'zeker' 4"
     assert got[("c1", "P4")].suggestions is None
+    assert got[("c1", "P6")].unmatched_reason == "tab\there\nline \\N \\ back\r"
     assert (got[("c1", "P10")].allocated_cents, got[("c1", "P10")].suggestions) == (
         999,
         {"last": True},
