@@ -287,7 +287,8 @@ def _pg_update_from_values(
     rows: Sequence[Mapping[str, Any]],
 ) -> int:
     """``update_many`` on PostgreSQL: ``UPDATE t SET c = v.c FROM (VALUES …) AS v WHERE
-    t.k = v.k``, 2,000 rows a statement. psycopg2's ``executemany`` sends an UPDATE one
+    t.k = v.k``, 2,000 rows a statement (from ``PG_COPY_FROM`` rows, the rows go by COPY
+    instead: ``_pg_update_from_copy``). psycopg2's ``executemany`` sends an UPDATE one
     row a round trip (bench.pg_executemany: 3.8 s for 20k rows), and its batch mode
     reports no true row count; one statement a batch does both. Each value goes through
     its column type's bind processor and is cast to the column's type (a VALUES list
