@@ -398,10 +398,10 @@ def _handle(
     msg: InMessage,
     debtors: rules.DebtorLookup,
     out: dict[str, int],
-    later: _Later | None = None,
+    later: _Later,
 ) -> tuple[str, str | None, str | None]:
-    """(status, note, debtor_id) of one message, its effects written on ``conn`` (those
-    no later message reads, with ``later`` when given)."""
+    """(status, note, debtor_id) of one message: what it reads on ``conn``, what it
+    writes kept by its group's ``later``."""
     who = rules.resolve_debtor(msg, debtors)
     if who.how == "ambiguous":
         return "review", who.note, None
@@ -423,11 +423,7 @@ def _handle(
 
     if msg.type in HOLD_KINDS:
         out["holds"] += _hold(conn, ctx, debtor, msg, later)
-        why = f"hold: {IN_TYPES[msg.type]}"
-        if later is None:
-            out["cancelled_contacts"] += cancel_open_contacts(conn, ctx.creditor_id, debtor, why)
-        else:
-            later.cancels.setdefault(debtor, why)
+        later.cancels.setdefault(debtor, f"hold: {IN_TYPES[msg.type]}")
         if msg.type in ("kennisgeving", "kennisgeving_publiek"):
             _plan(
                 conn,
@@ -489,7 +485,7 @@ def _handle(
         return "answered", why, debtor
 
     if msg.type == "schuldregeling_akkoord":
-        if msg.proposal is None and later is not None:
+        if msg.proposal is None:
             later.flush(conn)  # the Betaalvoorstel may be an earlier message of this group
         proposal = msg.proposal or _last_proposal(conn, ctx, debtor)
         if proposal is None:
@@ -572,7 +568,7 @@ def _last_proposal(conn: Any, ctx: Ctx, debtor: str) -> Any:
     return InMessage.from_json(row[0]).proposal if row else None
 
 
-def _hold(conn: Any, ctx: Ctx, debtor: str, msg: InMessage, later: _Later | None) -> int:
+def _hold(conn: Any, ctx: Ctx, debtor: str, msg: InMessage, later: _Later) -> int:
     kind = HOLD_KINDS[msg.type]
     row = {
         "creditor_id": ctx.creditor_id,
@@ -583,17 +579,9 @@ def _hold(conn: Any, ctx: Ctx, debtor: str, msg: InMessage, later: _Later | None
         "starts_on": msg.sent_on,
         "created_at": utcnow(),
     }
-    added = insert_ignore(conn, s.holds, [row]) if later is None else later.hold(row)
+    added = later.hold(row)
     if added:
-        _audit(
-            conn,
-            later,
-            ctx.creditor_id,
-            ACTOR,
-            "hold.added",
-            debtor,
-            {"message_id": msg.message_id, "kind": kind},
-        )
+        later.audit(ACTOR, "hold.added", debtor, {"message_id": msg.message_id, "kind": kind})
         plan_hold_write_back(conn, ctx, debtor, kind, msg.sent_on, later)
     return added
 
