@@ -46,11 +46,12 @@ from connectors.sendgrid import SendGridChannel, SendGridSettings
 from connectors.sftp import SftpClient
 from connectors.sftp.client import ChecksumMismatch, ChecksumMissing
 from connectors.sftp.settings import SftpSettings
+from flows.ahead import ReadAhead
 from flows.config import resolve_secret
 from flows.context import Ctx
 from flows.memory import releasing_memory
 from ledger import schema as s
-from ledger.ports import Channel, SourceReader, StatusWriter
+from ledger.ports import Channel, Cursor, Page, SourceReader, StatusWriter
 from ledger.records import (
     DEBTOR_COLUMNS,
     ERP_PAYMENT_COLUMNS,
@@ -165,21 +166,26 @@ def ingest_entity(ctx: Ctx, source: str, entity: str) -> dict[str, Any]:
     reader = reader_for(ctx, source)
     since = _get_cursor(ctx, source, entity)
     pages = rows = 0
-    for page in reader.read(entity, since):
-        payloads = json_texts(page.frame)  # written as JSON text once, here
-        stmt = s.staging.insert().values(
-            creditor_id=ctx.creditor_id,
-            source=source,
-            entity=entity,
-            staged_at=utcnow(),
-            payload=bindparam("payload", type_=Text),
-        )
-        with ctx.engine.begin() as conn:
-            if payloads:
-                execute_many(conn, stmt, [{"payload": p} for p in payloads])
-            set_cursor(conn, ctx.creditor_id, source, entity, page.cursor)
-        pages += 1
-        rows += len(payloads)
+
+    def prepared(page: Page) -> tuple[list[str], Cursor]:
+        return json_texts(page.frame), page.cursor  # written as JSON text once, here
+
+    # the next page is read (and made JSON) on a thread while this one is written
+    with ReadAhead(reader.read(entity, since), prepared) as ahead:
+        for payloads, cursor in ahead:
+            stmt = s.staging.insert().values(
+                creditor_id=ctx.creditor_id,
+                source=source,
+                entity=entity,
+                staged_at=utcnow(),
+                payload=bindparam("payload", type_=Text),
+            )
+            with ctx.engine.begin() as conn:
+                if payloads:
+                    execute_many(conn, stmt, [{"payload": p} for p in payloads])
+                set_cursor(conn, ctx.creditor_id, source, entity, cursor)
+            pages += 1
+            rows += len(payloads)
     out: dict[str, Any] = {"source": source, "entity": entity, "pages": pages, "rows": rows}
     client = getattr(reader, "client", None)
     if client is not None:  # an API source: report the budget used
