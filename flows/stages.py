@@ -70,7 +70,6 @@ from ledger.store import (
     audit,
     chunks,
     dirty_tracking,
-    execute_many,
     frame,
     frame_in,
     get_cursor,
@@ -79,6 +78,7 @@ from ledger.store import (
     json_texts,
     refresh_statistics,
     set_cursor,
+    stage_payloads,
     update_many,
     upsert,
     utcnow,
@@ -173,16 +173,8 @@ def ingest_entity(ctx: Ctx, source: str, entity: str) -> dict[str, Any]:
     # the next page is read (and made JSON) on a thread while this one is written
     with ReadAhead(reader.read(entity, since), prepared) as ahead:
         for payloads, cursor in ahead:
-            stmt = s.staging.insert().values(
-                creditor_id=ctx.creditor_id,
-                source=source,
-                entity=entity,
-                staged_at=utcnow(),
-                payload=bindparam("payload", type_=Text),
-            )
             with ctx.engine.begin() as conn:
-                if payloads:
-                    execute_many(conn, stmt, [{"payload": p} for p in payloads])
+                stage_payloads(conn, ctx.creditor_id, source, entity, payloads, utcnow())
                 set_cursor(conn, ctx.creditor_id, source, entity, cursor)
             pages += 1
             rows += len(payloads)

@@ -26,6 +26,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     Table,
+    Text,
     bindparam,
     create_engine,
     event,
@@ -1007,6 +1008,46 @@ def get_cursor(conn: Connection, creditor_id: str, source: str, entity: str) -> 
         )
     ).first()
     return dict(row[0]) if row else {}
+
+
+def stage_payloads(
+    conn: Connection,
+    creditor_id: str,
+    source: str,
+    entity: str,
+    payloads: Sequence[str],
+    staged_at: dt.datetime,
+) -> None:
+    """A page's payloads (JSON texts, in order) into ``staging``. On SQLite, as one
+    statement over the page's JSON array (``json_each``, in the array's order): its rows
+    in C with Python's interpreter lock released, which the page being read beside it
+    (``flows.ahead``) wants; a row at a time, each row took the lock back."""
+    if not payloads:
+        return
+    if conn.dialect.name == "sqlite":
+        conn.execute(
+            text(
+                "INSERT INTO staging (creditor_id, source, entity, staged_at, payload)"
+                " SELECT :creditor_id, :source, :entity, :staged_at, value"
+                " FROM json_each(:page) ORDER BY key"
+            ).bindparams(bindparam("staged_at", type_=schema.staging.c.staged_at.type)),
+            {
+                "creditor_id": creditor_id,
+                "source": source,
+                "entity": entity,
+                "staged_at": staged_at,
+                "page": "[" + ",".join(payloads) + "]",
+            },
+        )
+        return
+    stmt = schema.staging.insert().values(
+        creditor_id=creditor_id,
+        source=source,
+        entity=entity,
+        staged_at=staged_at,
+        payload=bindparam("payload", type_=Text),
+    )
+    execute_many(conn, stmt, [{"payload": p} for p in payloads])
 
 
 def set_cursor(

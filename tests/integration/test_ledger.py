@@ -1,15 +1,17 @@
 """The ledger on SQLite (file) and PostgreSQL (loopback): same migrations, same behaviour."""
 
 import datetime as dt
+import json
 import uuid
 from decimal import Decimal
 
+import orjson
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, insert, inspect, select
+from sqlalchemy import Text, cast, func, insert, inspect, select
 from sqlalchemy.exc import IntegrityError
 
 from ledger import schema as s
@@ -20,6 +22,7 @@ from ledger.store import (
     migrate,
     open_ledger,
     set_cursor,
+    stage_payloads,
     update_many,
     upsert,
     utcnow,
@@ -82,6 +85,60 @@ def test_processes_opening_a_new_ledger_at_once_take_turns(url: str) -> None:
         )
     engine.dispose()
     assert diff == []
+
+
+#: what a page's payloads could hold that its JSON array might trip over
+AWKWARD = [
+    {"invoice_id": "F1", "name": 'Jos\u00e9 "de" Vries\\\n', "note": '},{"x":1}]'},
+    {"invoice_id": "F2", "name": "Jos\u00e9 \U0001f600 \u00eb", "amount_cents": -0.0},
+    {"invoice_id": "F3", "big": 2**70, "small": 1.5e-300, "gap": None},
+    {"invoice_id": "F4", "_errors": ["due_date: 31-13-2026", "amount: abc"], "t": True},
+    {"invoice_id": "F5", "tab": "a\tb\x00c", "nested": {"a": [1, {"b": "c"}]}, "e": ""},
+]
+#: as orjson writes them (ingest: UTF-8 as is), and as ``json`` does (escaped)
+AWKWARD_PAYLOADS = [
+    *(orjson.dumps(p).decode() for p in AWKWARD if p["invoice_id"] != "F3"),
+    *(json.dumps(p) for p in AWKWARD),
+]
+
+
+def test_a_page_is_staged_as_its_texts_in_order(url: str) -> None:
+    """A page's payloads land in staging as the very texts ingest made, in the page's
+    order (SQLite: one statement over the page as a JSON array)."""
+    engine = open_ledger(url)
+    page = AWKWARD_PAYLOADS + [f'{{"invoice_id":"G{i:05d}","k":{i}}}' for i in range(2500)]
+    at = dt.datetime(2026, 11, 24, 9, 0, tzinfo=dt.UTC)
+    with engine.begin() as conn:
+        ensure_creditor(conn, "c1", "Creditor", "housing", "x" * 64)
+        stage_payloads(conn, "c1", "erp", "invoices", page, at)
+        stage_payloads(conn, "c1", "erp", "invoices", [], at)  # an empty page: nothing
+        stage_payloads(conn, "c1", "erp", "debtors", ['{"debtor_id":"R1"}'], at)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(
+                cast(s.staging.c.payload, Text),
+                s.staging.c.creditor_id,
+                s.staging.c.source,
+                s.staging.c.entity,
+                s.staging.c.staged_at,
+            ).order_by(s.staging.c.id)
+        ).all()
+    engine.dispose()
+    staged = [r[0] for r in rows]
+    assert len(staged) == len(page) + 1
+    # every payload reads back as it was, in the page's order; a compact one (orjson's,
+    # as ingest writes nearly all) is the very text, and SQLite writes ``json``'s
+    # spaced fallback (an integer past 64 bits) compact, with its literals as they were
+    assert [json.loads(t) for t in staged] == [json.loads(t) for t in [*page, '{"debtor_id":"R1"}']]
+    made_by_orjson = len(AWKWARD) - 1
+    assert staged[:made_by_orjson] == page[:made_by_orjson]
+    assert staged[len(AWKWARD_PAYLOADS) :] == [*page[len(AWKWARD_PAYLOADS) :], '{"debtor_id":"R1"}']
+    big = staged[made_by_orjson + 2]
+    assert '"big":1180591620717411303424' in big.replace(" ", "")
+    assert "1.5e-300" in big
+    assert {tuple(r[1:4]) for r in rows[: len(page)]} == {("c1", "erp", "invoices")}
+    assert rows[-1][1:4] == ("c1", "erp", "debtors")
+    assert {r[4] for r in rows} == {at}
 
 
 def _debtor(i: int, name: str = "A") -> dict:
