@@ -5,7 +5,7 @@ each record), then stages it (the ledger's insert and commit), then reads the ne
 fetch and the ledger's statements run in C with the GIL released; the mapping and the
 JSON are Python. With the reading on a thread of its own, one page is written while the
 next is read, and the two share the process's cores instead of taking turns (250,000
-debtors from the SQLite ODBC driver: see docs/performance.md, "Ingest reads ahead").
+debtors from the SQLite ODBC driver: docs/performance.md, "Third session of 2026-12-06").
 
 Nothing about what is staged changes: the writes happen on the caller's thread, in the
 order read, each page with its cursor in one transaction. A page read ahead and not
