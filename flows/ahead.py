@@ -4,8 +4,11 @@ Ingest reads a page (a driver's fetch, the mapping to canonical records, the JSO
 each record), then stages it (the ledger's insert and commit), then reads the next. The
 fetch and the ledger's statements run in C with the GIL released; the mapping and the
 JSON are Python. With the reading on a thread of its own, one page is written while the
-next is read, and the two share the process's cores instead of taking turns (250,000
-debtors from the SQLite ODBC driver: docs/performance.md, "Third session of 2026-12-06").
+next is read, and the two share the process's cores instead of taking turns. Only
+partly: an ODBC driver gives the GIL up for each row it fetches and waits for it again,
+so the overlap is largest where the writes wait outside Python (a PostgreSQL server),
+and nothing is gained where the other core is busy already (the cycle's bank lane).
+Figures: docs/performance.md, "Third session of 2026-12-06".
 
 Nothing about what is staged changes: the writes happen on the caller's thread, in the
 order read, each page with its cursor in one transaction. A page read ahead and not
