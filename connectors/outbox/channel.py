@@ -21,7 +21,8 @@ class OutboxSettings(BaseModel):
 
 
 class OutboxChannel:
-    #: a file is written (fsync, rename) before ``send`` returns: ``lookup`` knows at once
+    #: a file is written (fsync, rename, its folder's fsync) before ``send`` returns:
+    #: ``lookup`` knows at once
     lookup_lags = False
 
     def __init__(self, name: str, settings: OutboxSettings) -> None:
@@ -33,11 +34,22 @@ class OutboxChannel:
         return hits[0] if hits else None
 
     def send(self, batch: Sequence[OutboundMessage]) -> Sequence[Receipt]:
+        """Each message into its file; returns once every file and its name are on disk.
+
+        A rename is durable only once its folder is synced: without that, a power cut
+        could take back a file whose message the ledger then records as sent (and never
+        sends again). The folders a batch wrote in are synced once, after its last
+        rename, with each new folder's parent (where its name is)."""
         receipts = []
+        touched: dict[Path, None] = {}
         for m in batch:
             day = m.send_after.date().isoformat() if m.send_after else "undated"
             folder = self.root / day
-            folder.mkdir(parents=True, exist_ok=True)
+            if folder not in touched and not folder.is_dir():
+                new = [folder, *(p for p in folder.parents if not p.exists())]
+                folder.mkdir(parents=True, exist_ok=True)
+                touched.update(dict.fromkeys(p.parent for p in reversed(new)))
+            touched[folder] = None
             final = folder / f"{m.message_id}.txt"
             tmp = folder / f".{m.message_id}.tmp"
             head = {
@@ -55,6 +67,8 @@ class OutboxChannel:
             receipts.append(
                 Receipt(m.message_id, "sent", provider_id=str(final.relative_to(self.root)))
             )
+        for folder in touched:
+            _sync_folder(folder)
         return receipts
 
     def lookup(self, message_ids: Sequence[str]) -> Mapping[str, Receipt]:
@@ -64,3 +78,12 @@ class OutboxChannel:
             if p is not None:
                 out[mid] = Receipt(mid, "sent", provider_id=str(p.relative_to(self.root)))
         return out
+
+
+def _sync_folder(folder: Path) -> None:
+    """``fsync`` of a folder: the names made or replaced in it are on disk."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
