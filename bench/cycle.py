@@ -9,7 +9,14 @@ stage it runs the same work done bare:
 - ingest: raw ``pyodbc`` fetch of the same queries into a DataFrame;
 - validate: the same rules as plain pandas masks on the staged rows;
 - send: the same number of message files written with plain ``open().write``;
-- write back: one plain ``executemany`` UPDATE on a copy of the ERP.
+- write back: the creditor's own statements with every applied change's values, as one
+  ``executemany`` of Python's ``sqlite3`` on a copy of the ERP as it was before.
+
+For send and write back it also times the floor of the stage's own way (``floor s``):
+what the stage cannot leave out and stay correct, with none of its other work. Send:
+the same files each synced and renamed into place, as exactly once needs before the
+ledger records a message sent. Write back: the same statements over ODBC a statement a
+change, as telling a conflict (no row touched) from an applied change needs.
 
 The stages run as the flow runs them on the creditor's ``scale.runner``: with
 ``processes`` (the default) one pool of worker processes for the cycle, the bank lane
@@ -244,13 +251,29 @@ def _bare_validate_child(cfg: str, staged: str) -> float:
     return time.perf_counter() - t
 
 
-def _bare_send(folder: Path, n: int, size: int) -> float:
+def _bare_send(folder: Path, n: int, size: int, durable: bool = False) -> float:
+    """``n`` files of ``size`` characters written with plain ``open().write``. With
+    ``durable``, each made to last as the outbox channel must before the ledger records
+    its message as sent (exactly once): its text synced, then renamed into place, and
+    the folder synced after the last rename. That is the floor of the stage's own way
+    (``floor_seconds``), which no faster code can go under without giving that up."""
     body = "x" * size
     t = time.perf_counter()
     folder.mkdir(parents=True)
     for i in range(n):
-        with open(folder / f"{i:08d}.txt", "w", encoding="utf-8") as fh:
+        final = folder / f"{i:08d}.txt"
+        tmp = folder / f".{i:08d}.tmp" if durable else final
+        with open(tmp, "w", encoding="utf-8") as fh:
             fh.write(body)
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
+        if durable:
+            os.replace(tmp, final)
+    if durable:
+        fd = os.open(folder, os.O_RDONLY)
+        os.fsync(fd)
+        os.close(fd)
     return time.perf_counter() - t
 
 
@@ -271,13 +294,9 @@ def _bare_write_back(erp: Path, ids: list[str]) -> float:
     return took
 
 
-def _bare_statements(ctx: Any, before: Path) -> tuple[float, int]:
-    """The same work as write back, bare: every change the stage applied, through the
-    creditor's own statement for its entity (the version check and every column it
-    sets), with the change's own values, as one ``executemany`` an entity in one
-    transaction of Python's ``sqlite3``, on a copy of the ERP as it was before the
-    cycle (the stage's writes are its only ones). (seconds, rows the statements
-    touched)."""
+def _applied_statements(ctx: Any) -> dict[str, list[list[Any]]]:
+    """Every change write back applied, as the creditor's statement for its entity with
+    the change's own values (``?`` markers): statement -> its rows' parameters."""
     from sqlalchemy import select
 
     from connectors.odbc.client import named_to_qmark
@@ -299,6 +318,47 @@ def _bare_statements(ctx: Any, before: Path) -> tuple[float, int]:
             statements[entity], {**values, "record_id": record_id, "expected_version": version}
         )
         params.setdefault(sql, []).append(bound)
+    return params
+
+
+def _odbc_statements(ctx: Any, before: Path) -> tuple[float, int]:
+    """The floor of write back's own way: the statements ``_bare_statements`` runs, each
+    on its own over ODBC to a copy of the ERP as it was before the cycle (the SQLite
+    ODBC driver, as the stage), in one transaction, reading each one's row count. A
+    statement a change is what tells a conflict (no row touched) from an applied change,
+    and the SQLite ODBC driver crashes with ``fast_executemany``; the stage's ledger
+    side (claiming the changes, recording their outcome) is left out. (seconds, rows
+    touched.)"""
+    import pyodbc
+
+    assert ctx.cfg.write_back is not None
+    src = ctx.cfg.odbc_sources()[ctx.cfg.write_back.target]
+    params = _applied_statements(ctx)
+    erp = str(ctx.cfg.path("erp.sqlite"))
+    assert erp in src.connection_string, "the ERP's path is not in its connection string"
+    conn = pyodbc.connect(src.connection_string.replace(erp, str(before)), autocommit=False)
+    touched = 0
+    t = time.perf_counter()
+    cur = conn.cursor()
+    for sql, rows in params.items():
+        for row in rows:
+            cur.execute(sql, row)
+            touched += max(cur.rowcount, 0)
+    conn.commit()
+    took = time.perf_counter() - t
+    conn.close()
+    before.unlink()
+    return took, touched
+
+
+def _bare_statements(ctx: Any, before: Path) -> tuple[float, int]:
+    """The same work as write back, bare: every change the stage applied, through the
+    creditor's own statement for its entity (the version check and every column it
+    sets), with the change's own values, as one ``executemany`` an entity in one
+    transaction of Python's ``sqlite3``, on a copy of the ERP as it was before the
+    cycle (the stage's writes are its only ones). (seconds, rows the statements
+    touched)."""
+    params = _applied_statements(ctx)
     t = time.perf_counter()
     touched = 0
     with sqlite3.connect(before) as db:
@@ -469,6 +529,9 @@ def run_stages(cfg: Path, sftp_port: int, rss: PeakRss, bare: bool) -> dict[str,
         out["send"]["bare_seconds"] = round(
             _bare_send(cfg.parent / "bare-outbox", len(files), size), 2
         )
+        out["send"]["floor_seconds"] = round(
+            _bare_send(cfg.parent / "floor-outbox", len(files), size, durable=True), 2
+        )
         with ctx.engine.connect() as conn:
             ids = list(
                 conn.execute(
@@ -483,12 +546,19 @@ def run_stages(cfg: Path, sftp_port: int, rss: PeakRss, bare: bool) -> dict[str,
         out["write_back"]["bare_two_columns_seconds"] = round(
             _bare_write_back(cfg.parent / "erp.sqlite", ids), 2
         )
+        erp_floor = erp_before.with_name("erp-floor.sqlite")
+        shutil.copy(erp_before, erp_floor)
         secs, touched = _bare_statements(ctx, erp_before)
         out["write_back"]["bare_seconds"] = round(secs, 2)
         out["write_back"]["bare_rows"] = touched
+        secs, touched = _odbc_statements(ctx, erp_floor)
+        out["write_back"]["floor_seconds"] = round(secs, 2)
+        out["write_back"]["floor_rows"] = touched
         for row in out.values():
             if row.get("bare_seconds"):
                 row["ratio_to_bare"] = round(row["seconds"] / row["bare_seconds"], 2)
+            if row.get("bare_seconds") and row.get("floor_seconds"):
+                row["floor_ratio_to_bare"] = round(row["floor_seconds"] / row["bare_seconds"], 2)
     return {"stages": out, "wall_seconds": wall}
 
 
@@ -871,11 +941,13 @@ def render(out: dict[str, Any]) -> str:
         )
         lines.append(
             f"{'stage':<11} {'seconds':>8} {'rows/s':>10} {'peak MiB':>9} {'bare s':>8} {'ratio':>6}"
+            f" {'floor s':>8} {'ratio':>6}"
         )
         for name, s in r["stages"].items():
             lines.append(
                 f"{name:<11} {s['seconds']:>8.2f} {s['rows_per_second'] or 0:>10,} {s['peak_mib']:>9,}"
                 f" {s.get('bare_seconds', ''):>8} {s.get('ratio_to_bare', ''):>6}"
+                f" {s.get('floor_seconds', ''):>8} {s.get('floor_ratio_to_bare', ''):>6}"
                 + (f"  (beside {s['beside']})" if s.get("beside") else "")
             )
         lines.append(
