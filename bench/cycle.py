@@ -56,6 +56,7 @@ from typing import Any
 import pandas as pd
 
 from bench.odbc import commit_id
+from connectors.durable import sync_path
 from flows.context import forget_engines
 
 TODAY = dt.date(2026, 11, 24)
@@ -272,9 +273,7 @@ def _bare_send(folder: Path, n: int, size: int, durable: bool = False) -> float:
         if durable:
             os.replace(tmp, final)
     if durable:
-        fd = os.open(folder, os.O_RDONLY)
-        os.fsync(fd)
-        os.close(fd)
+        sync_path(folder)
     return time.perf_counter() - t
 
 

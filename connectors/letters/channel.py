@@ -26,6 +26,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from connectors.durable import Folders, sync_path
 from connectors.sftp.client import SftpClient
 from connectors.sftp.settings import SftpSettings
 from ledger.records import OutboundMessage, Receipt
@@ -50,7 +51,8 @@ class LetterSettings(BaseModel):
 
 
 class LetterChannel:
-    #: a file is written (fsync, rename) before ``send`` returns: ``lookup`` knows at once
+    #: a letter's PDF is on disk before ``send`` returns (``connectors.durable``):
+    #: ``lookup`` knows at once
     lookup_lags = False
 
     def __init__(
@@ -71,18 +73,25 @@ class LetterChannel:
 
     # ------------------------------------------------------------------ the port
     def send(self, batch: Sequence[OutboundMessage]) -> Sequence[Receipt]:
+        """Each letter's PDF, with its ``.meta`` (pages; postcode) for the print batch;
+        returns once they are on disk. The PDF is renamed into place last: a letter
+        whose PDF exists (``lookup``) has its meta too."""
         receipts = []
+        folders = Folders()
         for m in batch:
             day = m.send_after.date() if m.send_after else self.today
-            folder = self.root / day.isoformat()
-            folder.mkdir(parents=True, exist_ok=True)
+            folder = folders.make(self.root / day.isoformat())
             final = folder / f"{m.message_id}.pdf"
             tmp = folder / f".{m.message_id}.part"
             pages = self._pdf(tmp, m, day)
-            os.replace(tmp, final)
-            (folder / f"{m.message_id}.meta").write_text(
-                f"{pages};{_postcode(m.to)}", encoding="utf-8"
-            )
+            meta = folder / f".{m.message_id}.meta.part"
+            with open(meta, "w", encoding="utf-8") as fh:
+                fh.write(f"{pages};{_postcode(m.to)}")
+                fh.flush()
+                os.fsync(fh.fileno())
+            folders.replace(meta, folder / f"{m.message_id}.meta")
+            sync_path(tmp)
+            folders.replace(tmp, final)
             delivery = expected_delivery(day, self.s.post_days)
             receipts.append(
                 Receipt(
@@ -92,6 +101,7 @@ class LetterChannel:
                     detail={"expected_delivery": delivery.isoformat(), "pages": pages},
                 )
             )
+        folders.sync()
         return receipts
 
     def lookup(self, message_ids: Sequence[str]) -> Mapping[str, Receipt]:

@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from connectors.durable import Folders
 from ledger.records import OutboundMessage, Receipt
 
 
@@ -34,22 +35,13 @@ class OutboxChannel:
         return hits[0] if hits else None
 
     def send(self, batch: Sequence[OutboundMessage]) -> Sequence[Receipt]:
-        """Each message into its file; returns once every file and its name are on disk.
-
-        A rename is durable only once its folder is synced: without that, a power cut
-        could take back a file whose message the ledger then records as sent (and never
-        sends again). The folders a batch wrote in are synced once, after its last
-        rename, with each new folder's parent (where its name is)."""
+        """Each message into its file; returns once every file and its name are on disk
+        (``connectors.durable``): the ledger then records the messages as sent."""
         receipts = []
-        touched: dict[Path, None] = {}
+        folders = Folders()
         for m in batch:
             day = m.send_after.date().isoformat() if m.send_after else "undated"
-            folder = self.root / day
-            if folder not in touched and not folder.is_dir():
-                new = [folder, *(p for p in folder.parents if not p.exists())]
-                folder.mkdir(parents=True, exist_ok=True)
-                touched.update(dict.fromkeys(p.parent for p in reversed(new)))
-            touched[folder] = None
+            folder = folders.make(self.root / day)
             final = folder / f"{m.message_id}.txt"
             tmp = folder / f".{m.message_id}.tmp"
             head = {
@@ -63,12 +55,11 @@ class OutboxChannel:
                 fh.write(json.dumps(head, ensure_ascii=False) + "\n\n" + m.body_text)
                 fh.flush()
                 os.fsync(fh.fileno())
-            os.replace(tmp, final)
+            folders.replace(tmp, final)
             receipts.append(
                 Receipt(m.message_id, "sent", provider_id=str(final.relative_to(self.root)))
             )
-        for folder in touched:
-            _sync_folder(folder)
+        folders.sync()
         return receipts
 
     def lookup(self, message_ids: Sequence[str]) -> Mapping[str, Receipt]:
@@ -78,12 +69,3 @@ class OutboxChannel:
             if p is not None:
                 out[mid] = Receipt(mid, "sent", provider_id=str(p.relative_to(self.root)))
         return out
-
-
-def _sync_folder(folder: Path) -> None:
-    """``fsync`` of a folder: the names made or replaced in it are on disk."""
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

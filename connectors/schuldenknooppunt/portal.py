@@ -30,6 +30,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from connectors.durable import Folders
 from connectors.schuldenknooppunt.messages import (
     OUT_TYPES,
     InMessage,
@@ -206,8 +207,10 @@ class PortalExchange:
     def post_replies(self, replies: Sequence[Reply]) -> None:
         """Answers into the day's files: each file read once, the new rows added (an id
         already there is a resend after a crash, and skipped), written whole and
-        atomically once per round, not once per answer."""
-        self.outbox.mkdir(parents=True, exist_ok=True)
+        atomically once per round, not once per answer; on disk when it returns
+        (``connectors.durable``), as the ledger then records the answers as given."""
+        folders = Folders()
+        folders.make(self.outbox)
         by_file: dict[Path, tuple[tuple[str, ...], list[list[Any]]]] = {}
         for reply in replies:
             path, cols, rows = self._rows(reply)
@@ -229,8 +232,9 @@ class PortalExchange:
                 w.writerows([[safe_cell(v) for v in r] for r in new])
                 fh.flush()
                 os.fsync(fh.fileno())
-            tmp.replace(path)
+            folders.replace(tmp, path)
             self.written.add(path)
+        folders.sync()
 
     def _rows(self, reply: Reply) -> tuple[Path, tuple[str, ...], list[list[Any]]]:
         day = (reply.created_on or dt.date.today()).strftime("%Y%m%d")
