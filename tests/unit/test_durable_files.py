@@ -1,11 +1,13 @@
 """Files the ledger trusts once written last through a power cut: each text synced
 before its rename, and every folder that got a new name synced after the batch's last
-rename (``connectors.durable``). The letters channel and the Schuldenknooppunt's answers
-file go through it, like the outbox (tests/unit/test_outbox_channel.py)."""
+rename (``connectors.durable``). The outbox and letters channels return only then (the
+ledger records the message as sent on that word, and never sends it again), and so does
+the Schuldenknooppunt's answers file."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 from pathlib import Path
 
@@ -14,9 +16,24 @@ import pytest
 from connectors import durable
 from connectors.durable import Folders
 from connectors.letters import LetterChannel, LetterSettings
+from connectors.outbox import OutboxChannel, OutboxSettings
 from connectors.schuldenknooppunt import PortalExchange, PortalExchangeSettings
 from connectors.schuldenknooppunt.messages import Reply
 from ledger.records import OutboundMessage
+
+
+def _msg(mid: str, day: int | None) -> OutboundMessage:
+    return OutboundMessage(
+        message_id=mid,
+        creditor_id="c1",
+        debtor_id="d1",
+        channel="letter",
+        step="friendly_reminder",
+        to="Dorpsstraat 1\n1234 AB Ergens",
+        subject="Uw rekening",
+        body_text=f"Beste klant, {mid}",
+        send_after=dt.datetime(2026, 11, day, 9, tzinfo=dt.UTC) if day else None,
+    )
 
 
 @pytest.fixture
@@ -80,18 +97,7 @@ def test_a_letter_is_on_disk_with_its_meta_before_send_returns(
         "Woonstichting De Vang",
         today=dt.date(2026, 11, 24),
     )
-    msg = OutboundMessage(
-        message_id="L1",
-        creditor_id="c1",
-        debtor_id="d1",
-        channel="letter",
-        step="wik_letter",
-        to="J. Jansen\nDorpsstraat 1\n1234 AB Ergens",
-        subject="Veertiendagenbrief",
-        body_text="U heeft nog een openstaand bedrag.",
-    )
-
-    (receipt,) = letters.send([msg])
+    (receipt,) = letters.send([_msg("L1", None)])  # undated: the channel's today
 
     day = tmp_path / "letters" / "2026-11-24"
     assert receipt.status == "sent" and receipt.provider_id == "2026-11-24/L1.pdf"
@@ -130,3 +136,52 @@ def test_the_answers_file_is_on_disk_before_the_round_is_recorded(
         ("rename", str(answers))
     )
     assert _after_last_rename(calls) == [str(tmp_path), str(tmp_path / "out")]
+
+
+def test_the_outbox_syncs_each_folder_it_wrote_in_after_its_last_rename(
+    tmp_path: Path, calls: list[tuple[str, str]]
+) -> None:
+    box = OutboxChannel("letter", OutboxSettings(dir=str(tmp_path / "out")))
+    got = box.send([_msg("m1", 24), _msg("m2", 25), _msg("m3", 24), _msg("m4", None)])
+
+    assert [r.status for r in got] == ["sent"] * 4
+    assert [r.provider_id for r in got] == [
+        "2026-11-24/m1.txt",
+        "2026-11-25/m2.txt",
+        "2026-11-24/m3.txt",
+        "undated/m4.txt",
+    ]
+    head, _, body = (tmp_path / "out/letter/2026-11-24/m3.txt").read_text().partition("\n\n")
+    assert json.loads(head)["message_id"] == "m3" and body == "Beste klant, m3"
+    assert not list((tmp_path / "out").rglob("*.tmp"))
+
+    root = tmp_path / "out" / "letter"
+    # the three day folders, and where each new folder's name is: the channel's folder,
+    # the outbox's, and tmp_path (which held no "out" before)
+    assert set(_after_last_rename(calls)) == {
+        str(root / "2026-11-24"),
+        str(root / "2026-11-25"),
+        str(root / "undated"),
+        str(root),
+        str(tmp_path / "out"),
+        str(tmp_path),
+    }
+    # each message's own text was synced before its rename
+    for mid, day in (("m1", "2026-11-24"), ("m2", "2026-11-25"), ("m4", "undated")):
+        at = calls.index(("rename", str(root / day / f"{mid}.txt")))
+        assert calls[at - 1] == ("fsync", str(root / day / f".{mid}.tmp"))
+
+
+def test_an_outbox_folder_there_before_is_synced_alone(
+    tmp_path: Path, calls: list[tuple[str, str]]
+) -> None:
+    box = OutboxChannel("letter", OutboxSettings(dir=str(tmp_path)))
+    box.send([_msg("m1", 24)])
+    calls.clear()
+
+    box.send([_msg("m2", 24), _msg("m3", 24)])
+
+    day = tmp_path / "letter" / "2026-11-24"
+    assert [p for what, p in calls if what == "fsync" and not p.endswith(".tmp")] == [str(day)]
+    assert calls[-1] == ("fsync", str(day))
+    assert sorted(p.name for p in day.iterdir()) == ["m1.txt", "m2.txt", "m3.txt"]
