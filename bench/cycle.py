@@ -56,7 +56,7 @@ from typing import Any
 import pandas as pd
 
 from bench.odbc import commit_id
-from connectors.durable import sync_path
+from connectors.durable import Folders
 from flows.context import forget_engines
 
 TODAY = dt.date(2026, 11, 24)
@@ -262,18 +262,15 @@ def _bare_send(folder: Path, n: int, size: int, durable: bool = False) -> float:
     body = "x" * size
     t = time.perf_counter()
     folder.mkdir(parents=True)
+    folders = Folders()
     for i in range(n):
         final = folder / f"{i:08d}.txt"
-        tmp = folder / f".{i:08d}.tmp" if durable else final
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(body)
-            if durable:
-                fh.flush()
-                os.fsync(fh.fileno())
         if durable:
-            os.replace(tmp, final)
-    if durable:
-        sync_path(folder)
+            folders.write(final, body, folder / f".{i:08d}.tmp")
+            continue
+        with open(final, "w", encoding="utf-8") as fh:
+            fh.write(body)
+    folders.sync()
     return time.perf_counter() - t
 
 

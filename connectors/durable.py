@@ -41,6 +41,15 @@ class Folders:
         self._written[folder] = None
         return folder
 
+    def write(self, final: Path, text: str, tmp: Path) -> None:
+        """``text`` (UTF-8) into ``final`` by way of ``tmp`` in the same folder: written,
+        synced, then renamed into place; its folder kept."""
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        self.replace(tmp, final)
+
     def replace(self, tmp: Path, final: Path) -> None:
         """``tmp`` (its text already synced) renamed to ``final``; its folder kept."""
         os.replace(tmp, final)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import hashlib
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Literal
@@ -84,12 +83,11 @@ class LetterChannel:
             final = folder / f"{m.message_id}.pdf"
             tmp = folder / f".{m.message_id}.part"
             pages = self._pdf(tmp, m, day)
-            meta = folder / f".{m.message_id}.meta.part"
-            with open(meta, "w", encoding="utf-8") as fh:
-                fh.write(f"{pages};{_postcode(m.to)}")
-                fh.flush()
-                os.fsync(fh.fileno())
-            folders.replace(meta, folder / f"{m.message_id}.meta")
+            folders.write(
+                folder / f"{m.message_id}.meta",
+                f"{pages};{_postcode(m.to)}",
+                folder / f".{m.message_id}.meta.part",
+            )
             sync_path(tmp)
             folders.replace(tmp, final)
             delivery = expected_delivery(day, self.s.post_days)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Literal
@@ -43,7 +42,6 @@ class OutboxChannel:
             day = m.send_after.date().isoformat() if m.send_after else "undated"
             folder = folders.make(self.root / day)
             final = folder / f"{m.message_id}.txt"
-            tmp = folder / f".{m.message_id}.tmp"
             head = {
                 "message_id": m.message_id,
                 "channel": self.name,
@@ -51,11 +49,8 @@ class OutboxChannel:
                 "to": m.to,
                 "subject": m.subject,
             }
-            with open(tmp, "w", encoding="utf-8") as fh:
-                fh.write(json.dumps(head, ensure_ascii=False) + "\n\n" + m.body_text)
-                fh.flush()
-                os.fsync(fh.fileno())
-            folders.replace(tmp, final)
+            text = json.dumps(head, ensure_ascii=False) + "\n\n" + m.body_text
+            folders.write(final, text, folder / f".{m.message_id}.tmp")
             receipts.append(
                 Receipt(m.message_id, "sent", provider_id=str(final.relative_to(self.root)))
             )
